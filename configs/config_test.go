@@ -1,0 +1,121 @@
+package configs
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestDefaultsMatchDocumentedValues(t *testing.T) {
+	c := Default()
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"tcp.addr", c.TCP.Addr, "0.0.0.0:8087"},
+		{"tls.addr", c.TLS.Addr, "0.0.0.0:8089"},
+		{"tls.handshake_timeout", c.TLS.HandshakeTimeout.Duration, 10 * time.Second},
+		{"limits.idle_timeout", c.Limits.IdleTimeout.Duration, 90 * time.Second},
+		{"limits.max_frame_bytes", c.Limits.MaxFrameBytes, 1 << 20},
+		{"limits.write_timeout", c.Limits.WriteTimeout.Duration, 60 * time.Second},
+		{"broker.shards", c.Broker.Shards, 0},
+		{"sa.replay", c.SA.Replay, true},
+		{"admin.addr", c.Admin.Addr, "127.0.0.1:8088"},
+		{"log.level", c.Log.Level, "info"},
+		{"log.format", c.Log.Format, "json"},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s = %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+	if c.TLSEnabled() {
+		t.Error("TLS must be off by default: no certificate is configured")
+	}
+}
+
+func TestPartialFileKeepsOtherDefaults(t *testing.T) {
+	c, err := Parse([]byte("[tcp]\naddr = \"127.0.0.1:0\"\n[limits]\nidle_timeout = \"2m\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TCP.Addr != "127.0.0.1:0" || c.Limits.IdleTimeout.Duration != 2*time.Minute {
+		t.Errorf("overrides not applied: %+v", c)
+	}
+	if c.Limits.WriteTimeout.Duration != 60*time.Second || c.Limits.MaxFrameBytes != 1<<20 {
+		t.Errorf("defaults lost: %+v", c.Limits)
+	}
+}
+
+func TestEveryProblemReportedAtOnce(t *testing.T) {
+	in := `
+[tcp]
+addr = "nonsense"
+adr = "typo"
+[limits]
+idle_timeout = "90"
+[log]
+level = "loud"
+format = "xml"
+[bogus]
+x = 1
+`
+	_, err := Parse([]byte(in))
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("want ErrInvalid, got %v", err)
+	}
+	// A type error (the unit-less duration) stops decoding before the other
+	// checks, so it is tested on its own below; here the file decodes.
+	in = strings.Replace(in, `idle_timeout = "90"`, `idle_timeout = "90s"`, 1)
+	_, err = Parse([]byte(in))
+	if err == nil {
+		t.Fatal("bad config accepted")
+	}
+	msg := err.Error()
+	for _, want := range []string{`"tcp.adr"`, `"bogus.x"`, "tcp.addr", "log.level", "log.format"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error does not mention %s:\n%s", want, msg)
+		}
+	}
+}
+
+func TestDurationsNeedUnits(t *testing.T) {
+	for _, in := range []string{`idle_timeout = "90"`, `idle_timeout = "soon"`, `idle_timeout = "-5s"`} {
+		_, err := Parse([]byte("[limits]\n" + in + "\n"))
+		if err == nil {
+			t.Errorf("%s accepted", in)
+		}
+	}
+}
+
+func TestLimitsChecked(t *testing.T) {
+	cases := map[string]string{
+		"soft above hard": "[limits]\noutbound_soft_bytes = 100\noutbound_hard_bytes = 50\n",
+		"tiny frame":      "[limits]\nmax_frame_bytes = 10\n",
+		"no listener":     "[tcp]\naddr = \"\"\n",
+		"half tls":        "[tls]\ncert = \"/x.pem\"\n",
+		"negative shards": "[broker]\nshards = -1\n",
+	}
+	for name, in := range cases {
+		if _, err := Parse([]byte(in)); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestLoadNamesTheFile(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(p, []byte("[log]\nlevel = \"x\"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(p)
+	if err == nil || !strings.Contains(err.Error(), p) {
+		t.Fatalf("error should name %s: %v", p, err)
+	}
+	if _, err := Load(filepath.Join(t.TempDir(), "missing.toml")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("missing file: %v", err)
+	}
+}

@@ -1,0 +1,449 @@
+package broker
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"cotd/cot"
+	"cotd/engine/metrics"
+)
+
+// DropReason says why a routed message did not reach a recipient.
+type DropReason uint8
+
+// Every way a message can be dropped. Each is counted.
+const (
+	// DropBackpressure: a position report to a recipient above its soft limit.
+	DropBackpressure DropReason = iota
+	// DropSlowConsumer: the recipient went above its hard limit.
+	DropSlowConsumer
+	// DropRecipientClosed: the recipient was closing.
+	DropRecipientClosed
+	// DropInboxFull: the sender's shard inbox was full; the frame was never routed.
+	DropInboxFull
+	// NumDropReasons bounds the enum.
+	NumDropReasons
+)
+
+var dropNames = [NumDropReasons]string{"backpressure", "slow_consumer", "recipient_closed", "inbox_full"}
+
+func (r DropReason) String() string {
+	if r < NumDropReasons {
+		return dropNames[r]
+	}
+	return "unknown"
+}
+
+// Stats are the broker's counters.
+type Stats struct {
+	// Routed counts frames accepted for routing.
+	Routed metrics.Counter
+	// Delivered counts messages queued to a recipient.
+	Delivered metrics.Counter
+	// Unroutable counts directed frames none of whose destinations is online.
+	Unroutable metrics.Counter
+	// Replayed counts cached SAs sent to newly joined clients.
+	Replayed metrics.Counter
+	// DisconnectNotices counts t-x-d-d events generated for leaving clients.
+	DisconnectNotices metrics.Counter
+	// Drops counts messages dropped, by reason.
+	Drops [NumDropReasons]metrics.Counter
+}
+
+// Options configure a Broker.
+type Options struct {
+	// Shards is the number of routing goroutines; 0 means GOMAXPROCS.
+	Shards int
+	// Inbox is each shard's queue length.
+	Inbox int
+	// Replay sends a joining client the cached SA of every other client.
+	Replay bool
+	// PruneEvery is how often stale SAs leave the cache; 0 means 10s.
+	PruneEvery time.Duration
+	// Log receives the broker's own events.
+	Log zerolog.Logger
+}
+
+// Broker routes frames between clients.
+type Broker struct {
+	opts   Options
+	stats  Stats
+	reg    *registry
+	sa     *saCache
+	shards []*shard
+
+	inflight atomic.Int64
+	quit     chan struct{}
+	wg       sync.WaitGroup
+	stopOnce sync.Once
+}
+
+// allStreaming is the dest callsign TAK Server reads as "broadcast".
+const allStreaming = "All Streaming"
+
+type jobKind uint8
+
+const (
+	jobFrame jobKind = iota
+	jobLeave
+)
+
+type job struct {
+	kind      jobKind
+	from      *Client
+	msg       *Message
+	sa        bool
+	uid       string
+	callsign  string
+	stale     time.Time
+	callsigns []string
+	uids      []string
+}
+
+type shard struct {
+	b       *Broker
+	inbox   chan job
+	targets []*Client
+	seen    map[uint64]struct{}
+}
+
+// New builds a broker; Start runs it.
+func New(opts Options) *Broker {
+	if opts.Shards <= 0 {
+		opts.Shards = runtime.GOMAXPROCS(0)
+	}
+	if opts.Inbox <= 0 {
+		opts.Inbox = 16384
+	}
+	if opts.PruneEvery <= 0 {
+		opts.PruneEvery = 10 * time.Second
+	}
+	b := &Broker{
+		opts: opts,
+		reg:  newRegistry(),
+		sa:   newSACache(),
+		quit: make(chan struct{}),
+	}
+	for range opts.Shards {
+		b.shards = append(b.shards, &shard{
+			b:     b,
+			inbox: make(chan job, opts.Inbox),
+			seen:  make(map[uint64]struct{}),
+		})
+	}
+	return b
+}
+
+// Stats exposes the counters.
+func (b *Broker) Stats() *Stats { return &b.stats }
+
+// Start launches the shard goroutines and the SA pruner.
+func (b *Broker) Start() {
+	for _, s := range b.shards {
+		b.wg.Add(1)
+		go s.run()
+	}
+	b.wg.Add(1)
+	go b.prune()
+}
+
+// Drain waits until every accepted frame has been routed, or ctx ends.
+func (b *Broker) Drain(ctx context.Context) error {
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for b.inflight.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Stop ends the goroutines. Frames still queued are dropped and counted;
+// call Drain first for a clean stop.
+func (b *Broker) Stop() {
+	b.stopOnce.Do(func() { close(b.quit) })
+	b.wg.Wait()
+	for _, s := range b.shards {
+		for {
+			select {
+			case j := <-s.inbox:
+				if j.kind == jobFrame {
+					b.stats.Drops[DropInboxFull].Inc()
+				}
+				b.inflight.Add(-1)
+				continue
+			default:
+			}
+			break
+		}
+	}
+}
+
+// Join makes c a recipient. With replay on, c is then sent the latest SA of
+// every other client, from a goroutine of its own so that the caller (an
+// event loop) never copies the cache.
+func (b *Broker) Join(c *Client) {
+	b.reg.add(c)
+	if b.opts.Replay {
+		go b.replay(c)
+	}
+}
+
+func (b *Broker) replay(c *Client) {
+	msgs := b.sa.appendLive(nil, time.Now(), c.ID)
+	for _, m := range msgs {
+		if c.left.Load() {
+			return
+		}
+		// A replayed SA was read long ago: it must not count as routing delay.
+		cp := *m
+		cp.Recv = 0
+		if b.deliver(c, &cp) {
+			b.stats.Replayed.Inc()
+		}
+	}
+}
+
+// Leave removes c at once (no more deliveries) and lets its shard, after
+// every frame c sent, forget its SA and tell the others it left. It never
+// drops the notice: when the inbox is full the hand-off waits in a goroutine.
+func (b *Broker) Leave(c *Client) {
+	if !b.reg.remove(c) {
+		return
+	}
+	c.left.Store(true)
+	b.inflight.Add(1)
+	j := job{kind: jobLeave, from: c}
+	s := b.shardOf(c)
+	select {
+	case s.inbox <- j:
+	default:
+		go func() {
+			select {
+			case s.inbox <- j:
+			case <-b.quit:
+				b.inflight.Add(-1)
+			}
+		}()
+	}
+}
+
+// Publish hands one event from c to c's shard. doc is only valid during the
+// call; h is its scanned header; recv is when it was read (unix nanos). It never blocks: a full inbox drops the
+// frame, counts it and returns false.
+func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64) bool {
+	var out []byte
+	if h.MartiStart >= 0 {
+		out = cot.StripMarti(doc, h)
+	} else {
+		out = bytes.Clone(doc)
+	}
+	j := job{
+		kind: jobFrame,
+		from: c,
+		msg:  &Message{XML: out, Type: h.Type, Position: h.IsPositionReport(), Recv: recv},
+	}
+	if h.IsSA() {
+		j.sa, j.uid, j.callsign, j.stale = true, h.UID, h.Callsign, h.Stale
+	}
+	if len(h.DestCallsigns) > 0 {
+		j.callsigns = append([]string(nil), h.DestCallsigns...)
+	}
+	if len(h.DestUIDs) > 0 {
+		j.uids = append([]string(nil), h.DestUIDs...)
+	}
+	b.inflight.Add(1)
+	select {
+	case b.shardOf(c).inbox <- j:
+		return true
+	default:
+		b.inflight.Add(-1)
+		b.stats.Drops[DropInboxFull].Inc()
+		return false
+	}
+}
+
+// Clients returns the joined clients; the slice must not be modified.
+func (b *Broker) Clients() []*Client { return b.reg.all() }
+
+// Count is the number of joined clients.
+func (b *Broker) Count() int { return b.reg.count() }
+
+// InboxDepth is the number of frames waiting in shard i.
+func (b *Broker) InboxDepth(i int) int { return len(b.shards[i].inbox) }
+
+// NumShards is the number of shards.
+func (b *Broker) NumShards() int { return len(b.shards) }
+
+// CachedSAs is the number of SAs in the replay cache.
+func (b *Broker) CachedSAs() int { return b.sa.len() }
+
+func (b *Broker) shardOf(c *Client) *shard {
+	return b.shards[c.ID%uint64(len(b.shards))]
+}
+
+func (b *Broker) prune() {
+	defer b.wg.Done()
+	t := time.NewTicker(b.opts.PruneEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-b.quit:
+			return
+		case now := <-t.C:
+			b.sa.prune(now)
+		}
+	}
+}
+
+// deliver hands m to c and counts the outcome.
+func (b *Broker) deliver(c *Client, m *Message) bool {
+	switch c.out.Deliver(m) {
+	case Queued:
+		b.stats.Delivered.Inc()
+		return true
+	case DroppedBackpressure:
+		b.stats.Drops[DropBackpressure].Inc()
+	case DroppedSlowConsumer:
+		b.stats.Drops[DropSlowConsumer].Inc()
+	default:
+		b.stats.Drops[DropRecipientClosed].Inc()
+	}
+	return false
+}
+
+func (s *shard) run() {
+	defer s.b.wg.Done()
+	for {
+		select {
+		case <-s.b.quit:
+			return
+		case j := <-s.inbox:
+			s.handle(j, time.Now())
+			s.b.inflight.Add(-1)
+		}
+	}
+}
+
+func (s *shard) handle(j job, now time.Time) {
+	switch j.kind {
+	case jobLeave:
+		s.leave(j.from, now)
+	case jobFrame:
+		s.route(j, now)
+	}
+}
+
+func (s *shard) route(j job, now time.Time) {
+	b := s.b
+	from := j.from
+	from.lastSeen.Store(now.UnixNano())
+	b.stats.Routed.Inc()
+	if j.sa {
+		s.learn(from, j)
+	}
+	if len(j.callsigns) == 0 && len(j.uids) == 0 {
+		s.broadcast(from, j.msg)
+		return
+	}
+	targets := s.targets[:0]
+	for _, cs := range j.callsigns {
+		if cs == allStreaming {
+			s.broadcast(from, j.msg)
+			return
+		}
+		targets = b.reg.appendByCallsign(targets, cs)
+	}
+	for _, u := range j.uids {
+		if c := b.reg.lookupUID(u); c != nil {
+			targets = append(targets, c)
+		}
+	}
+	clear(s.seen)
+	sent := 0
+	for _, c := range targets {
+		if c == from {
+			continue
+		}
+		if _, dup := s.seen[c.ID]; dup {
+			continue
+		}
+		s.seen[c.ID] = struct{}{}
+		b.deliver(c, j.msg)
+		sent++
+	}
+	clear(targets)
+	s.targets = targets[:0]
+	if sent == 0 {
+		b.stats.Unroutable.Inc()
+	}
+}
+
+// learn records what a client's SA says about it: its identity for directed
+// routing and logs, its type for the disconnect notice, and the SA itself
+// for replay.
+func (s *shard) learn(c *Client, j job) {
+	if cur := c.Identity(); cur.UID != j.uid || cur.Callsign != j.callsign {
+		s.b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
+		s.b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")
+	}
+	c.saType = j.msg.Type
+	s.b.sa.put(j.uid, saEntry{msg: j.msg, stale: j.stale, owner: c.ID})
+}
+
+func (s *shard) broadcast(from *Client, m *Message) {
+	for _, c := range s.b.reg.all() {
+		if c != from {
+			s.b.deliver(c, m)
+		}
+	}
+}
+
+func (s *shard) leave(c *Client, now time.Time) {
+	id := c.Identity()
+	if id.UID == "" {
+		return
+	}
+	s.b.sa.drop(id.UID, c.ID)
+	if c.saType == "" {
+		return
+	}
+	if other := s.b.reg.lookupUID(id.UID); other != nil && other != c {
+		// The device is back on a newer connection; telling everyone it
+		// left would grey out a live contact.
+		return
+	}
+	notice := cot.DisconnectNotice(newEventUID(), id.UID, c.saType, now)
+	s.b.stats.DisconnectNotices.Inc()
+	s.broadcast(c, &Message{XML: notice, Type: cot.TypeDelete})
+}
+
+// newEventUID returns a random UUID (version 4) for server-made events.
+func newEventUID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
+}

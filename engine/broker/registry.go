@@ -1,0 +1,146 @@
+package broker
+
+import (
+	"sync"
+	"sync/atomic"
+)
+
+// registry knows every joined client and indexes them by uid and callsign.
+//
+// Join and leave run on event loops, so the mutex is held only for a map
+// update. Broadcasts read an immutable slice that is rebuilt lazily, by the
+// first shard that needs it after a change, so a burst of joins costs one
+// rebuild per routed frame at most, not one per join.
+type registry struct {
+	mu         sync.Mutex
+	clients    map[uint64]*Client
+	byUID      map[string]*Client
+	byCallsign map[string][]*Client
+
+	dirty atomic.Bool
+	snap  atomic.Pointer[[]*Client]
+}
+
+func newRegistry() *registry {
+	r := &registry{
+		clients:    make(map[uint64]*Client),
+		byUID:      make(map[string]*Client),
+		byCallsign: make(map[string][]*Client),
+	}
+	empty := []*Client{}
+	r.snap.Store(&empty)
+	return r
+}
+
+func (r *registry) add(c *Client) {
+	r.mu.Lock()
+	r.clients[c.ID] = c
+	r.dirty.Store(true)
+	r.mu.Unlock()
+}
+
+// remove forgets c and its index entries. It reports whether c was there.
+func (r *registry) remove(c *Client) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.clients[c.ID]; !ok {
+		return false
+	}
+	delete(r.clients, c.ID)
+	id := c.Identity()
+	if id.UID != "" && r.byUID[id.UID] == c {
+		delete(r.byUID, id.UID)
+	}
+	if id.Callsign != "" {
+		r.byCallsign[id.Callsign] = without(r.byCallsign[id.Callsign], c)
+		if len(r.byCallsign[id.Callsign]) == 0 {
+			delete(r.byCallsign, id.Callsign)
+		}
+	}
+	r.dirty.Store(true)
+	return true
+}
+
+// identify records c's uid and callsign. A reconnecting device whose old
+// connection has not timed out yet takes the uid over: the newest connection
+// is the one to reach.
+func (r *registry) identify(c *Client, next Identity) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	prev := c.Identity()
+	if _, ok := r.clients[c.ID]; !ok {
+		// Left already; keep the identity for the disconnect notice only.
+		c.ident.Store(&next)
+		return
+	}
+	if prev.UID != next.UID {
+		if prev.UID != "" && r.byUID[prev.UID] == c {
+			delete(r.byUID, prev.UID)
+		}
+		if next.UID != "" {
+			r.byUID[next.UID] = c
+		}
+	}
+	if prev.Callsign != next.Callsign {
+		if prev.Callsign != "" {
+			r.byCallsign[prev.Callsign] = without(r.byCallsign[prev.Callsign], c)
+			if len(r.byCallsign[prev.Callsign]) == 0 {
+				delete(r.byCallsign, prev.Callsign)
+			}
+		}
+		if next.Callsign != "" {
+			r.byCallsign[next.Callsign] = append(r.byCallsign[next.Callsign], c)
+		}
+	}
+	c.ident.Store(&next)
+}
+
+// all returns the current clients; the slice must not be modified.
+func (r *registry) all() []*Client {
+	if r.dirty.Load() {
+		r.mu.Lock()
+		if r.dirty.Load() {
+			s := make([]*Client, 0, len(r.clients))
+			for _, c := range r.clients {
+				s = append(s, c)
+			}
+			r.snap.Store(&s)
+			r.dirty.Store(false)
+		}
+		r.mu.Unlock()
+	}
+	return *r.snap.Load()
+}
+
+func (r *registry) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.clients)
+}
+
+// appendByCallsign appends the clients using callsign to dst.
+func (r *registry) appendByCallsign(dst []*Client, callsign string) []*Client {
+	r.mu.Lock()
+	dst = append(dst, r.byCallsign[callsign]...)
+	r.mu.Unlock()
+	return dst
+}
+
+// lookupUID returns the client whose uid is uid, or nil.
+func (r *registry) lookupUID(uid string) *Client {
+	r.mu.Lock()
+	c := r.byUID[uid]
+	r.mu.Unlock()
+	return c
+}
+
+func without(s []*Client, c *Client) []*Client {
+	for i, x := range s {
+		if x == c {
+			s[i] = s[len(s)-1]
+			s[len(s)-1] = nil
+			return s[:len(s)-1]
+		}
+	}
+	return s
+}

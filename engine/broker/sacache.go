@@ -1,0 +1,101 @@
+package broker
+
+import (
+	"hash/maphash"
+	"sync"
+	"time"
+)
+
+const saStripes = 64
+
+// saCache keeps the latest SA of each online client, striped by uid so that
+// shards writing different uids and replays reading them rarely meet on a
+// lock.
+type saCache struct {
+	seed    maphash.Seed
+	stripes [saStripes]saStripe
+}
+
+type saStripe struct {
+	mu sync.RWMutex
+	m  map[string]saEntry
+}
+
+type saEntry struct {
+	msg   *Message
+	stale time.Time
+	owner uint64
+}
+
+func newSACache() *saCache {
+	c := &saCache{seed: maphash.MakeSeed()}
+	for i := range c.stripes {
+		c.stripes[i].m = make(map[string]saEntry)
+	}
+	return c
+}
+
+func (c *saCache) stripe(uid string) *saStripe {
+	return &c.stripes[maphash.String(c.seed, uid)%saStripes]
+}
+
+func (c *saCache) put(uid string, e saEntry) {
+	s := c.stripe(uid)
+	s.mu.Lock()
+	s.m[uid] = e
+	s.mu.Unlock()
+}
+
+// drop forgets uid's SA if owner still owns it (a reconnect may have taken
+// the uid over already).
+func (c *saCache) drop(uid string, owner uint64) {
+	s := c.stripe(uid)
+	s.mu.Lock()
+	if e, ok := s.m[uid]; ok && e.owner == owner {
+		delete(s.m, uid)
+	}
+	s.mu.Unlock()
+}
+
+// appendLive appends every SA not yet stale at now, except except's own.
+func (c *saCache) appendLive(dst []*Message, now time.Time, except uint64) []*Message {
+	for i := range c.stripes {
+		s := &c.stripes[i]
+		s.mu.RLock()
+		for _, e := range s.m {
+			if e.owner != except && (e.stale.IsZero() || e.stale.After(now)) {
+				dst = append(dst, e.msg)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	return dst
+}
+
+// prune removes entries stale at now and returns how many it removed.
+func (c *saCache) prune(now time.Time) int {
+	n := 0
+	for i := range c.stripes {
+		s := &c.stripes[i]
+		s.mu.Lock()
+		for uid, e := range s.m {
+			if !e.stale.IsZero() && !e.stale.After(now) {
+				delete(s.m, uid)
+				n++
+			}
+		}
+		s.mu.Unlock()
+	}
+	return n
+}
+
+func (c *saCache) len() int {
+	n := 0
+	for i := range c.stripes {
+		s := &c.stripes[i]
+		s.mu.RLock()
+		n += len(s.m)
+		s.mu.RUnlock()
+	}
+	return n
+}

@@ -1,0 +1,88 @@
+package broker
+
+import (
+	"sync/atomic"
+	"time"
+)
+
+// Message is one routed CoT event, encoded once and shared read-only by
+// every recipient's outbound queue.
+type Message struct {
+	// XML is the event as forwarded: the sender's bytes minus <marti>.
+	XML []byte
+	// Type is the CoT type.
+	Type string
+	// Position marks a periodic position report, which a newer one
+	// supersedes: back-pressure may drop it for a slow recipient.
+	Position bool
+	// Recv is when the server read the frame (unix nanos); 0 for events
+	// the server made itself.
+	Recv int64
+}
+
+// Verdict is what a recipient's Deliver did with a message.
+type Verdict uint8
+
+// The legal verdicts. Only Queued means the bytes will be written.
+const (
+	// Queued: appended to the recipient's outbound queue.
+	Queued Verdict = iota
+	// DroppedBackpressure: the recipient is above its soft limit and the
+	// message was a position report.
+	DroppedBackpressure
+	// DroppedSlowConsumer: the recipient went above its hard limit and is
+	// being closed.
+	DroppedSlowConsumer
+	// DroppedClosed: the recipient's connection is already closing.
+	DroppedClosed
+)
+
+// Outbox is the recipient side of a connection, implemented by the engine.
+type Outbox interface {
+	// Deliver queues m without blocking and applies the connection's
+	// back-pressure policy. It is called from shard goroutines.
+	Deliver(m *Message) Verdict
+}
+
+// Identity is what a client told about itself in its SA.
+type Identity struct {
+	UID      string
+	Callsign string
+}
+
+// Client is the broker's view of one connection.
+type Client struct {
+	// ID is unique for the process's lifetime.
+	ID  uint64
+	out Outbox
+
+	// ident is written only by the client's own shard and read anywhere.
+	ident atomic.Pointer[Identity]
+	// saType is the type of the client's last SA; owned by its shard.
+	saType string
+	// lastSeen is the unix-nano time of the client's last routed frame.
+	lastSeen atomic.Int64
+	left     atomic.Bool
+}
+
+// NewClient wraps a connection's outbox.
+func NewClient(id uint64, out Outbox) *Client {
+	return &Client{ID: id, out: out}
+}
+
+// Identity returns what the client has told about itself; zero before its
+// first SA.
+func (c *Client) Identity() Identity {
+	if p := c.ident.Load(); p != nil {
+		return *p
+	}
+	return Identity{}
+}
+
+// LastSeen is the time of the client's last routed frame, or zero.
+func (c *Client) LastSeen() time.Time {
+	if n := c.lastSeen.Load(); n != 0 {
+		return time.Unix(0, n)
+	}
+	return time.Time{}
+}

@@ -1,0 +1,67 @@
+package engine
+
+// CloseReason says why a connection ended. The first reason set wins; later
+// attempts to close keep it.
+type CloseReason uint32
+
+// The close reasons, each counted in cotd_closes_total.
+const (
+	reasonUnset CloseReason = iota
+	// ReasonPeerClosed: the client closed (EOF).
+	ReasonPeerClosed
+	// ReasonIOError: a read or write failed (reset, broken pipe).
+	ReasonIOError
+	// ReasonIdle: nothing received for limits.idle_timeout.
+	ReasonIdle
+	// ReasonHandshakeTimeout: TLS handshake not finished in time.
+	ReasonHandshakeTimeout
+	// ReasonSlowConsumer: over the outbound hard limit, or no write
+	// progress for limits.write_timeout.
+	ReasonSlowConsumer
+	// ReasonBadFrame: junk or malformed XML on the stream.
+	ReasonBadFrame
+	// ReasonFrameTooLarge: a document over limits.max_frame_bytes.
+	ReasonFrameTooLarge
+	// ReasonTLSError: the TLS handshake or a record failed.
+	ReasonTLSError
+	// ReasonNotTLS: plaintext sent to the TLS port.
+	ReasonNotTLS
+	// ReasonShutdown: the server is stopping.
+	ReasonShutdown
+	numCloseReasons
+)
+
+var closeReasonNames = [numCloseReasons]string{
+	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer",
+	"bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown",
+}
+
+func (r CloseReason) String() string {
+	if r < numCloseReasons {
+		return closeReasonNames[r]
+	}
+	return "unknown"
+}
+
+// FrameKind classifies inbound documents for counting.
+type FrameKind uint8
+
+// The frame kinds, counted in cotd_frames_in_total.
+const (
+	KindSA FrameKind = iota
+	KindChat
+	KindPing
+	KindControl
+	KindAuth
+	KindOther
+	numFrameKinds
+)
+
+var frameKindNames = [numFrameKinds]string{"sa", "chat", "ping", "control", "auth", "other"}
+
+func (k FrameKind) String() string {
+	if k < numFrameKinds {
+		return frameKindNames[k]
+	}
+	return "unknown"
+}

@@ -1,0 +1,326 @@
+// Package enginetest starts a real cotd engine on loopback and plays TAK
+// clients against it, recording what each client receives. Tests use it to
+// check behaviour over real sockets; nothing here is a fake of the server.
+package enginetest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"cotd/configs"
+	"cotd/cot"
+	"cotd/engine"
+)
+
+// Wait is how long an expectation waits before failing. It is a bound on a
+// failure, not a measurement: a passing test never waits this long.
+const Wait = 10 * time.Second
+
+// Harness is one running server.
+type Harness struct {
+	Srv  *engine.Server
+	Cfg  *configs.Config
+	Logs *SyncBuffer
+
+	cancel context.CancelFunc
+	done   chan error
+	once   sync.Once
+	err    error
+}
+
+// Start runs a server on 127.0.0.1 with kernel-chosen ports. mutate may
+// change the configuration first. The server stops when the test ends.
+func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
+	t.Helper()
+	cfg := configs.Default()
+	cfg.TCP.Addr = "127.0.0.1:0"
+	cfg.Admin.Addr = "127.0.0.1:0"
+	cfg.Log.Level = "debug"
+	if mutate != nil {
+		mutate(cfg)
+	}
+	logs := &SyncBuffer{}
+	var w io.Writer = logs
+	if os.Getenv("COTD_TEST_LOG") != "" {
+		w = io.MultiWriter(logs, os.Stderr)
+	}
+	srv, err := engine.New(cfg, zerolog.New(w).With().Timestamp().Logger())
+	if err != nil {
+		t.Fatalf("engine.New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	h := &Harness{Srv: srv, Cfg: cfg, Logs: logs, cancel: cancel, done: make(chan error, 1)}
+	go func() { h.done <- srv.Run(ctx) }()
+	select {
+	case <-srv.Ready():
+	case err := <-h.done:
+		t.Fatalf("server did not start: %v", err)
+	case <-time.After(Wait):
+		t.Fatal("server did not become ready")
+	}
+	t.Cleanup(func() { _ = h.Stop() })
+	return h
+}
+
+// Stop shuts the server down gracefully and returns Run's error.
+func (h *Harness) Stop() error {
+	h.once.Do(func() {
+		h.cancel()
+		select {
+		case h.err = <-h.done:
+		case <-time.After(30 * time.Second):
+			h.err = fmt.Errorf("server did not stop")
+		}
+	})
+	return h.err
+}
+
+// TCPAddr is the plain listener's address.
+func (h *Harness) TCPAddr() string { return h.Srv.Addr(engine.ListenerTCP).String() }
+
+// Metrics fetches /metrics over HTTP from the admin listener.
+func (h *Harness) Metrics(t testing.TB) string {
+	t.Helper()
+	resp, err := http.Get("http://" + h.Srv.AdminAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// Eventually polls cond until it holds or Wait passes.
+func Eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(Wait)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Event is one document a client received.
+type Event struct {
+	Raw []byte
+	H   cot.Header
+}
+
+// Client is a TAK client on a real TCP connection.
+type Client struct {
+	t    testing.TB
+	Conn net.Conn
+
+	mu     sync.Mutex
+	cond   *sync.Cond
+	events []Event
+	taken  []bool // events already returned by Expect
+	err    error  // why the reader stopped
+}
+
+// Dial connects a client to addr and starts recording what it receives.
+func Dial(t testing.TB, addr string) *Client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, Wait)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	c := &Client{t: t, Conn: conn}
+	c.cond = sync.NewCond(&c.mu)
+	go c.read()
+	t.Cleanup(func() { _ = conn.Close() })
+	return c
+}
+
+// DialSilent connects without reading: the socket's receive buffer fills and
+// the server sees a client that never reads.
+func DialSilent(t testing.TB, addr string) net.Conn {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, Wait)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	if tc, ok := conn.(*net.TCPConn); ok {
+		_ = tc.SetReadBuffer(4096)
+	}
+	t.Cleanup(func() { _ = conn.Close() })
+	return conn
+}
+
+func (c *Client) read() {
+	f := cot.NewXMLFramer(8 << 20)
+	buf := make([]byte, 64<<10)
+	var err error
+	for err == nil {
+		var n int
+		n, err = c.Conn.Read(buf)
+		if n > 0 {
+			ferr := f.Feed(buf[:n], func(doc []byte) error {
+				ev := Event{Raw: bytes.Clone(doc)}
+				if err := cot.ScanHeader(ev.Raw, &ev.H); err != nil {
+					return err
+				}
+				c.mu.Lock()
+				c.events = append(c.events, ev)
+				c.taken = append(c.taken, false)
+				c.cond.Broadcast()
+				c.mu.Unlock()
+				return nil
+			})
+			if ferr != nil {
+				err = ferr
+			}
+		}
+	}
+	c.mu.Lock()
+	c.err = err
+	c.cond.Broadcast()
+	c.mu.Unlock()
+}
+
+// Send writes raw bytes.
+func (c *Client) Send(s string) {
+	c.t.Helper()
+	if _, err := c.Conn.Write([]byte(s)); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// Expect returns the earliest received event that matches and that no
+// earlier Expect returned, waiting for it up to Wait.
+func (c *Client) Expect(what string, match func(*cot.Header) bool) Event {
+	c.t.Helper()
+	ev, ok := c.await(match)
+	if !ok {
+		c.t.Fatalf("did not receive %s; got %d events: %s", what, len(c.Events()), c.summary())
+	}
+	return ev
+}
+
+func (c *Client) await(match func(*cot.Header) bool) (Event, bool) {
+	deadline := time.Now().Add(Wait)
+	timer := time.AfterFunc(Wait, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer timer.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		for i := range c.events {
+			if !c.taken[i] && match(&c.events[i].H) {
+				c.taken[i] = true
+				return c.events[i], true
+			}
+		}
+		if c.err != nil || time.Now().After(deadline) {
+			return Event{}, false
+		}
+		c.cond.Wait()
+	}
+}
+
+// Closed waits until the server closes the connection and returns why the
+// reader stopped (io.EOF or a reset), or fails after Wait.
+func (c *Client) Closed() error {
+	c.t.Helper()
+	deadline := time.Now().Add(Wait)
+	timer := time.AfterFunc(Wait, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer timer.Stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.err == nil {
+		if time.Now().After(deadline) {
+			c.t.Fatal("connection still open")
+		}
+		c.cond.Wait()
+	}
+	return c.err
+}
+
+// Events returns everything received so far.
+func (c *Client) Events() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.events...)
+}
+
+// Received reports whether any event received so far matches.
+func (c *Client) Received(match func(*cot.Header) bool) bool {
+	for _, ev := range c.Events() {
+		if match(&ev.H) {
+			return true
+		}
+	}
+	return false
+}
+
+func (c *Client) summary() string {
+	var b strings.Builder
+	for i, ev := range c.Events() {
+		if i == 20 {
+			b.WriteString(" …")
+			break
+		}
+		fmt.Fprintf(&b, " [%s %s]", ev.H.Type, ev.H.UID)
+	}
+	return b.String()
+}
+
+// UID matches an event by uid.
+func UID(uid string) func(*cot.Header) bool {
+	return func(h *cot.Header) bool { return h.UID == uid }
+}
+
+// Type matches an event by type.
+func Type(typ string) func(*cot.Header) bool {
+	return func(h *cot.Header) bool { return h.Type == typ }
+}
+
+// SyncBuffer is a bytes.Buffer safe for concurrent writes (the server's log).
+type SyncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *SyncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+// String returns what was written.
+func (s *SyncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Joined waits until n clients are registered with the broker. A dial
+// returns once the kernel accepted the connection; the event loop may open
+// it a moment later, and a broadcast sent before that does not reach it.
+func (h *Harness) Joined(t testing.TB, n int) {
+	t.Helper()
+	Eventually(t, fmt.Sprintf("%d clients joined", n), func() bool { return h.Srv.Broker().Count() == n })
+}

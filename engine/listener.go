@@ -1,0 +1,90 @@
+package engine
+
+import (
+	"net"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// ListenerKind names a listener in logs, metrics and the API.
+type ListenerKind uint8
+
+// The listeners cotd serves.
+const (
+	ListenerTCP ListenerKind = iota
+	ListenerTLS
+	numListenerKinds
+)
+
+func (k ListenerKind) String() string {
+	switch k {
+	case ListenerTCP:
+		return "tcp"
+	case ListenerTLS:
+		return "tls"
+	}
+	return "unknown"
+}
+
+type listener struct {
+	kind ListenerKind
+	// addr is the configured host:port; the gnet address is "tcp://"+addr.
+	addr string
+	// bound is the address the kernel gave, known once the engine booted.
+	bound *net.TCPAddr
+}
+
+// resolveBound asks the kernel which port each listener got: the
+// configuration may say port 0, and tests rely on that.
+func resolveBound(eng gnet.Engine, lns []*listener) error {
+	for _, ln := range lns {
+		fd, err := eng.DupListener("tcp", ln.addr)
+		if err != nil {
+			return err
+		}
+		sa, err := unix.Getsockname(fd)
+		_ = unix.Close(fd)
+		if err != nil {
+			return os.NewSyscallError("getsockname", err)
+		}
+		ln.bound = sockaddrToTCP(sa)
+	}
+	return nil
+}
+
+func sockaddrToTCP(sa unix.Sockaddr) *net.TCPAddr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	}
+	return &net.TCPAddr{}
+}
+
+// localPort reads the local port of an accepted socket. gnet reports the
+// listener's configured address, which says port 0 when the kernel chose.
+func localPort(fd int) int {
+	sa, err := unix.Getsockname(fd)
+	if err != nil {
+		return -1
+	}
+	return sockaddrToTCP(sa).Port
+}
+
+// somaxconn is the accept backlog gnet gives every listener.
+func somaxconn() int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		return unix.SOMAXCONN
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return unix.SOMAXCONN
+	}
+	return n
+}

@@ -1,0 +1,392 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+
+	"cotd/configs"
+	"cotd/cot"
+	"cotd/engine/broker"
+	"cotd/engine/metrics"
+)
+
+// minBacklog is the accept queue below which a reconnect burst of a few
+// thousand EUDs can overflow; cotd warns under it.
+const minBacklog = 4096
+
+// Server is one cotd instance: the gnet engine, its listeners, the broker
+// and the admin HTTP listener.
+type Server struct {
+	gnet.BuiltinEventEngine
+
+	cfg       *configs.Config
+	log       zerolog.Logger
+	broker    *broker.Broker
+	stats     Stats
+	listeners []*listener
+
+	eng      gnet.Engine
+	ready    chan struct{}
+	nextID   atomic.Uint64
+	draining atomic.Bool
+	sessions sync.Map // uint64 -> *session
+	loops    sync.Map // gnet.EventLoop -> *loop
+
+	admin     *http.Server
+	adminAddr net.Addr
+}
+
+// New checks cfg and builds a server; Run serves it.
+func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		stats: Stats{Delay: metrics.NewHistogram(metrics.ExponentialBounds(50e-6, 2, 18)...)},
+		cfg:   cfg,
+		log:   log,
+		ready: make(chan struct{}),
+		broker: broker.New(broker.Options{
+			Shards: cfg.Broker.Shards,
+			Inbox:  cfg.Broker.Inbox,
+			Replay: cfg.SA.Replay,
+			Log:    log.With().Str("component", "broker").Logger(),
+		}),
+	}
+	if cfg.TCP.Addr != "" {
+		s.listeners = append(s.listeners, &listener{kind: ListenerTCP, addr: cfg.TCP.Addr})
+	}
+	if cfg.TLSEnabled() {
+		return nil, errors.New("engine: the TLS listener is not built yet; leave tls.cert and tls.key empty")
+	}
+	return s, nil
+}
+
+// Ready is closed once every listener is bound and accepting.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr is the bound address of a listener (valid after Ready), or nil.
+func (s *Server) Addr(kind ListenerKind) net.Addr {
+	for _, ln := range s.listeners {
+		if ln.kind == kind && ln.bound != nil {
+			return ln.bound
+		}
+	}
+	return nil
+}
+
+// AdminAddr is the admin listener's bound address (after Ready), or nil.
+func (s *Server) AdminAddr() net.Addr { return s.adminAddr }
+
+// Stats exposes the engine counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// Broker exposes the broker (for its counters and client list).
+func (s *Server) Broker() *broker.Broker { return s.broker }
+
+// Run serves until ctx ends, then shuts down gracefully: it stops taking
+// connections, lets the broker route what it accepted, flushes queued
+// output for up to limits.drain_timeout, and closes everything.
+func (s *Server) Run(ctx context.Context) error {
+	if s.cfg.Admin.Addr != "" {
+		ln, err := net.Listen("tcp", s.cfg.Admin.Addr)
+		if err != nil {
+			return fmt.Errorf("engine: admin listener: %w", err)
+		}
+		s.adminAddr = ln.Addr()
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = s.admin.Serve(ln) }()
+	}
+	s.broker.Start()
+
+	addrs := make([]string, len(s.listeners))
+	for i, ln := range s.listeners {
+		addrs[i] = "tcp://" + ln.addr
+	}
+	opts := []gnet.Option{
+		gnet.WithMulticore(true),
+		// One shared listening socket per address, accepted by gnet's
+		// dedicated acceptor: SO_REUSEPORT would give every loop its own
+		// socket, and with port 0 each would get a different port.
+		gnet.WithReusePort(false),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{s.log.With().Str("component", "gnet").Logger()}),
+	}
+	if n := s.cfg.Limits.SocketSendBytes; n > 0 {
+		// Set on the listener; Linux hands it down to accepted sockets.
+		opts = append(opts, gnet.WithSocketSendBuffer(n))
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- gnet.Rotate(s, addrs, opts...) }()
+
+	select {
+	case err := <-errc:
+		s.stopSide()
+		if err == nil {
+			err = errors.New("engine: gnet stopped before it booted")
+		}
+		return fmt.Errorf("engine: %w", err)
+	case <-s.ready:
+	}
+
+	tickCtx, stopTicks := context.WithCancel(context.Background())
+	go s.tick(tickCtx)
+	defer stopTicks()
+
+	select {
+	case err := <-errc:
+		s.stopSide()
+		return err
+	case <-ctx.Done():
+	}
+	s.shutdown()
+	err := <-errc
+	s.stopSide()
+	return err
+}
+
+// OnBoot logs the listeners with their effective backlog.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	if err := resolveBound(eng, s.listeners); err != nil {
+		s.log.Error().Err(err).Msg("cannot read bound listener addresses")
+		return gnet.Shutdown
+	}
+	backlog := somaxconn()
+	for _, ln := range s.listeners {
+		ev := s.log.Info()
+		if backlog < minBacklog {
+			ev = s.log.Warn().Int("recommended_backlog", minBacklog)
+		}
+		ev.Str("listener", ln.kind.String()).Stringer("addr", ln.bound).Int("backlog", backlog).
+			Msg("listening")
+	}
+	if s.adminAddr != nil {
+		s.log.Info().Stringer("addr", s.adminAddr).Msg("admin listening")
+	}
+	close(s.ready)
+	return gnet.None
+}
+
+// OnOpen sets up a session. It refuses new connections while draining.
+func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	if s.draining.Load() {
+		s.stats.Refused.Inc()
+		return nil, gnet.Close
+	}
+	ln := s.listenerOf(c)
+	id := s.nextID.Add(1)
+	lp := s.loopOf(c.EventLoop())
+	ss := &session{
+		id:       id,
+		srv:      s,
+		c:        c,
+		ln:       ln,
+		opened:   time.Now(),
+		lp:       lp,
+		framer:   cot.NewXMLFramer(s.cfg.Limits.MaxFrameBytes),
+		lastRead: lp.wheel.now,
+	}
+	ss.log = s.log.With().Uint64("conn", id).Str("remote", c.RemoteAddr().String()).
+		Str("listener", ln.kind.String()).Logger()
+	ss.tm = timer{slot: -1, owner: ss}
+	lp.wheel.schedule(&ss.tm, ss.nextDeadline())
+	c.SetContext(ss)
+	s.sessions.Store(id, ss)
+	s.stats.Accepted[ln.kind].Inc()
+	s.stats.Open[ln.kind].Add(1)
+	ss.log.Debug().Msg("connection opened")
+
+	ss.client = broker.NewClient(id, ss)
+	s.broker.Join(ss.client)
+	return nil, gnet.None
+}
+
+// OnTraffic frames what arrived, answers control messages, hands the rest
+// to the broker and flushes the outbound queue. It also runs on Wake, with
+// nothing to read, just to flush.
+func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+	ss, ok := c.Context().(*session)
+	if !ok {
+		return gnet.Close
+	}
+	buf, _ := c.Next(-1)
+	if len(buf) > 0 {
+		ss.lastRead = ss.lp.wheel.now
+		ss.readAt = time.Now().UnixNano()
+		ss.bytesIn += uint64(len(buf))
+		s.stats.BytesIn.Add(uint64(len(buf)))
+		if err := ss.feed(buf); err != nil {
+			r := reasonFor(err)
+			ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(r))
+			ss.log.Warn().Err(err).Str("reason", r.String()).Msg("bad input; closing connection")
+			ss.flush()
+			return gnet.Close
+		}
+	}
+	ss.flush()
+	return gnet.None
+}
+
+// OnClose is the single place a connection's resources are released and
+// its close counted.
+func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
+	ss, ok := c.Context().(*session)
+	if !ok {
+		return gnet.None
+	}
+	c.SetContext(nil)
+	ss.mu.Lock()
+	ss.closing = true
+	ss.pend, ss.spare = nil, nil
+	ss.mu.Unlock()
+	ss.pendingN.Store(0)
+	ss.buffered.Store(0)
+
+	r := CloseReason(ss.reason.Load())
+	if r == reasonUnset {
+		switch {
+		case s.draining.Load():
+			r = ReasonShutdown
+		case err == nil || errors.Is(err, io.EOF):
+			r = ReasonPeerClosed
+		default:
+			r = ReasonIOError
+		}
+		ss.reason.Store(uint32(r))
+	}
+	ss.lp.wheel.unlink(&ss.tm)
+	s.sessions.Delete(ss.id)
+	if ss.client != nil {
+		s.broker.Leave(ss.client)
+	}
+	s.stats.Closes[r].Inc()
+	s.stats.Open[ss.ln.kind].Add(-1)
+
+	ev := ss.log.Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
+		Uint64("bytes_in", ss.bytesIn).Uint64("bytes_out", ss.sent)
+	if ss.client != nil {
+		if id := ss.client.Identity(); id.UID != "" {
+			ev = ev.Str("uid", id.UID).Str("callsign", id.Callsign)
+		}
+	}
+	if err != nil && r == ReasonIOError {
+		ev = ev.Err(err)
+	}
+	ev.Msg("connection closed")
+	return gnet.None
+}
+
+func (s *Server) listenerOf(c gnet.Conn) *listener {
+	if len(s.listeners) == 1 {
+		return s.listeners[0]
+	}
+	port := localPort(c.Fd())
+	for _, ln := range s.listeners {
+		if ln.bound != nil && ln.bound.Port == port {
+			return ln
+		}
+	}
+	return s.listeners[0]
+}
+
+func (s *Server) loopOf(el gnet.EventLoop) *loop {
+	if lp, ok := s.loops.Load(el); ok {
+		return lp.(*loop)
+	}
+	lp, _ := s.loops.LoadOrStore(el, newLoop(el, time.Now().UnixNano()))
+	return lp.(*loop)
+}
+
+// tick advances every loop's wheel on that loop: the wheels need no lock
+// because only their own loop touches them.
+func (s *Server) tick(ctx context.Context) {
+	t := time.NewTicker(time.Duration(tickNanos))
+	defer t.Stop()
+	advance := func(w *wheel) gnet.RunnableFunc {
+		return func(context.Context) error {
+			w.advance(time.Now().UnixNano(), fireTimer)
+			return nil
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.loops.Range(func(_, v any) bool {
+				lp := v.(*loop)
+				_ = lp.el.Execute(ctx, advance(lp.wheel))
+				return true
+			})
+		}
+	}
+}
+
+func fireTimer(t *timer, now int64) { t.owner.expire(now) }
+
+// shutdown drains: refuse new connections, route what the broker holds,
+// flush every queue while the drain timeout allows, then stop gnet.
+func (s *Server) shutdown() {
+	s.draining.Store(true)
+	s.log.Info().Msg("shutting down: draining")
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.Limits.DrainTimeout.Duration)
+	defer cancel()
+	if err := s.broker.Drain(ctx); err != nil {
+		s.log.Warn().Err(err).Msg("broker did not drain in time")
+	}
+	for {
+		var owed int64
+		s.sessions.Range(func(_, v any) bool {
+			ss := v.(*session)
+			// A wake makes the loop flush and refresh what gnet still holds.
+			_ = ss.c.Wake(nil)
+			owed += ss.queued()
+			return true
+		})
+		if owed == 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			s.log.Warn().Int64("unsent_bytes", owed).Msg("drain timeout: closing with output still queued")
+		case <-time.After(20 * time.Millisecond):
+			continue
+		}
+		break
+	}
+	stopCtx, cancelStop := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancelStop()
+	if err := s.eng.Stop(stopCtx); err != nil {
+		s.log.Warn().Err(err).Msg("engine stop")
+	}
+}
+
+// stopSide stops what runs beside gnet: the broker and the admin listener.
+func (s *Server) stopSide() {
+	s.broker.Stop()
+	if s.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		_ = s.admin.Shutdown(ctx)
+	}
+}
+
+// gnetLogger sends gnet's own messages to zerolog.
+type gnetLogger struct{ l zerolog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug().Msgf(f, a...) }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Info().Msgf(f, a...) }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn().Msgf(f, a...) }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error().Msgf(f, a...) }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error().Msgf(f, a...) }

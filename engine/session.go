@@ -1,0 +1,275 @@
+package engine
+
+import (
+	"errors"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"github.com/rs/zerolog"
+
+	"cotd/cot"
+	"cotd/engine/broker"
+)
+
+// iovMax is the kernel's limit on buffers per writev; gnet passes our slice
+// straight through, so a longer batch is written in pieces.
+const iovMax = 1024
+
+// session is one connection. Fields under "loop-owned" are touched only on
+// the connection's event loop; the outbound queue is shared with the broker
+// shards that deliver to it.
+type session struct {
+	id     uint64
+	srv    *Server
+	c      gnet.Conn
+	ln     *listener
+	log    zerolog.Logger
+	client *broker.Client
+	opened time.Time
+
+	// loop-owned
+	lp         *loop
+	tm         timer
+	framer     *cot.XMLFramer
+	hdr        cot.Header
+	lastRead   int64  // unix nanos of the last inbound bytes (the wheel's coarse clock)
+	hsDeadline int64  // TLS handshake deadline; 0 when none
+	sent       uint64 // bytes handed to gnet's socket buffer, ever
+	stallAt    int64  // when unwritten output was last seen making no progress; 0 when flowing
+	stallMark  uint64 // bytes known written (sent - buffered) at stallAt
+	bytesIn    uint64
+	readAt     int64 // unix nanos of the current read, stamped on what it routes
+	spare      []outItem
+	iov        [][]byte
+
+	// The outbound queue: appended by any goroutine, drained by the loop.
+	mu         sync.Mutex
+	pend       []outItem
+	pendBytes  int
+	wakeQueued bool
+	closing    bool
+
+	pendingN atomic.Int64 // == pendBytes, readable without mu
+	buffered atomic.Int64 // gnet's unwritten bytes at the last flush
+	reason   atomic.Uint32
+}
+
+// outItem is one queued write; recv is when the server read the frame it
+// carries (0 for server-made events), for the read-to-write delay metric.
+type outItem struct {
+	b    []byte
+	recv int64
+}
+
+// queued is what the connection owes its client: queued plus unwritten.
+func (ss *session) queued() int64 { return ss.pendingN.Load() + ss.buffered.Load() }
+
+// Deliver implements broker.Outbox. It runs on shard goroutines.
+func (ss *session) Deliver(m *broker.Message) broker.Verdict {
+	return ss.enqueue(m.XML, m.Recv, m.Position, true)
+}
+
+// enqueue appends p to the outbound queue under the back-pressure policy.
+// wake asks the loop to flush; the loop itself passes false because it
+// flushes at the end of its callback anyway.
+func (ss *session) enqueue(p []byte, recv int64, droppable, wake bool) broker.Verdict {
+	lim := &ss.srv.cfg.Limits
+	q := ss.queued()
+	if droppable && q > int64(lim.OutboundSoftBytes) {
+		return broker.DroppedBackpressure
+	}
+	if q+int64(len(p)) > int64(lim.OutboundHardBytes) {
+		if ss.closeWith(ReasonSlowConsumer) {
+			ss.log.Warn().Int64("queued_bytes", q).Msg("outbound hard limit reached; closing slow consumer")
+		}
+		return broker.DroppedSlowConsumer
+	}
+	ss.mu.Lock()
+	if ss.closing {
+		ss.mu.Unlock()
+		return broker.DroppedClosed
+	}
+	ss.pend = append(ss.pend, outItem{b: p, recv: recv})
+	ss.pendBytes += len(p)
+	needFlush := wake && !ss.wakeQueued
+	if wake {
+		ss.wakeQueued = true
+	}
+	ss.mu.Unlock()
+	ss.pendingN.Add(int64(len(p)))
+	if needFlush {
+		ss.lp.markDirty(ss)
+	}
+	return broker.Queued
+}
+
+// closeWith is the one way to close a connection from outside its loop's
+// callbacks (timers, broker, admin). The first reason wins. It reports
+// whether this call set the reason.
+func (ss *session) closeWith(r CloseReason) bool {
+	if !ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(r)) {
+		return false
+	}
+	_ = ss.c.Close()
+	return true
+}
+
+// flush moves the queue into gnet in writev batches. Loop only.
+func (ss *session) flush() {
+	ss.mu.Lock()
+	if ss.closing {
+		ss.mu.Unlock()
+		return
+	}
+	bufs, n := ss.pend, ss.pendBytes
+	ss.pend, ss.pendBytes, ss.wakeQueued = ss.spare, 0, false
+	ss.mu.Unlock()
+	ss.spare = nil
+	if len(bufs) > 0 {
+		now := time.Now().UnixNano()
+		delay := ss.srv.stats.Delay
+		for i := 0; i < len(bufs); i += iovMax {
+			iov := ss.iov[:0]
+			for _, it := range bufs[i:min(i+iovMax, len(bufs))] {
+				iov = append(iov, it.b)
+				if it.recv != 0 {
+					delay.Observe(float64(now-it.recv) / 1e9)
+				}
+			}
+			_, err := ss.c.Writev(iov)
+			clear(iov)
+			ss.iov = iov[:0]
+			if err != nil {
+				// gnet has closed the connection (and run OnClose).
+				return
+			}
+		}
+		ss.sent += uint64(n)
+		ss.pendingN.Add(-int64(n))
+		ss.srv.stats.BytesOut.Add(uint64(n))
+		clear(bufs)
+		ss.spare = bufs[:0]
+	}
+	ob := ss.c.OutboundBuffered()
+	ss.buffered.Store(int64(ob))
+	switch {
+	case ob == 0:
+		ss.stallAt = 0
+	case ss.stallAt == 0:
+		ss.stallAt = ss.lp.wheel.now
+		ss.stallMark = ss.sent - uint64(ob)
+		ss.lp.wheel.schedule(&ss.tm, ss.nextDeadline())
+	}
+}
+
+// nextDeadline is the earliest of the connection's deadlines.
+func (ss *session) nextDeadline() int64 {
+	lim := &ss.srv.cfg.Limits
+	d := ss.lastRead + int64(lim.IdleTimeout.Duration)
+	if ss.hsDeadline != 0 && ss.hsDeadline < d {
+		d = ss.hsDeadline
+	}
+	if ss.stallAt != 0 {
+		if w := ss.stallAt + int64(lim.WriteTimeout.Duration); w < d {
+			d = w
+		}
+	}
+	return d
+}
+
+// expire runs on the loop when the connection's timer comes due.
+func (ss *session) expire(now int64) {
+	if ss.reason.Load() != uint32(reasonUnset) {
+		return
+	}
+	lim := &ss.srv.cfg.Limits
+	if ss.hsDeadline != 0 && now >= ss.hsDeadline {
+		ss.closeWith(ReasonHandshakeTimeout)
+		return
+	}
+	if ss.stallAt != 0 {
+		ob := ss.c.OutboundBuffered()
+		ss.buffered.Store(int64(ob))
+		written := ss.sent - uint64(ob)
+		switch {
+		case ob == 0:
+			ss.stallAt = 0
+		case written > ss.stallMark:
+			ss.stallAt, ss.stallMark = now, written
+		case now-ss.stallAt >= int64(lim.WriteTimeout.Duration):
+			if ss.closeWith(ReasonSlowConsumer) {
+				ss.log.Warn().Int("unwritten_bytes", ob).Dur("write_timeout", lim.WriteTimeout.Duration).
+					Msg("no write progress; closing slow consumer")
+			}
+			return
+		}
+	}
+	if now-ss.lastRead >= int64(lim.IdleTimeout.Duration) {
+		ss.closeWith(ReasonIdle)
+		return
+	}
+	ss.lp.wheel.schedule(&ss.tm, ss.nextDeadline())
+}
+
+// errFrame carries the close reason of a framing failure out of the
+// framer's callback.
+type errFrame struct {
+	reason CloseReason
+	err    error
+}
+
+func (e *errFrame) Error() string { return e.err.Error() }
+func (e *errFrame) Unwrap() error { return e.err }
+
+// feed frames plaintext and handles each document. Loop only.
+func (ss *session) feed(p []byte) error {
+	return ss.framer.Feed(p, ss.onDoc)
+}
+
+func (ss *session) onDoc(doc []byte) error {
+	st := &ss.srv.stats
+	h := &ss.hdr
+	if err := cot.ScanHeader(doc, h); err != nil {
+		return &errFrame{reason: ReasonBadFrame, err: err}
+	}
+	if h.Kind == cot.DocAuth {
+		// <auth> is checked against the users file once that exists; on
+		// its own it neither routes nor closes.
+		st.FramesIn[KindAuth].Inc()
+		return nil
+	}
+	switch {
+	case h.Type == cot.TypePing:
+		st.FramesIn[KindPing].Inc()
+		ss.enqueue(cot.Pong(time.Now()), ss.readAt, false, false)
+		st.Pongs.Inc()
+		return nil
+	case cot.IsControl(h.Type):
+		st.FramesIn[KindControl].Inc()
+		return nil
+	case h.IsSA():
+		st.FramesIn[KindSA].Inc()
+	case strings.HasPrefix(h.Type, cot.TypeChat):
+		st.FramesIn[KindChat].Inc()
+	default:
+		st.FramesIn[KindOther].Inc()
+	}
+	ss.srv.broker.Publish(ss.client, h, doc, ss.readAt)
+	return nil
+}
+
+// reasonFor maps a framing error to its close reason.
+func reasonFor(err error) CloseReason {
+	var ef *errFrame
+	switch {
+	case errors.As(err, &ef):
+		return ef.reason
+	case errors.Is(err, cot.ErrFrameTooLarge):
+		return ReasonFrameTooLarge
+	default:
+		return ReasonBadFrame
+	}
+}
