@@ -41,13 +41,20 @@ type TCP struct {
 // TLS is the mutual-TLS streaming listener.
 type TLS struct {
 	// Addr is host:port; default "0.0.0.0:8089"; "" disables the listener.
-	// The listener is served only when Cert and Key are set.
+	// The listener is served when Cert and Key are set, or DevCerts is on.
 	Addr string `toml:"addr"`
 	// Cert and Key are PEM files of the server certificate and its key.
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
 	// CA is the PEM bundle client certificates must chain to.
 	CA string `toml:"ca"`
+	// CRL is an optional revocation list (PEM or DER) from CA; "" = none.
+	CRL string `toml:"crl"`
+	// DevCerts, with Cert and Key empty, creates a development PKI in
+	// DevDir on first start and serves TLS with it; default true.
+	DevCerts bool `toml:"dev_certs"`
+	// DevDir holds the development PKI; default "cotd-data/certs".
+	DevDir string `toml:"dev_dir"`
 	// HandshakeTimeout bounds a TLS handshake, counted from accept; default 10s.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 }
@@ -200,7 +207,7 @@ func (c *Config) validate() []error {
 	checkAddr("tls.addr", c.TLS.Addr)
 	checkAddr("admin.addr", c.Admin.Addr)
 	if c.TCP.Addr == "" && !c.TLSEnabled() {
-		bad("no listener: tcp.addr is empty and tls is not configured (tls.addr, tls.cert, tls.key)")
+		bad("no listener: tcp.addr is empty and tls is not configured (tls.addr with tls.cert and tls.key, or tls.dev_certs)")
 	}
 	if c.TCP.Addr != "" && c.TLSEnabled() && samePort(c.TCP.Addr, c.TLS.Addr) {
 		bad("tcp.addr and tls.addr share port %s", port(c.TCP.Addr))
@@ -211,7 +218,10 @@ func (c *Config) validate() []error {
 	if c.TLS.Cert != "" && c.TLS.CA == "" {
 		bad("tls.ca is required with tls.cert: clients are verified against it (mutual TLS)")
 	}
-	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA} {
+	if c.TLS.Cert == "" && c.TLS.DevCerts && c.TLS.DevDir == "" {
+		bad("tls.dev_dir must name a directory when tls.dev_certs is on")
+	}
+	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": c.TLS.CRL} {
 		if path == "" {
 			continue
 		}
@@ -264,8 +274,11 @@ func (c *Config) validate() []error {
 
 // TLSEnabled reports whether the TLS listener is to be served.
 func (c *Config) TLSEnabled() bool {
-	return c.TLS.Addr != "" && c.TLS.Cert != "" && c.TLS.Key != ""
+	return c.TLS.Addr != "" && ((c.TLS.Cert != "" && c.TLS.Key != "") || c.TLS.DevCerts)
 }
+
+// TLSDev reports whether TLS runs on generated development certificates.
+func (c *Config) TLSDev() bool { return c.TLSEnabled() && c.TLS.Cert == "" }
 
 func validAddr(addr string) error {
 	host, p, err := net.SplitHostPort(addr)

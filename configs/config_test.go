@@ -32,8 +32,8 @@ func TestDefaultsMatchDocumentedValues(t *testing.T) {
 			t.Errorf("%s = %v, want %v", ck.name, ck.got, ck.want)
 		}
 	}
-	if c.TLSEnabled() {
-		t.Error("TLS must be off by default: no certificate is configured")
+	if !c.TLSEnabled() || !c.TLSDev() {
+		t.Error("by default TLS runs on generated development certificates")
 	}
 }
 
@@ -95,7 +95,7 @@ func TestLimitsChecked(t *testing.T) {
 	cases := map[string]string{
 		"soft above hard": "[limits]\noutbound_soft_bytes = 100\noutbound_hard_bytes = 50\n",
 		"tiny frame":      "[limits]\nmax_frame_bytes = 10\n",
-		"no listener":     "[tcp]\naddr = \"\"\n",
+		"no listener":     "[tcp]\naddr = \"\"\n[tls]\naddr = \"\"\n",
 		"half tls":        "[tls]\ncert = \"/x.pem\"\n",
 		"negative shards": "[broker]\nshards = -1\n",
 	}

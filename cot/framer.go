@@ -170,7 +170,9 @@ func (f *XMLFramer) Reset() {
 // the same error until Reset.
 //
 // A document longer than the cap is reported as soon as its byte number maxFrame+1 is seen,
-// before anything past the cap is buffered.
+// before anything past the cap is buffered. The cap applies to a top-level declaration or
+// comment too (counted, never kept), so that no construct can hold a connection open by
+// never ending; only whitespace between documents is not counted.
 func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 	f.unread = 0
 	if f.err != nil {

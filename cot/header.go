@@ -95,14 +95,11 @@ func ScanHeader(doc []byte, h *Header) error {
 
 func scanHeader(doc []byte, h *Header) error {
 	var (
-		raw                 [numFields][]byte
-		depth               int
-		inDetail, inMarti   bool
-		seenPoint, seenCot  bool
-		seenContact         bool
-		seenGroup           bool
-		seenLink, seenMarti bool
-		destBytes           int
+		raw                             [numFields][]byte
+		depth, destBytes                int
+		inDetail, inMarti               bool
+		seenPoint, seenCot, seenContact bool // the first of each element wins
+		seenGroup, seenLink, seenMarti  bool
 	)
 	for i := 0; ; {
 		t, ok, err := nextTag(doc, i)
@@ -186,6 +183,9 @@ func scanHeader(doc []byte, h *Header) error {
 		}
 	}
 
+	if h.Kind == DocUnknown {
+		return fmt.Errorf("%w: close tag before the root element", ErrNotEvent)
+	}
 	total := destBytes
 	for _, v := range raw {
 		total += len(v)
@@ -354,7 +354,7 @@ func (h *Header) IsSA() bool {
 // a report for a slow recipient without losing information, which it may not do for chat or
 // drawings.
 func (h *Header) IsPositionReport() bool {
-	return h.IsSA() && strings.HasPrefix(h.Type, "a-")
+	return h.IsSA() && strings.HasPrefix(h.Type, TypePrefixAtom)
 }
 
 // StripMarti returns doc without the <marti> element found by ScanHeader, as TAK Server

@@ -190,6 +190,7 @@ func TestScanHeaderCases(t *testing.T) {
 		{name: "other root", doc: `<html><body/></html>`, wantErr: ErrNotEvent},
 		{name: "empty", doc: ``, wantErr: ErrNotEvent},
 		{name: "text only", doc: `event`, wantErr: ErrNotEvent},
+		{name: "close tag first", doc: `</x><event uid="u"/>`, wantErr: ErrNotEvent},
 		{name: "unclosed root", doc: `<event><detail/>`, wantErr: ErrMalformed},
 		{name: "unterminated tag", doc: `<event><detail`, wantErr: ErrMalformed},
 		{name: "unterminated quote", doc: `<event uid="x/>`, wantErr: ErrMalformed},

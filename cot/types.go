@@ -35,6 +35,10 @@ const (
 	TypeTBC  = "t-b-c"
 	TypeTBQ  = "t-b-q"
 	TypeTXCF = "t-x-c-f"
+
+	// TypePrefixAtom starts the type of every atom: a unit, person, vehicle or other thing
+	// with a position (a-f-G-U-C is a friendly ground combat unit).
+	TypePrefixAtom = "a-"
 )
 
 // Values the server writes into the events it originates.

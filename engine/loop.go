@@ -23,6 +23,8 @@ type loop struct {
 	scheduled bool
 
 	spare []*session // loop-owned: the previous dirty list, for reuse
+	iov   [][]byte   // loop-owned scratch for writev batches
+	plain []byte     // loop-owned scratch for decrypted input
 	run   gnet.RunnableFunc
 }
 

@@ -18,6 +18,7 @@ import (
 	"cotd/cot"
 	"cotd/engine/broker"
 	"cotd/engine/metrics"
+	"cotd/tlsstate"
 )
 
 // minBacklog is the accept queue below which a reconnect burst of a few
@@ -34,6 +35,7 @@ type Server struct {
 	broker    *broker.Broker
 	stats     Stats
 	listeners []*listener
+	tls       *tlsFiles
 
 	eng      gnet.Engine
 	ready    chan struct{}
@@ -52,7 +54,10 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		stats: Stats{Delay: metrics.NewHistogram(metrics.ExponentialBounds(50e-6, 2, 18)...)},
+		stats: Stats{
+			Delay:            metrics.NewHistogram(metrics.ExponentialBounds(50e-6, 2, 18)...),
+			HandshakeSeconds: metrics.NewHistogram(metrics.ExponentialBounds(250e-6, 2, 16)...),
+		},
 		cfg:   cfg,
 		log:   log,
 		ready: make(chan struct{}),
@@ -67,7 +72,14 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		s.listeners = append(s.listeners, &listener{kind: ListenerTCP, addr: cfg.TCP.Addr})
 	}
 	if cfg.TLSEnabled() {
-		return nil, errors.New("engine: the TLS listener is not built yet; leave tls.cert and tls.key empty")
+		cert, key, ca, err := tlsPaths(cfg, log)
+		if err != nil {
+			return nil, err
+		}
+		if s.tls, err = newTLSFiles(cert, key, ca, cfg.TLS.CRL); err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		s.listeners = append(s.listeners, &listener{kind: ListenerTLS, addr: cfg.TLS.Addr})
 	}
 	return s, nil
 }
@@ -200,15 +212,24 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	ss.log = s.log.With().Uint64("conn", id).Str("remote", c.RemoteAddr().String()).
 		Str("listener", ln.kind.String()).Logger()
 	ss.tm = timer{slot: -1, owner: ss}
+	ss.client = broker.NewClient(id, ss)
+	if ln.kind == ListenerTLS {
+		// The deadline runs from accept, not from the first byte: a
+		// client that sends nothing is as stalled as one that stops.
+		ss.hsDeadline = time.Now().UnixNano() + int64(s.cfg.TLS.HandshakeTimeout.Duration)
+		ss.tls = tlsstate.Server(s.tls.base, tlsstate.Options{LocalAddr: c.LocalAddr(), RemoteAddr: c.RemoteAddr()},
+			tlsstate.Hooks{Out: ss.tlsOut, Wake: func() { _ = c.Wake(nil) }})
+	}
 	lp.wheel.schedule(&ss.tm, ss.nextDeadline())
 	c.SetContext(ss)
 	s.sessions.Store(id, ss)
 	s.stats.Accepted[ln.kind].Inc()
 	s.stats.Open[ln.kind].Add(1)
 	ss.log.Debug().Msg("connection opened")
-
-	ss.client = broker.NewClient(id, ss)
-	s.broker.Join(ss.client)
+	if ss.tls == nil {
+		ss.established.Store(true)
+		s.broker.Join(ss.client)
+	}
 	return nil, gnet.None
 }
 
@@ -226,6 +247,20 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		ss.readAt = time.Now().UnixNano()
 		ss.bytesIn += uint64(len(buf))
 		s.stats.BytesIn.Add(uint64(len(buf)))
+	}
+	var tlsErr error
+	if ss.tls != nil {
+		// Fed even with nothing read: after the handshake goroutine's Wake,
+		// Feed(nil) is what moves the connection to Established.
+		var plain []byte
+		plain, tlsErr = ss.tls.Feed(buf, ss.lp.plain[:0])
+		ss.lp.plain = plain[:0]
+		if !ss.established.Load() && ss.tls.Phase() == tlsstate.Established {
+			ss.onEstablished()
+		}
+		buf = plain
+	}
+	if len(buf) > 0 {
 		if err := ss.feed(buf); err != nil {
 			r := reasonFor(err)
 			ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(r))
@@ -233,6 +268,13 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 			ss.flush()
 			return gnet.Close
 		}
+	}
+	// Plaintext decrypted before a TLS error was handled above: what the
+	// client sent before failing is not lost.
+	if tlsErr != nil {
+		ss.failTLS(tlsErr)
+		ss.flush()
+		return gnet.Close
 	}
 	ss.flush()
 	return gnet.None
@@ -267,6 +309,12 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	}
 	ss.lp.wheel.unlink(&ss.tm)
 	s.sessions.Delete(ss.id)
+	if ss.tls != nil {
+		ss.tls.Close()
+		if !ss.established.Load() {
+			s.countHandshakeEnd(ss, r)
+		}
+	}
 	if ss.client != nil {
 		s.broker.Leave(ss.client)
 	}
@@ -275,6 +323,9 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 
 	ev := ss.log.Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
 		Uint64("bytes_in", ss.bytesIn).Uint64("bytes_out", ss.sent)
+	if ss.cn != "" {
+		ev = ev.Str("cn", ss.cn)
+	}
 	if ss.client != nil {
 		if id := ss.client.Identity(); id.UID != "" {
 			ev = ev.Str("uid", id.UID).Str("callsign", id.Callsign)

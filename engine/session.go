@@ -12,6 +12,7 @@ import (
 
 	"cotd/cot"
 	"cotd/engine/broker"
+	"cotd/tlsstate"
 )
 
 // iovMax is the kernel's limit on buffers per writev; gnet passes our slice
@@ -29,6 +30,15 @@ type session struct {
 	log    zerolog.Logger
 	client *broker.Client
 	opened time.Time
+	// tls is nil on the plain listener.
+	tls *tlsstate.Conn
+	// established is set on the loop once the TLS handshake is done (from
+	// the start on plain TCP); it tells the TLS output hook that the
+	// handshake goroutine is gone.
+	established atomic.Bool
+	// curRecv stamps ciphertext with the read time of the message being
+	// encrypted; best effort when two shards write to one client at once.
+	curRecv atomic.Int64
 
 	// loop-owned
 	lp         *loop
@@ -41,14 +51,15 @@ type session struct {
 	stallAt    int64  // when unwritten output was last seen making no progress; 0 when flowing
 	stallMark  uint64 // bytes known written (sent - buffered) at stallAt
 	bytesIn    uint64
-	readAt     int64 // unix nanos of the current read, stamped on what it routes
+	cn         string // TLS client certificate CN, once established
+	readAt     int64  // unix nanos of the current read, stamped on what it routes
 	spare      []outItem
-	iov        [][]byte
 
 	// The outbound queue: appended by any goroutine, drained by the loop.
 	mu         sync.Mutex
 	pend       []outItem
 	pendBytes  int
+	cbuf       []byte // TLS: ciphertext arena the pend items point into
 	wakeQueued bool
 	closing    bool
 
@@ -69,23 +80,71 @@ func (ss *session) queued() int64 { return ss.pendingN.Load() + ss.buffered.Load
 
 // Deliver implements broker.Outbox. It runs on shard goroutines.
 func (ss *session) Deliver(m *broker.Message) broker.Verdict {
-	return ss.enqueue(m.XML, m.Recv, m.Position, true)
+	return ss.send(m.XML, m.Recv, m.Position, true)
+}
+
+// send queues plaintext for the client: as it is on plain TCP, encrypted
+// into records on TLS. Either way the bytes land in the one ordered queue.
+func (ss *session) send(p []byte, recv int64, droppable, wake bool) broker.Verdict {
+	if ss.tls == nil {
+		return ss.enqueue(p, recv, droppable, wake)
+	}
+	if v := ss.admit(len(p), droppable); v != broker.Queued {
+		return v
+	}
+	ss.curRecv.Store(recv)
+	// Encrypting here, on the sender's shard, spreads the per-recipient
+	// cost over the shards; tls.Conn orders concurrent writers itself.
+	if _, err := ss.tls.Write(p); err != nil {
+		return broker.DroppedClosed
+	}
+	return broker.Queued
+}
+
+// tlsOut is the TLS hook that receives ciphertext in wire order, from the
+// handshake goroutine, the loop, or a shard encrypting a delivery. It
+// copies into the queue's arena; budget checks happened before encrypting.
+func (ss *session) tlsOut(p []byte) {
+	ss.mu.Lock()
+	if ss.closing {
+		ss.mu.Unlock()
+		return
+	}
+	start := len(ss.cbuf)
+	ss.cbuf = append(ss.cbuf, p...)
+	ss.pend = append(ss.pend, outItem{b: ss.cbuf[start:len(ss.cbuf):len(ss.cbuf)], recv: ss.curRecv.Load()})
+	ss.pendBytes += len(p)
+	needFlush := !ss.wakeQueued
+	ss.wakeQueued = true
+	ss.mu.Unlock()
+	ss.pendingN.Add(int64(len(p)))
+	if needFlush {
+		ss.lp.markDirty(ss)
+	}
+}
+
+// admit applies the back-pressure policy to a message of n bytes.
+func (ss *session) admit(n int, droppable bool) broker.Verdict {
+	lim := &ss.srv.cfg.Limits
+	q := ss.queued()
+	if droppable && q > int64(lim.OutboundSoftBytes) {
+		return broker.DroppedBackpressure
+	}
+	if q+int64(n) > int64(lim.OutboundHardBytes) {
+		if ss.closeWith(ReasonSlowConsumer) {
+			ss.log.Warn().Int64("queued_bytes", q).Msg("outbound hard limit reached; closing slow consumer")
+		}
+		return broker.DroppedSlowConsumer
+	}
+	return broker.Queued
 }
 
 // enqueue appends p to the outbound queue under the back-pressure policy.
 // wake asks the loop to flush; the loop itself passes false because it
 // flushes at the end of its callback anyway.
 func (ss *session) enqueue(p []byte, recv int64, droppable, wake bool) broker.Verdict {
-	lim := &ss.srv.cfg.Limits
-	q := ss.queued()
-	if droppable && q > int64(lim.OutboundSoftBytes) {
-		return broker.DroppedBackpressure
-	}
-	if q+int64(len(p)) > int64(lim.OutboundHardBytes) {
-		if ss.closeWith(ReasonSlowConsumer) {
-			ss.log.Warn().Int64("queued_bytes", q).Msg("outbound hard limit reached; closing slow consumer")
-		}
-		return broker.DroppedSlowConsumer
+	if v := ss.admit(len(p), droppable); v != broker.Queued {
+		return v
 	}
 	ss.mu.Lock()
 	if ss.closing {
@@ -126,13 +185,16 @@ func (ss *session) flush() {
 	}
 	bufs, n := ss.pend, ss.pendBytes
 	ss.pend, ss.pendBytes, ss.wakeQueued = ss.spare, 0, false
+	// The arena's bytes stay alive through bufs; new ciphertext starts a
+	// fresh arena, so an idle connection keeps none.
+	ss.cbuf = nil
 	ss.mu.Unlock()
 	ss.spare = nil
 	if len(bufs) > 0 {
 		now := time.Now().UnixNano()
 		delay := ss.srv.stats.Delay
 		for i := 0; i < len(bufs); i += iovMax {
-			iov := ss.iov[:0]
+			iov := ss.lp.iov[:0]
 			for _, it := range bufs[i:min(i+iovMax, len(bufs))] {
 				iov = append(iov, it.b)
 				if it.recv != 0 {
@@ -141,7 +203,7 @@ func (ss *session) flush() {
 			}
 			_, err := ss.c.Writev(iov)
 			clear(iov)
-			ss.iov = iov[:0]
+			ss.lp.iov = iov[:0]
 			if err != nil {
 				// gnet has closed the connection (and run OnClose).
 				return
@@ -151,7 +213,11 @@ func (ss *session) flush() {
 		ss.pendingN.Add(-int64(n))
 		ss.srv.stats.BytesOut.Add(uint64(n))
 		clear(bufs)
-		ss.spare = bufs[:0]
+		// Keep a small queue slice for reuse; a burst's big one goes, so
+		// that thousands of idle connections hold little.
+		if cap(bufs) <= 64 {
+			ss.spare = bufs[:0]
+		}
 	}
 	ob := ss.c.OutboundBuffered()
 	ss.buffered.Store(int64(ob))
@@ -244,7 +310,7 @@ func (ss *session) onDoc(doc []byte) error {
 	switch {
 	case h.Type == cot.TypePing:
 		st.FramesIn[KindPing].Inc()
-		ss.enqueue(cot.Pong(time.Now()), ss.readAt, false, false)
+		ss.send(cot.Pong(time.Now()), ss.readAt, false, false)
 		st.Pongs.Inc()
 		return nil
 	case cot.IsControl(h.Type):

@@ -10,15 +10,18 @@ import (
 
 // Stats are the engine's counters. Every field is updated lock-free.
 type Stats struct {
-	Accepted  [numListenerKinds]metrics.Counter
-	Open      [numListenerKinds]metrics.Gauge
-	Closes    [numCloseReasons]metrics.Counter
-	FramesIn  [numFrameKinds]metrics.Counter
-	BytesIn   metrics.Counter
-	BytesOut  metrics.Counter
-	Pongs     metrics.Counter
-	WakeFails metrics.Counter
-	Refused   metrics.Counter // connections refused while draining
+	Accepted   [numListenerKinds]metrics.Counter
+	Open       [numListenerKinds]metrics.Gauge
+	Closes     [numCloseReasons]metrics.Counter
+	FramesIn   [numFrameKinds]metrics.Counter
+	BytesIn    metrics.Counter
+	BytesOut   metrics.Counter
+	Pongs      metrics.Counter
+	WakeFails  metrics.Counter
+	Refused    metrics.Counter // connections refused while draining
+	Handshakes [numHandshakeResults]metrics.Counter
+	// HandshakeSeconds is the time from accept to an established TLS session.
+	HandshakeSeconds *metrics.Histogram
 	// Delay is the time from reading a frame to handing it to a
 	// recipient's socket, in seconds.
 	Delay *metrics.Histogram
@@ -52,6 +55,11 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.Family("cotd_refused_total", "Connections refused because the server was shutting down.", "counter")
 	m.Sample("cotd_refused_total", float64(st.Refused.Value()))
 
+	m.Family("cotd_tls_handshakes_total", "TLS handshakes, by result.", "counter")
+	for r := range numHandshakeResults {
+		m.Sample("cotd_tls_handshakes_total", float64(st.Handshakes[r].Value()), "result", r.String())
+	}
+	st.HandshakeSeconds.Write(m, "cotd_tls_handshake_seconds", "Time from accept to an established TLS session.")
 	st.Delay.Write(m, "cotd_delivery_delay_seconds", "Time from reading a frame to handing it to a recipient's socket.")
 
 	bs := s.broker.Stats()

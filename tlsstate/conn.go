@@ -224,10 +224,9 @@ func (c *Conn) establishLocked() error {
 	if c.hsErr != nil {
 		return c.failLocked(fmt.Errorf("%w: %w", ErrHandshake, c.hsErr))
 	}
-	c.hsErr = nil
 	c.peerCN = peerCN(c.tc.ConnectionState())
-	// The goroutine has returned, so no Read is waiting: from now on only
-	// the loop reads, and it must not block.
+	// tls.Conn.Handshake has returned, so no Read is waiting: from now on
+	// only the loop reads, and it must not block.
 	c.ad.setNonBlocking()
 	c.phase = Established
 	return nil

@@ -336,6 +336,13 @@ func TestAndroidOkHttp(t *testing.T) {
 				t.Errorf("Hello: versions %x, SNI %q", h.Versions, h.ServerName)
 			}
 			checkJA3(t, h)
+			// Derived by hand from utls's HelloAndroid_11_OkHttp spec: 12
+			// suites; SNI, EMS, renegotiation_info, groups, point formats,
+			// status_request, signature_algorithms; X25519, P-256, P-384.
+			const ja3 = "771,49195-49196-52393-49199-49200-52392-49171-49172-156-157-47-53,0-23-65281-10-11-5-13,29-23-24,0"
+			if h.JA3 != ja3 {
+				t.Errorf("JA3 = %s\nwant   %s", h.JA3, ja3)
+			}
 			clientEcho(t, uc, payloads(3))
 		})
 	}

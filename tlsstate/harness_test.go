@@ -3,7 +3,6 @@ package tlsstate
 import (
 	"bytes"
 	"crypto/tls"
-	"errors"
 	"io"
 	"math/rand/v2"
 	"net"
@@ -22,9 +21,9 @@ const failsafe = 20 * time.Second
 type feedMode int
 
 const (
-	feedWhole feedMode = iota
-	feedBytes          // one byte per Feed
-	feedRandom         // random chunks, seeded
+	feedWhole  feedMode = iota
+	feedBytes           // one byte per Feed
+	feedRandom          // random chunks, seeded
 )
 
 func (m feedMode) String() string {
@@ -58,13 +57,13 @@ type loop struct {
 	mu        sync.Mutex
 	err       error      // first Feed error
 	failHello *HelloInfo // Hello() when Feed failed, as the engine would log it
-	plain    bytes.Buffer
-	outCalls int
-	feeds    int // Feed calls with bytes
-	fed      int // bytes fed
-	detached bool
-	stopOnce sync.Once
-	wg       sync.WaitGroup
+	plain     bytes.Buffer
+	outCalls  int
+	feeds     int // Feed calls with bytes
+	fed       int // bytes fed
+	detached  bool
+	stopOnce  sync.Once
+	wg        sync.WaitGroup
 }
 
 type loopOpts struct {
@@ -583,5 +582,3 @@ func (d *directConn) Out() []byte {
 	defer d.mu.Unlock()
 	return bytes.Clone(d.out)
 }
-
-func isErr(err, target error) bool { return errors.Is(err, target) }

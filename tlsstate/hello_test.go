@@ -97,7 +97,7 @@ func TestFeedHelloTable(t *testing.T) {
 	tls13 := goClientHello(t, clientConfig(nil, tls.VersionTLS13))
 	tls12 := goClientHello(t, clientConfig(nil, tls.VersionTLS12))
 	notHello := record(recordTypeHandshake, []byte{2, 0, 0, 1, 0}) // a ServerHello type
-	huge := record(recordTypeHandshake, []byte{1, 0, 0xff, 0xff})   // announces 64 KiB
+	huge := record(recordTypeHandshake, []byte{1, 0, 0xff, 0xff})  // announces 64 KiB
 	mixed := append(bytes.Clone(refragment(t, tls13, 100)[:105]), record(0x17, []byte("data"))...)
 
 	tests := []struct {

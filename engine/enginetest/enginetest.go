@@ -6,6 +6,7 @@ package enginetest
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -45,6 +46,7 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	t.Helper()
 	cfg := configs.Default()
 	cfg.TCP.Addr = "127.0.0.1:0"
+	cfg.TLS.Addr = "" // StartTLS turns it on with certificates of its own
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Log.Level = "debug"
 	if mutate != nil {
@@ -88,6 +90,9 @@ func (h *Harness) Stop() error {
 
 // TCPAddr is the plain listener's address.
 func (h *Harness) TCPAddr() string { return h.Srv.Addr(engine.ListenerTCP).String() }
+
+// TLSAddr is the TLS listener's address.
+func (h *Harness) TLSAddr() string { return h.Srv.Addr(engine.ListenerTLS).String() }
 
 // Metrics fetches /metrics over HTTP from the admin listener.
 func (h *Harness) Metrics(t testing.TB) string {
@@ -141,6 +146,34 @@ func Dial(t testing.TB, addr string) *Client {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
+	return Wrap(t, conn)
+}
+
+// DialTLS connects over TLS with cfg, completes the handshake, and starts
+// recording what the client receives.
+func DialTLS(t testing.TB, addr string, cfg *tls.Config) *Client {
+	t.Helper()
+	c, err := TryDialTLS(addr, cfg)
+	if err != nil {
+		t.Fatalf("tls dial %s: %v", addr, err)
+	}
+	return Wrap(t, c)
+}
+
+// TryDialTLS dials and completes a TLS handshake, returning its error. With
+// TLS 1.3 the server's verdict on the client certificate arrives after the
+// client's handshake ends, so a refusal may also surface on the first read.
+func TryDialTLS(addr string, cfg *tls.Config) (*tls.Conn, error) {
+	d := &net.Dialer{Timeout: Wait}
+	conn, err := tls.DialWithDialer(d, "tcp", addr, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return conn, nil
+}
+
+// Wrap starts recording what conn receives.
+func Wrap(t testing.TB, conn net.Conn) *Client {
 	c := &Client{t: t, Conn: conn}
 	c.cond = sync.NewCond(&c.mu)
 	go c.read()

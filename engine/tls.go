@@ -1,0 +1,134 @@
+package engine
+
+import (
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"os"
+	"sync/atomic"
+
+	"github.com/rs/zerolog"
+
+	"cotd/configs"
+)
+
+// tlsFiles is the server's TLS material. The config handed to every
+// connection is fixed; it asks current() for the one to use, so SIGHUP can
+// swap certificate, key, CA and CRL without touching open connections.
+type tlsFiles struct {
+	cert, key, ca, crl string
+	ticketKey          [32]byte
+
+	cur  atomic.Pointer[tls.Config]
+	base *tls.Config
+}
+
+func newTLSFiles(cert, key, ca, crl string) (*tlsFiles, error) {
+	f := &tlsFiles{cert: cert, key: key, ca: ca, crl: crl}
+	// One ticket key for the process, kept across reloads, so that clients
+	// resume (a TLS 1.2 resumption is several times cheaper than a full
+	// handshake) even after the certificate was swapped.
+	if _, err := rand.Read(f.ticketKey[:]); err != nil {
+		return nil, err
+	}
+	if err := f.reload(); err != nil {
+		return nil, err
+	}
+	f.base = &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		GetConfigForClient: func(*tls.ClientHelloInfo) (*tls.Config, error) {
+			return f.cur.Load(), nil
+		},
+	}
+	return f, nil
+}
+
+// reload reads every file again and swaps the config in one step; on any
+// error the old config stays.
+func (f *tlsFiles) reload() error {
+	pair, err := tls.LoadX509KeyPair(f.cert, f.key)
+	if err != nil {
+		return fmt.Errorf("tls.cert/tls.key: %w", err)
+	}
+	caPEM, err := os.ReadFile(f.ca)
+	if err != nil {
+		return fmt.Errorf("tls.ca: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(caPEM) {
+		return fmt.Errorf("tls.ca: %s holds no PEM certificate", f.ca)
+	}
+	cfg := &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{pair},
+		ClientAuth:   tls.RequireAndVerifyClientCert,
+		ClientCAs:    pool,
+	}
+	if f.crl != "" {
+		revoked, err := loadCRL(f.crl, caPEM)
+		if err != nil {
+			return err
+		}
+		cfg.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
+			for _, chain := range chains {
+				if len(chain) > 0 && revoked[chain[0].SerialNumber.String()] {
+					return errRevoked
+				}
+			}
+			return nil
+		}
+	}
+	cfg.SetSessionTicketKeys([][32]byte{f.ticketKey})
+	f.cur.Store(cfg)
+	return nil
+}
+
+var errRevoked = errors.New("engine: client certificate revoked by the CRL")
+
+// loadCRL returns the revoked serials of a CRL that one of the CA
+// certificates signed.
+func loadCRL(path string, caPEM []byte) (map[string]bool, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("tls.crl: %w", err)
+	}
+	if b, _ := pem.Decode(raw); b != nil {
+		raw = b.Bytes
+	}
+	crl, err := x509.ParseRevocationList(raw)
+	if err != nil {
+		return nil, fmt.Errorf("tls.crl: %w", err)
+	}
+	signed := false
+	for rest := caPEM; len(rest) > 0; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if ca, err := x509.ParseCertificate(b.Bytes); err == nil && crl.CheckSignatureFrom(ca) == nil {
+			signed = true
+			break
+		}
+	}
+	if !signed {
+		return nil, fmt.Errorf("tls.crl: %s is not signed by a certificate in tls.ca", path)
+	}
+	out := make(map[string]bool, len(crl.RevokedCertificateEntries))
+	for _, e := range crl.RevokedCertificateEntries {
+		out[new(big.Int).Set(e.SerialNumber).String()] = true
+	}
+	return out, nil
+}
+
+// tlsPaths resolves the certificate files to serve: configured ones, or the
+// development PKI (created on first start).
+func tlsPaths(c *configs.Config, _ zerolog.Logger) (cert, key, ca string, err error) {
+	if !c.TLSDev() {
+		return c.TLS.Cert, c.TLS.Key, c.TLS.CA, nil
+	}
+	return "", "", "", errors.New("engine: development certificates are not available yet; set tls.cert, tls.key and tls.ca, or tls.dev_certs = false")
+}
