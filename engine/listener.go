@@ -38,6 +38,28 @@ type listener struct {
 	bound *net.TCPAddr
 }
 
+// distinctAddrs gives each listener an address string of its own. gnet
+// finds a listener by its configured string, so two listeners both on
+// "127.0.0.1:0" (tests ask the kernel for ports) could not be told apart:
+// each such listener but the first is given a free port chosen now. The
+// port is free when chosen and bound moments later; nothing else on a test
+// machine races for it in practice, and a fixed port is never touched.
+func distinctAddrs(lns []*listener) error {
+	seen := map[string]bool{}
+	for _, ln := range lns {
+		if seen[ln.addr] {
+			l, err := net.Listen("tcp", ln.addr)
+			if err != nil {
+				return err
+			}
+			ln.addr = l.Addr().String()
+			_ = l.Close()
+		}
+		seen[ln.addr] = true
+	}
+	return nil
+}
+
 // resolveBound asks the kernel which port each listener got: the
 // configuration may say port 0, and tests rely on that.
 func resolveBound(eng gnet.Engine, lns []*listener) error {

@@ -81,6 +81,9 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		}
 		s.listeners = append(s.listeners, &listener{kind: ListenerTLS, addr: cfg.TLS.Addr})
 	}
+	if err := distinctAddrs(s.listeners); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
 	return s, nil
 }
 
@@ -99,6 +102,26 @@ func (s *Server) Addr(kind ListenerKind) net.Addr {
 
 // AdminAddr is the admin listener's bound address (after Ready), or nil.
 func (s *Server) AdminAddr() net.Addr { return s.adminAddr }
+
+// Census counts what the server holds for its connections; after every
+// client left, all of it must be back to zero.
+type Census struct {
+	Sessions int // connections with a session
+	Timers   int // timers filed on the loops' wheels
+	Clients  int // clients joined to the broker
+}
+
+// Census takes a census; any goroutine.
+func (s *Server) Census() Census {
+	var c Census
+	s.sessions.Range(func(_, _ any) bool { c.Sessions++; return true })
+	s.loops.Range(func(_, v any) bool {
+		c.Timers += int(v.(*loop).wheel.filed.Load())
+		return true
+	})
+	c.Clients = s.broker.Count()
+	return c
+}
 
 // Stats exposes the engine counters.
 func (s *Server) Stats() *Stats { return &s.stats }
@@ -255,7 +278,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		var plain []byte
 		plain, tlsErr = ss.tls.Feed(buf, ss.lp.plain[:0])
 		ss.lp.plain = plain[:0]
-		if !ss.established.Load() && ss.tls.Phase() == tlsstate.Established {
+		if !ss.established.Load() && ss.tls.HandshakeComplete() {
 			ss.onEstablished()
 		}
 		buf = plain

@@ -1,5 +1,7 @@
 package engine
 
+import "sync/atomic"
+
 // tickNanos is the wheel's resolution. Deadlines are seconds long (handshake
 // 10 s, idle 90 s), so a quarter second of lateness is harmless and keeps
 // the tick cheap.
@@ -29,6 +31,9 @@ type wheel struct {
 	cur   int
 	base  int64 // start of slot cur, unix nanos
 	now   int64 // time of the last advance: the loop's coarse clock
+	// filed counts timers on the wheel; atomic so that a census from
+	// another goroutine (tests, metrics) can read it.
+	filed atomic.Int64
 }
 
 func newWheel(now int64) *wheel {
@@ -46,6 +51,7 @@ func (w *wheel) schedule(t *timer, at int64) {
 		off = wheelSlots - 1
 	}
 	i := (w.cur + int(off)) % wheelSlots
+	w.filed.Add(1)
 	t.slot = i
 	t.prev = nil
 	t.next = w.slots[i]
@@ -69,6 +75,7 @@ func (w *wheel) unlink(t *timer) {
 		t.next.prev = t.prev
 	}
 	t.prev, t.next, t.slot = nil, nil, -1
+	w.filed.Add(-1)
 }
 
 // advance fires every slot whose time has fully passed at now, calling fire

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
+	"cotd/tlsstate/pki"
 )
 
 // tlsFiles is the server's TLS material. The config handed to every
@@ -126,9 +127,20 @@ func loadCRL(path string, caPEM []byte) (map[string]bool, error) {
 
 // tlsPaths resolves the certificate files to serve: configured ones, or the
 // development PKI (created on first start).
-func tlsPaths(c *configs.Config, _ zerolog.Logger) (cert, key, ca string, err error) {
+func tlsPaths(c *configs.Config, log zerolog.Logger) (cert, key, ca string, err error) {
 	if !c.TLSDev() {
 		return c.TLS.Cert, c.TLS.Key, c.TLS.CA, nil
 	}
-	return "", "", "", errors.New("engine: development certificates are not available yet; set tls.cert, tls.key and tls.ca, or tls.dev_certs = false")
+	dev, created, err := pki.EnsureDev(c.TLS.DevDir, pki.DefaultHosts(), pki.KeyECDSAP256)
+	if err != nil {
+		return "", "", "", fmt.Errorf("engine: development certificates in %s: %w", c.TLS.DevDir, err)
+	}
+	ev := log.Warn().Str("dir", dev.Dir).Str("ca", dev.CACert)
+	if created {
+		ev = ev.Str("first_client_package", dev.FirstClientPackage).Str("password", pki.DefaultP12Password)
+		ev.Msg("tls: created a development CA and server certificate; import the client package into ATAK (not for production: configure tls.cert, tls.key and tls.ca)")
+	} else {
+		ev.Msg("tls: serving development certificates (not for production: configure tls.cert, tls.key and tls.ca)")
+	}
+	return dev.ServerCert, dev.ServerKey, dev.CACert, nil
 }

@@ -86,6 +86,9 @@ type Conn struct {
 	hsDone bool  // the handshake goroutine has returned
 	hsErr  error // ... with this result
 	peerCN string
+	// done is set once the handshake succeeded and stays set after Close:
+	// one Feed can establish, return plaintext and then hit close_notify.
+	done bool
 }
 
 // Server returns a Conn in AwaitHello that will run the server side of the
@@ -225,6 +228,7 @@ func (c *Conn) establishLocked() error {
 		return c.failLocked(fmt.Errorf("%w: %w", ErrHandshake, c.hsErr))
 	}
 	c.peerCN = peerCN(c.tc.ConnectionState())
+	c.done = true
 	// tls.Conn.Handshake has returned, so no Read is waiting: from now on
 	// only the loop reads, and it must not block.
 	c.ad.setNonBlocking()
@@ -327,6 +331,16 @@ func (c *Conn) releaseLocked() {
 		c.ad.close()
 	}
 	c.ad, c.tc, c.hello, c.hsErr = nil, nil, nil, nil
+}
+
+// HandshakeComplete reports whether the handshake succeeded, even when the
+// Conn has closed since: a single Feed may establish, return the client's
+// first data and then meet its close_notify, so Phase alone would say
+// Closed for a client whose data must still be handled. Any goroutine.
+func (c *Conn) HandshakeComplete() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.done
 }
 
 // Phase reports the current phase. Any goroutine.

@@ -23,6 +23,7 @@ var version = "dev"
 
 const usage = `usage:
   cotd serve [--config FILE]   run the server (no file: embedded defaults)
+  cotd certs ca|server|client  make a CA, server and client certificates, ATAK data packages
   cotd config check FILE       validate a configuration file
   cotd config default          print the embedded default configuration
   cotd version                 print the version
@@ -42,6 +43,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(args[1:], stderr)
 	case "config":
 		return configCmd(args[1:], stdout, stderr)
+	case "certs":
+		return certsCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "cotd", version)
 		return 0
@@ -74,6 +77,14 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for range hup {
+			_ = srv.ReloadTLS() // logs its own outcome; the old certificates stay on error
+		}
+	}()
 	if err := srv.Run(ctx); err != nil {
 		log.Error().Err(err).Msg("server stopped with an error")
 		return 1

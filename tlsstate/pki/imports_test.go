@@ -1,0 +1,37 @@
+package pki
+
+import (
+	"go/parser"
+	"go/token"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestImports keeps pki a leaf: its non-test files import only the standard
+// library and go-pkcs12, never a cotd package.
+func TestImports(t *testing.T) {
+	entries, err := os.ReadDir(".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasSuffix(name, ".go") || strings.HasSuffix(name, "_test.go") {
+			continue
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), name, nil, parser.ImportsOnly)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, imp := range f.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			first := strings.SplitN(path, "/", 2)[0]
+			std := !strings.Contains(first, ".") && first != "cotd"
+			if !std && path != "software.sslmate.com/src/go-pkcs12" {
+				t.Errorf("%s imports %s", name, path)
+			}
+		}
+	}
+}
