@@ -29,6 +29,7 @@ type Config struct {
 	Broker Broker `toml:"broker"`
 	SA     SA     `toml:"sa"`
 	Admin  Admin  `toml:"admin"`
+	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
 }
 
@@ -36,6 +37,11 @@ type Config struct {
 type TCP struct {
 	// Addr is host:port; default "0.0.0.0:8087"; "" disables the listener.
 	Addr string `toml:"addr"`
+	// Protocol is "negotiate" (default), "xml" or "protobuf".
+	Protocol string `toml:"protocol"`
+	// Groups are given (IN and OUT) to clients with no user entry; empty
+	// (default) means __ANON__.
+	Groups []string `toml:"groups"`
 }
 
 // TLS is the mutual-TLS streaming listener.
@@ -55,6 +61,11 @@ type TLS struct {
 	DevCerts bool `toml:"dev_certs"`
 	// DevDir holds the development PKI; default "cotd-data/certs".
 	DevDir string `toml:"dev_dir"`
+	// Protocol is "negotiate" (default), "xml" or "protobuf".
+	Protocol string `toml:"protocol"`
+	// Groups are given (IN and OUT) to clients with no user entry; empty
+	// (default) means __ANON__.
+	Groups []string `toml:"groups"`
 	// HandshakeTimeout bounds a TLS handshake, counted from accept; default 10s.
 	HandshakeTimeout Duration `toml:"handshake_timeout"`
 }
@@ -97,11 +108,36 @@ type SA struct {
 	Replay bool `toml:"replay"`
 }
 
-// Admin is the HTTP listener for metrics.
+// Admin is the HTTP listener for metrics and the admin API.
 type Admin struct {
 	// Addr is host:port; default "127.0.0.1:8088"; "" disables it.
 	Addr string `toml:"addr"`
+	// BasicUser and BasicPasswordHash (bcrypt) turn on HTTP basic auth;
+	// both empty (default) means none.
+	BasicUser         string `toml:"basic_user"`
+	BasicPasswordHash string `toml:"basic_password_hash"`
+	// ClientCA, when set, makes the listener TLS and requires a client
+	// certificate from that CA; default "".
+	ClientCA string `toml:"client_ca"`
+	// Pprof serves /debug/pprof/; default false.
+	Pprof bool `toml:"pprof"`
 }
+
+// Auth controls who may connect and what they may see.
+type Auth struct {
+	// UsersFile is the TOML users file; default "" (no users).
+	UsersFile string `toml:"users_file"`
+	// RequireKnownUser refuses TLS clients whose CN has no user entry;
+	// default false (they get the listener's groups).
+	RequireKnownUser bool `toml:"require_known_user"`
+}
+
+// The wire protocols a listener may speak.
+const (
+	ProtocolNegotiate = "negotiate"
+	ProtocolXML       = "xml"
+	ProtocolProtobuf  = "protobuf"
+)
 
 // Log selects the log output.
 type Log struct {
@@ -222,6 +258,31 @@ func (c *Config) validate() []error {
 		bad("tls.dev_dir must name a directory when tls.dev_certs is on")
 	}
 	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": c.TLS.CRL} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad("%s: %v", key, err)
+		}
+	}
+
+	for key, p := range map[string]string{"tcp.protocol": c.TCP.Protocol, "tls.protocol": c.TLS.Protocol} {
+		switch p {
+		case ProtocolNegotiate, ProtocolXML, ProtocolProtobuf:
+		default:
+			bad("%s must be %q, %q or %q, got %q", key, ProtocolNegotiate, ProtocolXML, ProtocolProtobuf, p)
+		}
+	}
+	if (c.Admin.BasicUser == "") != (c.Admin.BasicPasswordHash == "") {
+		bad("admin.basic_user and admin.basic_password_hash go together: set both or neither")
+	}
+	if c.Admin.BasicPasswordHash != "" && !strings.HasPrefix(c.Admin.BasicPasswordHash, "$2") {
+		bad("admin.basic_password_hash must be a bcrypt hash (\"$2a$…\"; make one with `cotd users hash`)")
+	}
+	if c.Auth.RequireKnownUser && c.Auth.UsersFile == "" {
+		bad("auth.require_known_user needs auth.users_file")
+	}
+	for key, path := range map[string]string{"admin.client_ca": c.Admin.ClientCA, "auth.users_file": c.Auth.UsersFile} {
 		if path == "" {
 			continue
 		}

@@ -28,12 +28,17 @@ const (
 	ReasonNotTLS
 	// ReasonShutdown: the server is stopping.
 	ReasonShutdown
+	// ReasonAdmin: an administrator disconnected the client.
+	ReasonAdmin
+	// ReasonAuthFailed: a wrong <auth> password, or a user unknown
+	// (with auth.require_known_user) or disabled.
+	ReasonAuthFailed
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer",
-	"bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown",
+	"bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown", "admin", "auth_failed",
 }
 
 func (r CloseReason) String() string {

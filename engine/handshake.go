@@ -34,8 +34,9 @@ func (r HandshakeResult) String() string {
 }
 
 // onEstablished runs on the loop when the handshake has completed: the
-// client is now identified by its certificate and joins the broker.
-func (ss *session) onEstablished() {
+// client is now identified by its certificate and joins the broker. It
+// reports false when the certificate's user is refused.
+func (ss *session) onEstablished() bool {
 	s := ss.srv
 	ss.established.Store(true)
 	ss.hsDeadline = 0
@@ -50,7 +51,18 @@ func (ss *session) onEstablished() {
 		ev = ev.Str("ja3", h.JA3Hash)
 	}
 	ev.Msg("tls established")
+	m, refuse := s.membershipFor(ss.ln, ss.cn)
+	if refuse != "" {
+		s.stats.Logins[LoginRefused].Inc()
+		ss.log.Warn().Str("cn", ss.cn).Str("why", refuse).Msg("client certificate user refused; closing")
+		ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(ReasonAuthFailed))
+		return false
+	}
+	name := ss.cn
+	ss.userName.Store(&name)
+	s.broker.SetMembership(ss.client, m)
 	s.broker.Join(ss.client)
+	return true
 }
 
 // failTLS records why the TLS layer gave up, with a log line that names the

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,12 +31,17 @@ const minBacklog = 4096
 type Server struct {
 	gnet.BuiltinEventEngine
 
+	// Version is logged in the start-up banner; set it before Run.
+	Version string
+
 	cfg       *configs.Config
 	log       zerolog.Logger
 	broker    *broker.Broker
 	stats     Stats
 	listeners []*listener
 	tls       *tlsFiles
+	users     usersDir
+	authSlots chan struct{} // bounds concurrent <auth> password checks
 
 	eng      gnet.Engine
 	ready    chan struct{}
@@ -80,6 +86,10 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 		s.listeners = append(s.listeners, &listener{kind: ListenerTLS, addr: cfg.TLS.Addr})
+	}
+	s.authSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	if err := s.loadUsers(); err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
 	}
 	if err := distinctAddrs(s.listeners); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -197,18 +207,7 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 		s.log.Error().Err(err).Msg("cannot read bound listener addresses")
 		return gnet.Shutdown
 	}
-	backlog := somaxconn()
-	for _, ln := range s.listeners {
-		ev := s.log.Info()
-		if backlog < minBacklog {
-			ev = s.log.Warn().Int("recommended_backlog", minBacklog)
-		}
-		ev.Str("listener", ln.kind.String()).Stringer("addr", ln.bound).Int("backlog", backlog).
-			Msg("listening")
-	}
-	if s.adminAddr != nil {
-		s.log.Info().Stringer("addr", s.adminAddr).Msg("admin listening")
-	}
+	s.banner(time.Now())
 	close(s.ready)
 	return gnet.None
 }
@@ -227,15 +226,16 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		srv:      s,
 		c:        c,
 		ln:       ln,
+		remote:   c.RemoteAddr().String(),
 		opened:   time.Now(),
 		lp:       lp,
 		framer:   cot.NewXMLFramer(s.cfg.Limits.MaxFrameBytes),
 		lastRead: lp.wheel.now,
 	}
-	ss.log = s.log.With().Uint64("conn", id).Str("remote", c.RemoteAddr().String()).
+	ss.log = s.log.With().Uint64("conn", id).Str("remote", ss.remote).
 		Str("listener", ln.kind.String()).Logger()
 	ss.tm = timer{slot: -1, owner: ss}
-	ss.client = broker.NewClient(id, ss)
+	ss.client = broker.NewClient(id, ss, s.listenerMembership(ln))
 	if ln.kind == ListenerTLS {
 		// The deadline runs from accept, not from the first byte: a
 		// client that sends nothing is as stalled as one that stops.
@@ -271,6 +271,11 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		ss.bytesIn += uint64(len(buf))
 		s.stats.BytesIn.Add(uint64(len(buf)))
 	}
+	if ss.auth == authPending {
+		if res := ss.authDone.Swap(nil); res != nil && !ss.finishAuth(res) {
+			return gnet.Close
+		}
+	}
 	var tlsErr error
 	if ss.tls != nil {
 		// Fed even with nothing read: after the handshake goroutine's Wake,
@@ -278,8 +283,8 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		var plain []byte
 		plain, tlsErr = ss.tls.Feed(buf, ss.lp.plain[:0])
 		ss.lp.plain = plain[:0]
-		if !ss.established.Load() && ss.tls.HandshakeComplete() {
-			ss.onEstablished()
+		if !ss.established.Load() && ss.tls.HandshakeComplete() && !ss.onEstablished() {
+			return gnet.Close
 		}
 		buf = plain
 	}

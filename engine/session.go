@@ -27,6 +27,7 @@ type session struct {
 	srv    *Server
 	c      gnet.Conn
 	ln     *listener
+	remote string // the peer's address; immutable, unlike gnet's, which goes at close
 	log    zerolog.Logger
 	client *broker.Client
 	opened time.Time
@@ -36,24 +37,33 @@ type session struct {
 	// the start on plain TCP); it tells the TLS output hook that the
 	// handshake goroutine is gone.
 	established atomic.Bool
+	// userName is the name groups are looked up by (certificate CN or
+	// <auth> user); nil before the client is identified.
+	userName atomic.Pointer[string]
+	// authDone carries a password check's answer from its goroutine.
+	authDone atomic.Pointer[authResult]
 	// curRecv stamps ciphertext with the read time of the message being
 	// encrypted; best effort when two shards write to one client at once.
 	curRecv atomic.Int64
 
 	// loop-owned
-	lp         *loop
-	tm         timer
-	framer     *cot.XMLFramer
-	hdr        cot.Header
-	lastRead   int64  // unix nanos of the last inbound bytes (the wheel's coarse clock)
-	hsDeadline int64  // TLS handshake deadline; 0 when none
-	sent       uint64 // bytes handed to gnet's socket buffer, ever
-	stallAt    int64  // when unwritten output was last seen making no progress; 0 when flowing
-	stallMark  uint64 // bytes known written (sent - buffered) at stallAt
-	bytesIn    uint64
-	cn         string // TLS client certificate CN, once established
-	readAt     int64  // unix nanos of the current read, stamped on what it routes
-	spare      []outItem
+	lp           *loop
+	tm           timer
+	framer       *cot.XMLFramer
+	hdr          cot.Header
+	lastRead     int64 // unix nanos of the last inbound bytes (the wheel's coarse clock)
+	hsDeadline   int64 // TLS handshake deadline; 0 when none
+	auth         authState
+	authDeadline int64    // <auth> check deadline; 0 when none
+	held         [][]byte // documents that arrived while <auth> was checked
+	heldBytes    int
+	sent         uint64 // bytes handed to gnet's socket buffer, ever
+	stallAt      int64  // when unwritten output was last seen making no progress; 0 when flowing
+	stallMark    uint64 // bytes known written (sent - buffered) at stallAt
+	bytesIn      uint64
+	cn           string // TLS client certificate CN, once established
+	readAt       int64  // unix nanos of the current read, stamped on what it routes
+	spare        []outItem
 
 	// The outbound queue: appended by any goroutine, drained by the loop.
 	mu         sync.Mutex
@@ -238,6 +248,9 @@ func (ss *session) nextDeadline() int64 {
 	if ss.hsDeadline != 0 && ss.hsDeadline < d {
 		d = ss.hsDeadline
 	}
+	if ss.authDeadline != 0 && ss.authDeadline < d {
+		d = ss.authDeadline
+	}
 	if ss.stallAt != 0 {
 		if w := ss.stallAt + int64(lim.WriteTimeout.Duration); w < d {
 			d = w
@@ -254,6 +267,12 @@ func (ss *session) expire(now int64) {
 	lim := &ss.srv.cfg.Limits
 	if ss.hsDeadline != 0 && now >= ss.hsDeadline {
 		ss.closeWith(ReasonHandshakeTimeout)
+		return
+	}
+	if ss.authDeadline != 0 && now >= ss.authDeadline {
+		if ss.closeWith(ReasonAuthFailed) {
+			ss.log.Warn().Msg("auth not checked in time; closing")
+		}
 		return
 	}
 	if ss.stallAt != 0 {
@@ -301,10 +320,19 @@ func (ss *session) onDoc(doc []byte) error {
 	if err := cot.ScanHeader(doc, h); err != nil {
 		return &errFrame{reason: ReasonBadFrame, err: err}
 	}
+	if ss.auth == authPending {
+		return ss.hold(doc)
+	}
 	if h.Kind == cot.DocAuth {
-		// <auth> is checked against the users file once that exists; on
-		// its own it neither routes nor closes.
 		st.FramesIn[KindAuth].Inc()
+		switch {
+		case ss.srv.users.Load() == nil:
+			ss.log.Debug().Msg("<auth> ignored: no users file")
+		case ss.auth == authDone:
+			ss.log.Debug().Msg("second <auth> ignored")
+		default:
+			ss.startAuth(h.AuthUsername, h.AuthPassword)
+		}
 		return nil
 	}
 	switch {

@@ -20,6 +20,7 @@ type Stats struct {
 	WakeFails  metrics.Counter
 	Refused    metrics.Counter // connections refused while draining
 	Handshakes [numHandshakeResults]metrics.Counter
+	Logins     [numLoginResults]metrics.Counter
 	// HandshakeSeconds is the time from accept to an established TLS session.
 	HandshakeSeconds *metrics.Histogram
 	// Delay is the time from reading a frame to handing it to a
@@ -59,6 +60,10 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	for r := range numHandshakeResults {
 		m.Sample("cotd_tls_handshakes_total", float64(st.Handshakes[r].Value()), "result", r.String())
 	}
+	m.Family("cotd_logins_total", "<auth> logins, by result.", "counter")
+	for r := range numLoginResults {
+		m.Sample("cotd_logins_total", float64(st.Logins[r].Value()), "result", r.String())
+	}
 	st.HandshakeSeconds.Write(m, "cotd_tls_handshake_seconds", "Time from accept to an established TLS session.")
 	st.Delay.Write(m, "cotd_delivery_delay_seconds", "Time from reading a frame to handing it to a recipient's socket.")
 
@@ -73,6 +78,8 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	}
 	m.Family("cotd_unroutable_total", "Directed frames with no destination online.", "counter")
 	m.Sample("cotd_unroutable_total", float64(bs.Unroutable.Value()))
+	m.Family("cotd_delivery_failures_total", "b-t-f-s returned for directed chats that reached no one.", "counter")
+	m.Sample("cotd_delivery_failures_total", float64(bs.DeliveryFailures.Value()))
 	m.Family("cotd_sa_replayed_total", "Cached SAs sent to joining clients.", "counter")
 	m.Sample("cotd_sa_replayed_total", float64(bs.Replayed.Value()))
 	m.Family("cotd_disconnect_notices_total", "t-x-d-d notices sent for clients that left.", "counter")

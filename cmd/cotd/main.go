@@ -24,6 +24,7 @@ var version = "dev"
 const usage = `usage:
   cotd serve [--config FILE]   run the server (no file: embedded defaults)
   cotd certs ca|server|client  make a CA, server and client certificates, ATAK data packages
+  cotd users add|passwd|del|disable|enable|list|hash   edit the users file
   cotd config check FILE       validate a configuration file
   cotd config default          print the embedded default configuration
   cotd version                 print the version
@@ -45,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return configCmd(args[1:], stdout, stderr)
 	case "certs":
 		return certsCmd(args[1:], stdout, stderr)
+	case "users":
+		return usersCmd(args[1:], os.Stdin, stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "cotd", version)
 		return 0
@@ -71,6 +74,9 @@ func serve(args []string, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
 	srv, err := engine.New(cfg, log)
+	if err == nil {
+		srv.Version = version
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
@@ -82,7 +88,9 @@ func serve(args []string, stderr io.Writer) int {
 	defer signal.Stop(hup)
 	go func() {
 		for range hup {
-			_ = srv.ReloadTLS() // logs its own outcome; the old certificates stay on error
+			// Each logs its own outcome and keeps the old state on error.
+			_ = srv.ReloadTLS()
+			_ = srv.ReloadUsers()
 		}
 	}()
 	if err := srv.Run(ctx); err != nil {

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -54,6 +55,9 @@ type Stats struct {
 	Replayed metrics.Counter
 	// DisconnectNotices counts t-x-d-d events generated for leaving clients.
 	DisconnectNotices metrics.Counter
+	// DeliveryFailures counts b-t-f-s returned for directed chats that
+	// reached no one.
+	DeliveryFailures metrics.Counter
 	// Drops counts messages dropped, by reason.
 	Drops [NumDropReasons]metrics.Counter
 }
@@ -78,6 +82,7 @@ type Broker struct {
 	stats  Stats
 	reg    *registry
 	sa     *saCache
+	groups groupTable
 	shards []*shard
 
 	inflight atomic.Int64
@@ -132,6 +137,8 @@ func New(opts Options) *Broker {
 		sa:   newSACache(),
 		quit: make(chan struct{}),
 	}
+	// Anon takes index 0, which the shared anonymous membership assumes.
+	b.groups.indexOf(Anon)
 	for range opts.Shards {
 		b.shards = append(b.shards, &shard{
 			b:     b,
@@ -169,6 +176,9 @@ func (b *Broker) Drain(ctx context.Context) error {
 	return nil
 }
 
+// Idle reports whether every accepted frame has been routed.
+func (b *Broker) Idle() bool { return b.inflight.Load() == 0 }
+
 // Stop ends the goroutines. Frames still queued are dropped and counted;
 // call Drain first for a clean stop.
 func (b *Broker) Stop() {
@@ -201,7 +211,7 @@ func (b *Broker) Join(c *Client) {
 }
 
 func (b *Broker) replay(c *Client) {
-	msgs := b.sa.appendLive(nil, time.Now(), c.ID)
+	msgs := b.sa.appendLive(nil, time.Now(), c)
 	for _, m := range msgs {
 		if c.left.Load() {
 			return
@@ -272,6 +282,13 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64) bool 
 		b.stats.Drops[DropInboxFull].Inc()
 		return false
 	}
+}
+
+// SetMembership changes which groups c is in, effective for the next
+// routed message: used when the users file is reloaded.
+func (b *Broker) SetMembership(c *Client, m *Membership) {
+	c.groups.Store(m)
+	b.reg.changed()
 }
 
 // Clients returns the joined clients; the slice must not be modified.
@@ -373,7 +390,7 @@ func (s *shard) route(j job, now time.Time) {
 	clear(s.seen)
 	sent := 0
 	for _, c := range targets {
-		if c == from {
+		if c == from || !reaches(from, c) {
 			continue
 		}
 		if _, dup := s.seen[c.ID]; dup {
@@ -387,7 +404,48 @@ func (s *shard) route(j job, now time.Time) {
 	s.targets = targets[:0]
 	if sent == 0 {
 		b.stats.Unroutable.Inc()
+		if strings.HasPrefix(j.msg.Type, cot.TypeChat) && !strings.HasPrefix(j.msg.Type, cot.TypeChatDeliveryFailure) {
+			s.deliveryFailure(from, j.msg)
+		}
 	}
+}
+
+// deliveryFailure returns a directed chat that reached nobody to its sender
+// as b-t-f-s, as TAK Server does, so ATAK shows the message as not
+// delivered instead of waiting for a receipt.
+func (s *shard) deliveryFailure(to *Client, m *Message) {
+	doc, ok := retype(m.XML, cot.TypeChatDeliveryFailure)
+	if !ok {
+		return
+	}
+	s.b.stats.DeliveryFailures.Inc()
+	s.b.deliver(to, &Message{XML: doc, Type: cot.TypeChatDeliveryFailure, Recv: m.Recv})
+}
+
+// retype returns a copy of an event with its type attribute replaced.
+func retype(doc []byte, typ string) ([]byte, bool) {
+	end := bytes.IndexByte(doc, '>')
+	if end < 0 {
+		return nil, false
+	}
+	tag := doc[:end]
+	for _, q := range []string{`"`, `'`} {
+		key := []byte(" type=" + q)
+		i := bytes.Index(tag, key)
+		if i < 0 {
+			continue
+		}
+		start := i + len(key)
+		n := bytes.Index(tag[start:], []byte(q))
+		if n < 0 {
+			return nil, false
+		}
+		out := make([]byte, 0, len(doc)+len(typ))
+		out = append(out, doc[:start]...)
+		out = append(out, typ...)
+		return append(out, doc[start+n:]...), true
+	}
+	return nil, false
 }
 
 // learn records what a client's SA says about it: its identity for directed
@@ -399,12 +457,41 @@ func (s *shard) learn(c *Client, j job) {
 		s.b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")
 	}
 	c.saType = j.msg.Type
-	s.b.sa.put(j.uid, saEntry{msg: j.msg, stale: j.stale, owner: c.ID})
+	s.b.sa.put(j.uid, saEntry{msg: j.msg, stale: j.stale, owner: c})
 }
 
+// broadcast delivers m to everyone from reaches: the clients receiving from
+// each of from's IN groups, prepared in the snapshot, so the cost is the
+// number of recipients, not the number of connections.
 func (s *shard) broadcast(from *Client, m *Message) {
-	for _, c := range s.b.reg.all() {
-		if c != from {
+	snap := s.b.reg.current()
+	mem := from.membership()
+	if len(mem.inIdx) == 1 {
+		g := mem.inIdx[0]
+		if g < len(snap.byOut) {
+			for _, c := range snap.byOut[g] {
+				if c != from {
+					s.b.deliver(c, m)
+				}
+			}
+		}
+		return
+	}
+	// Several IN groups: a recipient in more than one of their OUT lists
+	// gets the message once.
+	clear(s.seen)
+	for _, g := range mem.inIdx {
+		if g >= len(snap.byOut) {
+			continue
+		}
+		for _, c := range snap.byOut[g] {
+			if c == from {
+				continue
+			}
+			if _, dup := s.seen[c.ID]; dup {
+				continue
+			}
+			s.seen[c.ID] = struct{}{}
 			s.b.deliver(c, m)
 		}
 	}

@@ -18,7 +18,16 @@ type registry struct {
 	byCallsign map[string][]*Client
 
 	dirty atomic.Bool
-	snap  atomic.Pointer[[]*Client]
+	snap  atomic.Pointer[snapshot]
+}
+
+// snapshot is the registry as a broadcast sees it: immutable, rebuilt after
+// joins, leaves and membership changes.
+type snapshot struct {
+	all []*Client
+	// byOut[g] are the clients that receive from group g: a broadcast walks
+	// the lists of its sender's IN groups and never looks at anyone else.
+	byOut [][]*Client
 }
 
 func newRegistry() *registry {
@@ -27,8 +36,7 @@ func newRegistry() *registry {
 		byUID:      make(map[string]*Client),
 		byCallsign: make(map[string][]*Client),
 	}
-	empty := []*Client{}
-	r.snap.Store(&empty)
+	r.snap.Store(&snapshot{})
 	return r
 }
 
@@ -95,22 +103,38 @@ func (r *registry) identify(c *Client, next Identity) {
 	c.ident.Store(&next)
 }
 
-// all returns the current clients; the slice must not be modified.
-func (r *registry) all() []*Client {
+// current returns the snapshot, rebuilding it first if something changed.
+func (r *registry) current() *snapshot {
 	if r.dirty.Load() {
 		r.mu.Lock()
 		if r.dirty.Load() {
-			s := make([]*Client, 0, len(r.clients))
+			s := &snapshot{all: make([]*Client, 0, len(r.clients))}
 			for _, c := range r.clients {
-				s = append(s, c)
+				s.all = append(s.all, c)
+				m := c.membership()
+				for g := range len(m.out) * 64 {
+					if !m.out.has(g) {
+						continue
+					}
+					for len(s.byOut) <= g {
+						s.byOut = append(s.byOut, nil)
+					}
+					s.byOut[g] = append(s.byOut[g], c)
+				}
 			}
-			r.snap.Store(&s)
+			r.snap.Store(s)
 			r.dirty.Store(false)
 		}
 		r.mu.Unlock()
 	}
-	return *r.snap.Load()
+	return r.snap.Load()
 }
+
+// all returns the current clients; the slice must not be modified.
+func (r *registry) all() []*Client { return r.current().all }
+
+// changed marks the snapshot stale (a membership changed).
+func (r *registry) changed() { r.dirty.Store(true) }
 
 func (r *registry) count() int {
 	r.mu.Lock()

@@ -24,7 +24,7 @@ type saStripe struct {
 type saEntry struct {
 	msg   *Message
 	stale time.Time
-	owner uint64
+	owner *Client
 }
 
 func newSACache() *saCache {
@@ -51,19 +51,20 @@ func (c *saCache) put(uid string, e saEntry) {
 func (c *saCache) drop(uid string, owner uint64) {
 	s := c.stripe(uid)
 	s.mu.Lock()
-	if e, ok := s.m[uid]; ok && e.owner == owner {
+	if e, ok := s.m[uid]; ok && e.owner.ID == owner {
 		delete(s.m, uid)
 	}
 	s.mu.Unlock()
 }
 
-// appendLive appends every SA not yet stale at now, except except's own.
-func (c *saCache) appendLive(dst []*Message, now time.Time, except uint64) []*Message {
+// appendLive appends every SA not yet stale at now that reaches to,
+// except to's own.
+func (c *saCache) appendLive(dst []*Message, now time.Time, to *Client) []*Message {
 	for i := range c.stripes {
 		s := &c.stripes[i]
 		s.mu.RLock()
 		for _, e := range s.m {
-			if e.owner != except && (e.stale.IsZero() || e.stale.After(now)) {
+			if e.owner != to && (e.stale.IsZero() || e.stale.After(now)) && reaches(e.owner, to) {
 				dst = append(dst, e.msg)
 			}
 		}

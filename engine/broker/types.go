@@ -58,6 +58,9 @@ type Client struct {
 
 	// ident is written only by the client's own shard and read anywhere.
 	ident atomic.Pointer[Identity]
+	// groups decides who the client reaches and hears; swapped whole when
+	// the users file is reloaded.
+	groups atomic.Pointer[Membership]
 	// saType is the type of the client's last SA; owned by its shard.
 	saType string
 	// lastSeen is the unix-nano time of the client's last routed frame.
@@ -65,10 +68,35 @@ type Client struct {
 	left     atomic.Bool
 }
 
-// NewClient wraps a connection's outbox.
-func NewClient(id uint64, out Outbox) *Client {
-	return &Client{ID: id, out: out}
+// NewClient wraps a connection's outbox. Its membership is m, or Anon
+// both ways when m is nil; SetMembership changes it later.
+func NewClient(id uint64, out Outbox, m *Membership) *Client {
+	c := &Client{ID: id, out: out}
+	if m != nil {
+		c.groups.Store(m)
+	}
+	return c
 }
+
+// anonymous is the membership of a client nobody gave groups to.
+var anonymous = func() *Membership {
+	m := &Membership{In: []string{Anon}, Out: []string{Anon}}
+	// Anon is always index 0: every Broker interns it first (New).
+	m.in.set(0)
+	m.out.set(0)
+	m.inIdx = []int{0}
+	return m
+}()
+
+func (c *Client) membership() *Membership {
+	if m := c.groups.Load(); m != nil {
+		return m
+	}
+	return anonymous
+}
+
+// Groups returns the client's membership.
+func (c *Client) Groups() *Membership { return c.membership() }
 
 // Identity returns what the client has told about itself; zero before its
 // first SA.

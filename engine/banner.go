@@ -1,0 +1,87 @@
+package engine
+
+import (
+	"crypto/x509"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"cotd/tlsstate/pki"
+)
+
+// certWarnWithin is how close to expiry a certificate gets a warning at
+// start: a month leaves time to renew before clients are refused.
+const certWarnWithin = 30 * 24 * time.Hour
+
+// banner logs what this server is and how it is set up, once at start.
+func (s *Server) banner(now time.Time) {
+	backlog := somaxconn()
+	lns := zerolog.Arr()
+	for _, ln := range s.listeners {
+		lns = lns.Dict(zerolog.Dict().Str("listener", ln.kind.String()).Stringer("addr", ln.bound).
+			Int("backlog", backlog).Str("protocol", s.protocolOf(ln)))
+	}
+	lim := &s.cfg.Limits
+	ev := s.log.Info().Str("version", s.Version).Array("listeners", lns).
+		Str("tls", s.tlsMode()).
+		Stringer("idle_timeout", lim.IdleTimeout.Duration).Int("max_frame_bytes", lim.MaxFrameBytes).
+		Int("outbound_soft_bytes", lim.OutboundSoftBytes).Int("outbound_hard_bytes", lim.OutboundHardBytes).
+		Stringer("write_timeout", lim.WriteTimeout.Duration).Int("broker_shards", s.broker.NumShards()).
+		Bool("sa_replay", s.cfg.SA.Replay)
+	if d := s.users.Load(); d != nil {
+		ev = ev.Int("users", d.Len())
+	}
+	if s.adminAddr != nil {
+		ev = ev.Stringer("admin", s.adminAddr)
+	}
+	ev.Msg("cotd ready")
+	if backlog < minBacklog {
+		s.log.Warn().Int("backlog", backlog).Int("recommended", minBacklog).
+			Msg("net.core.somaxconn is low: a reconnect burst can overflow the accept queue (see configs/sysctl.conf)")
+	}
+	if s.tls != nil {
+		if cert := s.tls.leaf(); cert != nil {
+			ev := s.log.Info()
+			if pki.ExpiresWithin(cert, certWarnWithin, now) {
+				ev = s.log.Warn()
+			}
+			ev.Str("subject", cert.Subject.CommonName).Time("not_after", cert.NotAfter).
+				Stringer("remaining", pki.TimeLeft(cert, now).Round(time.Hour)).Msg("tls server certificate")
+		}
+	}
+}
+
+func (s *Server) tlsMode() string {
+	switch {
+	case s.tls == nil:
+		return "off"
+	case s.cfg.TLSDev():
+		return "development certificates"
+	case s.cfg.TLS.CRL != "":
+		return "mutual TLS with CRL"
+	}
+	return "mutual TLS"
+}
+
+func (s *Server) protocolOf(ln *listener) string {
+	if ln.kind == ListenerTLS {
+		return s.cfg.TLS.Protocol
+	}
+	return s.cfg.TCP.Protocol
+}
+
+// leaf is the server certificate in force.
+func (f *tlsFiles) leaf() *x509.Certificate {
+	cfg := f.cur.Load()
+	if cfg == nil || len(cfg.Certificates) == 0 {
+		return nil
+	}
+	if c := cfg.Certificates[0].Leaf; c != nil {
+		return c
+	}
+	c, err := x509.ParseCertificate(cfg.Certificates[0].Certificate[0])
+	if err != nil {
+		return nil
+	}
+	return c
+}
