@@ -27,11 +27,11 @@ lint:
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped"; fi
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./cot/ ./engine/...
+	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./cot/... ./tlsstate/ ./engine/broker/
 
 # Each native fuzz target for FUZZTIME.
 fuzz:
-	@for pkg in ./cot/ ./tlsstate/; do \
+	@for pkg in ./cot/ ./cot/takproto/ ./tlsstate/ ./engine/auth/; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

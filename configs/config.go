@@ -279,6 +279,9 @@ func (c *Config) validate() []error {
 	if c.Admin.BasicPasswordHash != "" && !strings.HasPrefix(c.Admin.BasicPasswordHash, "$2") {
 		bad("admin.basic_password_hash must be a bcrypt hash (\"$2a$…\"; make one with `cotd users hash`)")
 	}
+	if c.Admin.ClientCA != "" && c.TLS.Cert == "" && !c.TLS.DevCerts {
+		bad("admin.client_ca needs a server certificate: set tls.cert and tls.key, or tls.dev_certs")
+	}
 	if c.Auth.RequireKnownUser && c.Auth.UsersFile == "" {
 		bad("auth.require_known_user needs auth.users_file")
 	}

@@ -1,6 +1,8 @@
 package cot
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"time"
 	"unicode/utf8"
 )
@@ -113,4 +115,24 @@ func appendEscaped(b []byte, s string) []byte {
 		i++
 	}
 	return b
+}
+
+// NewUID returns a random version-4 UUID, the form TAK software uses for
+// the uids of events it makes.
+func NewUID() string {
+	var u [16]byte
+	_, _ = rand.Read(u[:])
+	u[6] = u[6]&0x0f | 0x40
+	u[8] = u[8]&0x3f | 0x80
+	var s [36]byte
+	hex.Encode(s[0:8], u[0:4])
+	s[8] = '-'
+	hex.Encode(s[9:13], u[4:6])
+	s[13] = '-'
+	hex.Encode(s[14:18], u[6:8])
+	s[18] = '-'
+	hex.Encode(s[19:23], u[8:10])
+	s[23] = '-'
+	hex.Encode(s[24:], u[10:])
+	return string(s[:])
 }

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"slices"
 	"sort"
 	"time"
 )
@@ -74,6 +75,13 @@ func (ss *session) info() ClientInfo {
 		LastSeen:    ss.client.LastSeen(),
 		QueuedBytes: ss.queued(),
 	}
+	if ss.outV1.Load() {
+		ci.Protocol = "takproto/1"
+	}
+	g := ss.client.Groups()
+	ci.Groups = append(slices.Clone(g.In), g.Out...)
+	slices.Sort(ci.Groups)
+	ci.Groups = slices.Compact(ci.Groups)
 	if !ss.established.Load() {
 		ci.State = "handshaking"
 	} else if ss.tls != nil {

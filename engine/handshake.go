@@ -8,6 +8,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"cotd/configs"
 	"cotd/tlsstate"
 )
 
@@ -61,7 +62,10 @@ func (ss *session) onEstablished() bool {
 	name := ss.cn
 	ss.userName.Store(&name)
 	s.broker.SetMembership(ss.client, m)
-	s.broker.Join(ss.client)
+	if s.protocolOf(ss.ln) == configs.ProtocolProtobuf {
+		ss.speakV1()
+	}
+	s.broker.Join(ss.client, ss.startProtocol())
 	return true
 }
 

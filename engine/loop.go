@@ -5,6 +5,8 @@ import (
 	"sync"
 
 	"github.com/panjf2000/gnet/v2"
+
+	"cotd/cot/takproto"
 )
 
 // loop is cotd's state for one gnet event loop: its timing wheel and the
@@ -22,9 +24,11 @@ type loop struct {
 	dirty     []*session
 	scheduled bool
 
-	spare []*session // loop-owned: the previous dirty list, for reuse
-	iov   [][]byte   // loop-owned scratch for writev batches
-	plain []byte     // loop-owned scratch for decrypted input
+	spare []*session          // loop-owned: the previous dirty list, for reuse
+	iov   [][]byte            // loop-owned scratch for writev batches
+	plain []byte              // loop-owned scratch for decrypted input
+	tm    takproto.TakMessage // loop-owned scratch for v1 input
+	xml   []byte              // loop-owned scratch for v1 input as XML
 	run   gnet.RunnableFunc
 }
 

@@ -61,7 +61,7 @@ func TestDirectedMessagesReachOnlyTheirDestination(t *testing.T) {
 	b.Expect("C", et.UID("C"))
 	c.Expect("B", et.UID("B"))
 
-	a.Send(et.Chat("chat-by-callsign", "hi bravo", []string{"BRAVO"}, nil))
+	a.Send(et.Chat("chat-by-callsign", "hi bravo </event> still text", []string{"BRAVO"}, nil))
 	a.Send(et.Chat("chat-by-uid", "hi charlie", nil, []string{"C"}))
 	// Both attributes naming the same client: delivered once.
 	a.Send(et.Chat("chat-both", "hi again", []string{"BRAVO"}, []string{"B"}))

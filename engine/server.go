@@ -144,12 +144,14 @@ func (s *Server) Broker() *broker.Broker { return s.broker }
 // output for up to limits.drain_timeout, and closes everything.
 func (s *Server) Run(ctx context.Context) error {
 	if s.cfg.Admin.Addr != "" {
-		ln, err := net.Listen("tcp", s.cfg.Admin.Addr)
+		ln, err := s.listenAdmin() // TLS with client certificates when admin.client_ca is set
 		if err != nil {
-			return fmt.Errorf("engine: admin listener: %w", err)
+			return err
 		}
 		s.adminAddr = ln.Addr()
-		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second}
+		// No WriteTimeout: it would cut off a 30-second pprof CPU profile.
+		s.admin = &http.Server{Handler: s.adminHandler(), ReadHeaderTimeout: 5 * time.Second,
+			IdleTimeout: 2 * time.Minute, ErrorLog: s.adminErrorLog()}
 		go func() { _ = s.admin.Serve(ln) }()
 	}
 	s.broker.Start()
@@ -251,7 +253,10 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	ss.log.Debug().Msg("connection opened")
 	if ss.tls == nil {
 		ss.established.Store(true)
-		s.broker.Join(ss.client)
+		if s.protocolOf(ln) == configs.ProtocolProtobuf {
+			ss.speakV1()
+		}
+		s.broker.Join(ss.client, ss.startProtocol())
 	}
 	return nil, gnet.None
 }

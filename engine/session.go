@@ -11,6 +11,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"cotd/cot"
+	"cotd/cot/takproto"
 	"cotd/engine/broker"
 	"cotd/tlsstate"
 )
@@ -42,6 +43,11 @@ type session struct {
 	userName atomic.Pointer[string]
 	// authDone carries a password check's answer from its goroutine.
 	authDone atomic.Pointer[authResult]
+	// wmu orders the choice of wire format with the write (see write).
+	wmu sync.Mutex
+	// outV1: events to this client are TAK protocol v1 frames. Changed
+	// under wmu; atomic so that the admin API can read it.
+	outV1 atomic.Bool
 	// curRecv stamps ciphertext with the read time of the message being
 	// encrypted; best effort when two shards write to one client at once.
 	curRecv atomic.Int64
@@ -49,7 +55,10 @@ type session struct {
 	// loop-owned
 	lp           *loop
 	tm           timer
-	framer       *cot.XMLFramer
+	framer       *cot.XMLFramer   // XML input; nil once the client speaks v1
+	v1           *takproto.Framer // v1 input; nil while the client speaks XML
+	curV1        []byte           // the v1 payload being handled, for Publish
+	offerUID     string           // uid of the v1 offer sent, "" when none
 	hdr          cot.Header
 	lastRead     int64 // unix nanos of the last inbound bytes (the wheel's coarse clock)
 	hsDeadline   int64 // TLS handshake deadline; 0 when none
@@ -90,25 +99,47 @@ func (ss *session) queued() int64 { return ss.pendingN.Load() + ss.buffered.Load
 
 // Deliver implements broker.Outbox. It runs on shard goroutines.
 func (ss *session) Deliver(m *broker.Message) broker.Verdict {
-	return ss.send(m.XML, m.Recv, m.Position, true)
+	return ss.write(m, true)
 }
 
-// send queues plaintext for the client: as it is on plain TCP, encrypted
-// into records on TLS. Either way the bytes land in the one ordered queue.
-func (ss *session) send(p []byte, recv int64, droppable, wake bool) broker.Verdict {
-	if ss.tls == nil {
-		return ss.enqueue(p, recv, droppable, wake)
-	}
-	if v := ss.admit(len(p), droppable); v != broker.Queued {
+// write queues one event in the connection's wire format: XML or TAK
+// protocol v1, as is on plain TCP, encrypted into records on TLS. wmu
+// makes choosing the format and queueing one step, so that nothing encoded
+// as XML lands behind the response that switched the client to v1. wake is
+// false on the loop, which flushes at the end of its callback anyway.
+func (ss *session) write(m *broker.Message, wake bool) broker.Verdict {
+	if v := ss.admit(len(m.XML), m.Position); v != broker.Queued {
 		return v
+	}
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	b := m.XML
+	if ss.outV1.Load() {
+		if b = m.V1(); b == nil {
+			return broker.DroppedUnencodable
+		}
+	}
+	return ss.put(b, m.Recv, wake)
+}
+
+// put queues bytes already in the wire format; wmu is held.
+func (ss *session) put(b []byte, recv int64, wake bool) broker.Verdict {
+	if ss.tls == nil {
+		return ss.enqueue(b, recv, wake)
 	}
 	ss.curRecv.Store(recv)
 	// Encrypting here, on the sender's shard, spreads the per-recipient
 	// cost over the shards; tls.Conn orders concurrent writers itself.
-	if _, err := ss.tls.Write(p); err != nil {
+	if _, err := ss.tls.Write(b); err != nil {
 		return broker.DroppedClosed
 	}
 	return broker.Queued
+}
+
+// sendLocal sends an event the server makes for this client alone (pong,
+// protocol offer). Loop or any goroutine.
+func (ss *session) sendLocal(xml []byte, recv int64, wake bool) {
+	ss.write(broker.NewMessage(xml, "", false, recv, nil), wake)
 }
 
 // tlsOut is the TLS hook that receives ciphertext in wire order, from the
@@ -149,13 +180,8 @@ func (ss *session) admit(n int, droppable bool) broker.Verdict {
 	return broker.Queued
 }
 
-// enqueue appends p to the outbound queue under the back-pressure policy.
-// wake asks the loop to flush; the loop itself passes false because it
-// flushes at the end of its callback anyway.
-func (ss *session) enqueue(p []byte, recv int64, droppable, wake bool) broker.Verdict {
-	if v := ss.admit(len(p), droppable); v != broker.Queued {
-		return v
-	}
+// enqueue appends p to the plain outbound queue; the budget was checked.
+func (ss *session) enqueue(p []byte, recv int64, wake bool) broker.Verdict {
 	ss.mu.Lock()
 	if ss.closing {
 		ss.mu.Unlock()
@@ -309,9 +335,20 @@ type errFrame struct {
 func (e *errFrame) Error() string { return e.err.Error() }
 func (e *errFrame) Unwrap() error { return e.err }
 
-// feed frames plaintext and handles each document. Loop only.
+// feed frames plaintext and handles each document. Loop only. When a
+// document switches the client to TAK protocol v1, the rest of p is
+// already v1.
 func (ss *session) feed(p []byte) error {
-	return ss.framer.Feed(p, ss.onDoc)
+	if ss.v1 != nil {
+		return ss.v1.Feed(p, ss.onV1)
+	}
+	err := ss.framer.Feed(p, ss.onDoc)
+	if !errors.Is(err, errSwitchV1) {
+		return err
+	}
+	rest := p[len(p)-ss.framer.Unread():]
+	ss.inputV1()
+	return ss.v1.Feed(rest, ss.onV1)
 }
 
 func (ss *session) onDoc(doc []byte) error {
@@ -338,9 +375,12 @@ func (ss *session) onDoc(doc []byte) error {
 	switch {
 	case h.Type == cot.TypePing:
 		st.FramesIn[KindPing].Inc()
-		ss.send(cot.Pong(time.Now()), ss.readAt, false, false)
+		ss.sendLocal(cot.Pong(time.Now()), ss.readAt, false)
 		st.Pongs.Inc()
 		return nil
+	case h.Type == cot.TypeTakpRequest:
+		st.FramesIn[KindControl].Inc()
+		return ss.negotiate(doc)
 	case cot.IsControl(h.Type):
 		st.FramesIn[KindControl].Inc()
 		return nil
@@ -351,7 +391,7 @@ func (ss *session) onDoc(doc []byte) error {
 	default:
 		st.FramesIn[KindOther].Inc()
 	}
-	ss.srv.broker.Publish(ss.client, h, doc, ss.readAt)
+	ss.srv.broker.Publish(ss.client, h, doc, ss.readAt, ss.curV1)
 	return nil
 }
 

@@ -21,6 +21,10 @@ type Stats struct {
 	Refused    metrics.Counter // connections refused while draining
 	Handshakes [numHandshakeResults]metrics.Counter
 	Logins     [numLoginResults]metrics.Counter
+	// Offers counts t-x-takp-v offers sent; Negotiations the answers to
+	// client requests.
+	Offers       metrics.Counter
+	Negotiations [numNegotiationResults]metrics.Counter
 	// HandshakeSeconds is the time from accept to an established TLS session.
 	HandshakeSeconds *metrics.Histogram
 	// Delay is the time from reading a frame to handing it to a
@@ -63,6 +67,12 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.Family("cotd_logins_total", "<auth> logins, by result.", "counter")
 	for r := range numLoginResults {
 		m.Sample("cotd_logins_total", float64(st.Logins[r].Value()), "result", r.String())
+	}
+	m.Family("cotd_protocol_offers_total", "TAK protocol v1 offers sent.", "counter")
+	m.Sample("cotd_protocol_offers_total", float64(st.Offers.Value()))
+	m.Family("cotd_protocol_negotiations_total", "Answers to TAK protocol requests, by result.", "counter")
+	for r := range numNegotiationResults {
+		m.Sample("cotd_protocol_negotiations_total", float64(st.Negotiations[r].Value()), "result", r.String())
 	}
 	st.HandshakeSeconds.Write(m, "cotd_tls_handshake_seconds", "Time from accept to an established TLS session.")
 	st.Delay.Write(m, "cotd_delivery_delay_seconds", "Time from reading a frame to handing it to a recipient's socket.")

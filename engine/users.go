@@ -183,7 +183,14 @@ func (ss *session) finishAuth(res *authResult) bool {
 	held := ss.held
 	ss.held = nil
 	for _, doc := range held {
-		if err := ss.onDoc(doc); err != nil {
+		err := ss.onDoc(doc)
+		if errors.Is(err, errSwitchV1) {
+			// The client asked for v1 and now waits for the answer: it
+			// sent nothing after the request.
+			ss.inputV1()
+			continue
+		}
+		if err != nil {
 			ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(reasonFor(err)))
 			return false
 		}

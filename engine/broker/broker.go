@@ -3,8 +3,6 @@ package broker
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"runtime"
 	"strings"
 	"sync"
@@ -30,11 +28,13 @@ const (
 	DropRecipientClosed
 	// DropInboxFull: the sender's shard inbox was full; the frame was never routed.
 	DropInboxFull
+	// DropUnencodable: a v1 recipient and an event that does not convert.
+	DropUnencodable
 	// NumDropReasons bounds the enum.
 	NumDropReasons
 )
 
-var dropNames = [NumDropReasons]string{"backpressure", "slow_consumer", "recipient_closed", "inbox_full"}
+var dropNames = [NumDropReasons]string{"backpressure", "slow_consumer", "recipient_closed", "inbox_full", "unencodable"}
 
 func (r DropReason) String() string {
 	if r < NumDropReasons {
@@ -201,13 +201,24 @@ func (b *Broker) Stop() {
 }
 
 // Join makes c a recipient. With replay on, c is then sent the latest SA of
-// every other client, from a goroutine of its own so that the caller (an
-// event loop) never copies the cache.
-func (b *Broker) Join(c *Client) {
+// every client it can hear, from a goroutine of its own so that the caller
+// (an event loop) never copies the cache. then, if not nil, runs after the
+// replay (at once when replay is off): the engine offers TAK protocol v1
+// there, after the SAs, as TAK Server does.
+func (b *Broker) Join(c *Client, then func()) {
 	b.reg.add(c)
-	if b.opts.Replay {
-		go b.replay(c)
+	if !b.opts.Replay {
+		if then != nil {
+			then()
+		}
+		return
 	}
+	go func() {
+		b.replay(c)
+		if then != nil && !c.left.Load() {
+			then()
+		}
+	}()
 }
 
 func (b *Broker) replay(c *Client) {
@@ -216,7 +227,8 @@ func (b *Broker) replay(c *Client) {
 		if c.left.Load() {
 			return
 		}
-		// A replayed SA was read long ago: it must not count as routing delay.
+		// A replayed SA was read long ago: it must not count as routing
+		// delay. The copy shares the encodings.
 		cp := *m
 		cp.Recv = 0
 		if b.deliver(c, &cp) {
@@ -250,19 +262,21 @@ func (b *Broker) Leave(c *Client) {
 }
 
 // Publish hands one event from c to c's shard. doc is only valid during the
-// call; h is its scanned header; recv is when it was read (unix nanos). It never blocks: a full inbox drops the
-// frame, counts it and returns false.
-func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64) bool {
+// call; h is its scanned header; recv is when it was read (unix nanos);
+// v1 is the TAK protocol v1 payload it arrived as, or nil. It never blocks:
+// a full inbox drops the frame, counts it and returns false.
+func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []byte) bool {
 	var out []byte
 	if h.MartiStart >= 0 {
 		out = cot.StripMarti(doc, h)
+		v1 = nil // the sender's bytes still carry <marti>: re-encode when needed
 	} else {
 		out = bytes.Clone(doc)
 	}
 	j := job{
 		kind: jobFrame,
 		from: c,
-		msg:  &Message{XML: out, Type: h.Type, Position: h.IsPositionReport(), Recv: recv},
+		msg:  NewMessage(out, h.Type, h.IsPositionReport(), recv, v1),
 	}
 	if h.IsSA() {
 		j.sa, j.uid, j.callsign, j.stale = true, h.UID, h.Callsign, h.Stale
@@ -334,6 +348,8 @@ func (b *Broker) deliver(c *Client, m *Message) bool {
 		b.stats.Drops[DropBackpressure].Inc()
 	case DroppedSlowConsumer:
 		b.stats.Drops[DropSlowConsumer].Inc()
+	case DroppedUnencodable:
+		b.stats.Drops[DropUnencodable].Inc()
 	default:
 		b.stats.Drops[DropRecipientClosed].Inc()
 	}
@@ -419,7 +435,7 @@ func (s *shard) deliveryFailure(to *Client, m *Message) {
 		return
 	}
 	s.b.stats.DeliveryFailures.Inc()
-	s.b.deliver(to, &Message{XML: doc, Type: cot.TypeChatDeliveryFailure, Recv: m.Recv})
+	s.b.deliver(to, NewMessage(doc, cot.TypeChatDeliveryFailure, false, m.Recv, nil))
 }
 
 // retype returns a copy of an event with its type attribute replaced.
@@ -511,26 +527,7 @@ func (s *shard) leave(c *Client, now time.Time) {
 		// left would grey out a live contact.
 		return
 	}
-	notice := cot.DisconnectNotice(newEventUID(), id.UID, c.saType, now)
+	notice := cot.DisconnectNotice(cot.NewUID(), id.UID, c.saType, now)
 	s.b.stats.DisconnectNotices.Inc()
-	s.broadcast(c, &Message{XML: notice, Type: cot.TypeDelete})
-}
-
-// newEventUID returns a random UUID (version 4) for server-made events.
-func newEventUID() string {
-	var u [16]byte
-	_, _ = rand.Read(u[:])
-	u[6] = u[6]&0x0f | 0x40
-	u[8] = u[8]&0x3f | 0x80
-	var s [36]byte
-	hex.Encode(s[0:8], u[0:4])
-	s[8] = '-'
-	hex.Encode(s[9:13], u[4:6])
-	s[13] = '-'
-	hex.Encode(s[14:18], u[6:8])
-	s[18] = '-'
-	hex.Encode(s[19:23], u[8:10])
-	s[23] = '-'
-	hex.Encode(s[24:], u[10:])
-	return string(s[:])
+	s.broadcast(c, NewMessage(notice, cot.TypeDelete, false, 0, nil))
 }

@@ -37,7 +37,7 @@ func BenchmarkRoute(b *testing.B) {
 			if err := cot.ScanHeader(doc, &h); err != nil {
 				b.Fatal(err)
 			}
-			m := &Message{XML: doc, Type: h.Type, Position: true}
+			m := NewMessage(doc, h.Type, true, 0, nil)
 			now := time.Now()
 			b.ReportAllocs()
 			b.ResetTimer()

@@ -1,8 +1,11 @@
 package broker
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
+
+	"cotd/cot/takproto"
 )
 
 // Message is one routed CoT event, encoded once and shared read-only by
@@ -18,6 +21,39 @@ type Message struct {
 	// Recv is when the server read the frame (unix nanos); 0 for events
 	// the server made itself.
 	Recv int64
+
+	// enc holds the other wire formats, made on first use and shared by
+	// every copy of the message: one encoding per format, whatever the
+	// number of recipients.
+	enc *encodings
+}
+
+type encodings struct {
+	once sync.Once
+	v1   []byte
+}
+
+// NewMessage wraps an event. v1, when not nil, is the event's TAK protocol
+// v1 payload as received: a v1 recipient then gets the sender's bytes.
+func NewMessage(xml []byte, typ string, position bool, recv int64, v1 []byte) *Message {
+	m := &Message{XML: xml, Type: typ, Position: position, Recv: recv, enc: &encodings{}}
+	if v1 != nil {
+		frame := takproto.AppendFrame(nil, v1)
+		m.enc.once.Do(func() { m.enc.v1 = frame })
+	}
+	return m
+}
+
+// V1 returns the message as one TAK protocol v1 stream frame (magic,
+// length, payload), encoded on first use; nil when the XML does not convert.
+func (m *Message) V1() []byte {
+	m.enc.once.Do(func() {
+		var tm takproto.TakMessage
+		if takproto.FromXML(m.XML, &tm) == nil {
+			m.enc.v1 = takproto.AppendMessageFrame(nil, &tm)
+		}
+	})
+	return m.enc.v1
 }
 
 // Verdict is what a recipient's Deliver did with a message.
@@ -35,6 +71,9 @@ const (
 	DroppedSlowConsumer
 	// DroppedClosed: the recipient's connection is already closing.
 	DroppedClosed
+	// DroppedUnencodable: the recipient speaks TAK protocol v1 and the
+	// event does not convert.
+	DroppedUnencodable
 )
 
 // Outbox is the recipient side of a connection, implemented by the engine.

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,6 +15,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +23,7 @@ import (
 
 	"cotd/configs"
 	"cotd/cot"
+	"cotd/cot/takproto"
 	"cotd/engine"
 )
 
@@ -132,6 +135,9 @@ type Client struct {
 	t    testing.TB
 	Conn net.Conn
 
+	// v1 is set once the client switched to TAK protocol v1 (see Negotiate).
+	v1 atomic.Bool
+
 	mu     sync.Mutex
 	cond   *sync.Cond
 	events []Event
@@ -196,35 +202,131 @@ func DialSilent(t testing.TB, addr string) net.Conn {
 	return conn
 }
 
+// errSwitched stops the XML framer at the response that switched the
+// stream to TAK protocol v1.
+var errSwitched = errors.New("enginetest: switched to v1")
+
 func (c *Client) read() {
 	f := cot.NewXMLFramer(8 << 20)
+	var pf *takproto.Framer
+	if c.v1.Load() {
+		pf = takproto.NewFramer(8 << 20)
+	}
 	buf := make([]byte, 64<<10)
 	var err error
 	for err == nil {
 		var n int
 		n, err = c.Conn.Read(buf)
-		if n > 0 {
-			ferr := f.Feed(buf[:n], func(doc []byte) error {
-				ev := Event{Raw: bytes.Clone(doc)}
-				if err := cot.ScanHeader(ev.Raw, &ev.H); err != nil {
-					return err
+		if n == 0 {
+			continue
+		}
+		p := buf[:n]
+		if pf == nil {
+			ferr := f.Feed(p, func(doc []byte) error {
+				ev := c.record(bytes.Clone(doc))
+				if ev.H.Type == cot.TypeTakpResponse && bytes.Contains(doc, []byte(`status="true"`)) {
+					return errSwitched
 				}
-				c.mu.Lock()
-				c.events = append(c.events, ev)
-				c.taken = append(c.taken, false)
-				c.cond.Broadcast()
-				c.mu.Unlock()
 				return nil
 			})
-			if ferr != nil {
-				err = ferr
+			if !errors.Is(ferr, errSwitched) {
+				if ferr != nil {
+					err = ferr
+				}
+				continue
 			}
+			p = p[len(p)-f.Unread():]
+			pf = takproto.NewFramer(8 << 20)
+			c.v1.Store(true)
+		}
+		if ferr := pf.Feed(p, func(payload []byte) error {
+			var m takproto.TakMessage
+			if err := m.Unmarshal(payload); err != nil {
+				return err
+			}
+			if m.CotEvent == nil {
+				return nil
+			}
+			doc, err := takproto.AppendXML(nil, &m)
+			if err != nil {
+				return err
+			}
+			c.record(doc)
+			return nil
+		}); ferr != nil {
+			err = ferr
 		}
 	}
 	c.mu.Lock()
 	c.err = err
 	c.cond.Broadcast()
 	c.mu.Unlock()
+}
+
+// record scans and stores one received event.
+func (c *Client) record(doc []byte) Event {
+	ev := Event{Raw: doc}
+	if err := cot.ScanHeader(ev.Raw, &ev.H); err != nil {
+		ev.H.Type = "unparsable"
+	}
+	c.mu.Lock()
+	c.events = append(c.events, ev)
+	c.taken = append(c.taken, false)
+	c.cond.Broadcast()
+	c.mu.Unlock()
+	return ev
+}
+
+// V1 reports whether the client has switched to TAK protocol v1.
+func (c *Client) V1() bool { return c.v1.Load() }
+
+// SendEvent sends an XML event in the client's current wire format: as it
+// is, or converted to one v1 frame once the client switched.
+func (c *Client) SendEvent(xml string) {
+	c.t.Helper()
+	if !c.v1.Load() {
+		c.Send(xml)
+		return
+	}
+	var m takproto.TakMessage
+	doc := xml
+	if i := strings.Index(doc, "<event"); i > 0 {
+		doc = doc[i:] // a declaration has no place in v1
+	}
+	if err := takproto.FromXML([]byte(doc), &m); err != nil {
+		c.t.Fatalf("convert to v1: %v", err)
+	}
+	if _, err := c.Conn.Write(takproto.AppendMessageFrame(nil, &m)); err != nil {
+		c.t.Fatalf("send: %v", err)
+	}
+}
+
+// Negotiate waits for the server's offer of TAK protocol v1 and asks for
+// it; the reader switches when the response says true. It returns the
+// response.
+func (c *Client) Negotiate() Event {
+	c.t.Helper()
+	offer := c.Expect("protocol offer", Type(cot.TypeTakpOffer))
+	now := time.Now().UTC()
+	c.Send(fmt.Sprintf(`<event version="2.0" uid="%s" type="t-x-takp-q" how="m-g" time="%s" start="%s" stale="%s">`+
+		`<point lat="0" lon="0" hae="0" ce="999999" le="999999"/><detail><TakControl><TakRequest version="1"/></TakControl></detail></event>`,
+		offer.H.UID, ts(now), ts(now), ts(now.Add(time.Minute))))
+	return c.Expect("protocol response", Type(cot.TypeTakpResponse))
+}
+
+// DialV1 connects to a listener that speaks v1 from the first byte.
+func DialV1(t testing.TB, addr string) *Client {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, Wait)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	c := &Client{t: t, Conn: conn}
+	c.v1.Store(true)
+	c.cond = sync.NewCond(&c.mu)
+	go c.read()
+	t.Cleanup(func() { _ = conn.Close() })
+	return c
 }
 
 // Send writes raw bytes.

@@ -46,7 +46,7 @@ func Chat(uid, text string, to, toUIDs []string) string {
 	return fmt.Sprintf(`<event version="2.0" uid="%s" type="b-t-f" how="h-g-i-g-o" time="%s" start="%s" stale="%s">`+
 		`<point lat="0" lon="0" hae="0" ce="9999999" le="9999999"/><detail>`+
 		`<__chat chatroom="All Chat Rooms" id="All Chat Rooms" senderCallsign="X"><chatgrp uid0="x" id="All Chat Rooms"/></__chat>`+
-		`%s<remarks><![CDATA[%s </event> still text]]></remarks></detail></event>`,
+		`%s<remarks><![CDATA[%s]]></remarks></detail></event>`,
 		uid, ts(now), ts(now), ts(now.Add(24*time.Hour)), marti.String(), text)
 }
 

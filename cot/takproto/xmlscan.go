@@ -1,0 +1,474 @@
+package takproto
+
+import (
+	"bytes"
+	"fmt"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"cotd/cot"
+)
+
+// This file holds the XML tokenizer under FromXML, ParseRequest and AppendXML's check of
+// xmlDetail. It works on a complete document or fragment in memory and, unlike cot's header
+// scanner, checks structure: close tags must match, attribute syntax must be right, nesting
+// is bounded. A v1 client's xmlDetail ends up inside the XML sent to other clients, so it
+// must not be able to close elements it did not open.
+
+// maxDepth bounds element nesting, as cot.XMLFramer does.
+const maxDepth = 64
+
+// tokKind says which of the three tag forms a token is.
+//
+// It is a property of one token, not a state: no transitions.
+type tokKind uint8
+
+const (
+	tokStart tokKind = iota + 1 // <name ...>
+	tokEnd                      // </name>
+	tokEmpty                    // <name .../>
+)
+
+func (k tokKind) String() string {
+	switch k {
+	case tokStart:
+		return "start"
+	case tokEnd:
+		return "end"
+	case tokEmpty:
+		return "empty"
+	}
+	return "tokKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// token is one tag. name and attrs alias the source.
+type token struct {
+	kind  tokKind
+	name  []byte
+	attrs []byte // between the name and '>' (or "/>"): attributes and whitespace
+	start int    // index of '<'
+	end   int    // index just past '>'
+	depth int    // number of elements open around the tag (for tokEnd: around the element)
+}
+
+// scanner yields the tags of src in order, skipping text, comments, CDATA sections and
+// processing instructions.
+type scanner struct {
+	src []byte
+	pos int
+	// fragment: src is element content (xmlDetail), not a document. Text, CDATA and close
+	// tags of unopened elements are judged accordingly.
+	fragment bool
+	depth    int
+	open     [maxDepth][2]int // name range in src of each open element
+	// done: the root element of a document has ended; what follows it is not read.
+	done bool
+}
+
+func (s *scanner) errorf(format string, args ...any) error {
+	return fmt.Errorf("%w: %s at offset %d", cot.ErrMalformed, fmt.Sprintf(format, args...), s.pos)
+}
+
+// next returns the next tag; ok is false at the end of src or of a document's root element.
+// Before the root element only whitespace, comments and processing instructions may appear.
+func (s *scanner) next() (t token, ok bool, err error) {
+	if s.done {
+		return t, false, nil
+	}
+	for {
+		j := bytes.IndexByte(s.src[s.pos:], '<')
+		if j < 0 {
+			j = len(s.src) - s.pos
+		}
+		if !s.fragment && s.depth == 0 && !isAllSpace(s.src[s.pos:s.pos+j]) {
+			return t, false, s.errorf("text outside the root element")
+		}
+		s.pos += j
+		if s.pos == len(s.src) {
+			if s.depth > 0 {
+				return t, false, s.errorf("<%s> is not closed", string(s.openName(s.depth-1)))
+			}
+			return t, false, nil
+		}
+		rest := s.src[s.pos:]
+		switch {
+		case bytes.HasPrefix(rest, []byte("<!--")):
+			if err := s.skip(len("<!--"), "-->"); err != nil {
+				return t, false, err
+			}
+			continue
+		case bytes.HasPrefix(rest, []byte("<![CDATA[")) && (s.fragment || s.depth > 0):
+			if err := s.skip(len("<![CDATA["), "]]>"); err != nil {
+				return t, false, err
+			}
+			continue
+		case bytes.HasPrefix(rest, []byte("<?")):
+			n := nameLen(rest[2:])
+			if n == 0 {
+				return t, false, s.errorf("processing instruction without target")
+			}
+			// The declaration is allowed only before the root element.
+			if (s.fragment || s.depth > 0) && n == 3 && bytes.EqualFold(rest[2:5], []byte("xml")) {
+				return t, false, s.errorf("xml declaration inside an element")
+			}
+			if err := s.skip(2+n, "?>"); err != nil {
+				return t, false, err
+			}
+			continue
+		case len(rest) > 1 && rest[1] == '/':
+			return s.endTag()
+		case len(rest) > 1 && rest[1] == '!':
+			return t, false, s.errorf("'<!' is neither a comment nor CDATA")
+		}
+		return s.startTag()
+	}
+}
+
+// skip moves past a comment, CDATA section or processing instruction whose opening is open
+// bytes long and which ends with close.
+func (s *scanner) skip(open int, close string) error {
+	k := bytes.Index(s.src[s.pos+open:], []byte(close))
+	if k < 0 {
+		return s.errorf("unterminated %q", string(s.src[s.pos:s.pos+open]))
+	}
+	s.pos += open + k + len(close)
+	return nil
+}
+
+func (s *scanner) openName(i int) []byte {
+	return s.src[s.open[i][0]:s.open[i][1]]
+}
+
+func (s *scanner) endTag() (token, bool, error) {
+	rest := s.src[s.pos:]
+	n := nameLen(rest[2:])
+	if n == 0 {
+		return token{}, false, s.errorf("bad close tag")
+	}
+	name := rest[2 : 2+n]
+	k := 2 + n
+	for k < len(rest) && isSpace(rest[k]) {
+		k++
+	}
+	if k == len(rest) || rest[k] != '>' {
+		return token{}, false, s.errorf("bad close tag </%s", string(name))
+	}
+	if s.depth == 0 {
+		return token{}, false, s.errorf("close tag </%s> without start tag", string(name))
+	}
+	if !bytes.Equal(name, s.openName(s.depth-1)) {
+		return token{}, false, s.errorf("close tag </%s> does not match <%s>", string(name), string(s.openName(s.depth-1)))
+	}
+	s.depth--
+	s.done = !s.fragment && s.depth == 0
+	t := token{kind: tokEnd, name: name, start: s.pos, end: s.pos + k + 1, depth: s.depth}
+	s.pos = t.end
+	return t, true, nil
+}
+
+func (s *scanner) startTag() (token, bool, error) {
+	rest := s.src[s.pos:]
+	n := nameLen(rest[1:])
+	if n == 0 {
+		return token{}, false, s.errorf("'<' not followed by a name")
+	}
+	t := token{kind: tokStart, name: rest[1 : 1+n], start: s.pos, depth: s.depth}
+	// Attributes: (space+ name space* '=' space* quoted-value)* space* ('>' | "/>"). A value
+	// ends only at its quote; '<' and '>' inside it are tolerated, as cot.XMLFramer does.
+	k := 1 + n
+	for {
+		sp := k
+		for k < len(rest) && isSpace(rest[k]) {
+			k++
+		}
+		if k == len(rest) {
+			return t, false, s.errorf("unterminated tag <%s", string(t.name))
+		}
+		if rest[k] == '>' || rest[k] == '/' {
+			break
+		}
+		if k == sp {
+			return t, false, s.errorf("no space before attribute in <%s>", string(t.name))
+		}
+		an := nameLen(rest[k:])
+		if an == 0 {
+			return t, false, s.errorf("bad attribute name in <%s>", string(t.name))
+		}
+		k += an
+		for k < len(rest) && isSpace(rest[k]) {
+			k++
+		}
+		if k == len(rest) || rest[k] != '=' {
+			return t, false, s.errorf("attribute without '=' in <%s>", string(t.name))
+		}
+		k++
+		for k < len(rest) && isSpace(rest[k]) {
+			k++
+		}
+		if k == len(rest) || (rest[k] != '"' && rest[k] != '\'') {
+			return t, false, s.errorf("unquoted attribute value in <%s>", string(t.name))
+		}
+		e := bytes.IndexByte(rest[k+1:], rest[k])
+		if e < 0 {
+			return t, false, s.errorf("unterminated attribute value in <%s>", string(t.name))
+		}
+		k += e + 2
+	}
+	t.attrs = rest[1+n : k]
+	if rest[k] == '/' {
+		if k+1 == len(rest) || rest[k+1] != '>' {
+			return t, false, s.errorf("'/' not followed by '>' in <%s>", string(t.name))
+		}
+		t.kind = tokEmpty
+		k++
+	}
+	t.end = s.pos + k + 1
+	if t.kind == tokStart {
+		if s.depth == maxDepth {
+			return t, false, s.errorf("nesting deeper than %d", maxDepth)
+		}
+		s.open[s.depth] = [2]int{s.pos + 1, s.pos + 1 + n}
+		s.depth++
+	} else if !s.fragment && s.depth == 0 {
+		s.done = true
+	}
+	s.pos = t.end
+	return t, true, nil
+}
+
+// nextAttr splits the first attribute off a tag's attribute bytes, which the scanner has
+// checked. ok is false when none is left.
+func nextAttr(a []byte) (name, val, rest []byte, ok bool) {
+	i := 0
+	for i < len(a) && isSpace(a[i]) {
+		i++
+	}
+	n := nameLen(a[i:])
+	if n == 0 {
+		return nil, nil, nil, false
+	}
+	name = a[i : i+n]
+	i += n
+	for i < len(a) && a[i] != '"' && a[i] != '\'' {
+		i++
+	}
+	if i == len(a) {
+		return nil, nil, nil, false
+	}
+	e := bytes.IndexByte(a[i+1:], a[i])
+	if e < 0 {
+		return nil, nil, nil, false
+	}
+	return name, a[i+1 : i+1+e], a[i+2+e:], true
+}
+
+// validValue reports whether a raw attribute value is free of control characters other than
+// tab, LF and CR, which XML cannot carry and AppendXML would not write back as they were.
+func validValue(v []byte) bool {
+	for _, c := range v {
+		if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
+			return false
+		}
+	}
+	return true
+}
+
+// entity resolves the name of a reference (what lies between '&' and ';').
+func entity(name []byte) (rune, bool) {
+	switch string(name) {
+	case "amp":
+		return '&', true
+	case "lt":
+		return '<', true
+	case "gt":
+		return '>', true
+	case "quot":
+		return '"', true
+	case "apos":
+		return '\'', true
+	}
+	if len(name) < 2 || len(name) > 10 || name[0] != '#' {
+		return 0, false
+	}
+	digits, base := name[1:], int32(10)
+	if digits[0] == 'x' {
+		digits, base = digits[1:], 16
+	}
+	if len(digits) == 0 {
+		return 0, false
+	}
+	var r int32
+	for _, c := range digits {
+		var d int32
+		switch {
+		case c >= '0' && c <= '9':
+			d = int32(c - '0')
+		case base == 16 && c >= 'a' && c <= 'f':
+			d = int32(c-'a') + 10
+		case base == 16 && c >= 'A' && c <= 'F':
+			d = int32(c-'A') + 10
+		default:
+			return 0, false
+		}
+		r = r*base + d
+		if r > utf8.MaxRune {
+			return 0, false
+		}
+	}
+	return r, isXMLChar(r)
+}
+
+// isXMLChar reports whether r is a character XML 1.0 allows in a document.
+func isXMLChar(r rune) bool {
+	switch {
+	case r == '\t' || r == '\n' || r == '\r':
+		return true
+	case r >= 0x20 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= utf8.MaxRune:
+		return true
+	}
+	return false
+}
+
+// parseMillis reads a CoT time (2016-01-13T20:43:37.842Z: RFC 3339, fractional seconds
+// optional and of any length, 'Z' or a numeric offset) as milliseconds since the Unix epoch,
+// truncating below the millisecond. Years are four digits, and times before the epoch do
+// not fit the protocol's uint64. Written by hand because time.Parse needs a string, which
+// costs an allocation per attribute.
+func parseMillis(b []byte) (uint64, bool) {
+	if len(b) < len("2006-01-02T15:04:05Z") ||
+		b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
+		return 0, false
+	}
+	year, ok1 := digits(b[0:4])
+	month, ok2 := digits(b[5:7])
+	day, ok3 := digits(b[8:10])
+	hour, ok4 := digits(b[11:13])
+	minute, ok5 := digits(b[14:16])
+	sec, ok6 := digits(b[17:19])
+	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
+		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
+		hour > 23 || minute > 59 || sec > 59 {
+		return 0, false
+	}
+	rest := b[19:]
+	ms := 0
+	if rest[0] == '.' {
+		k := 1
+		for ; k < len(rest) && rest[k] >= '0' && rest[k] <= '9'; k++ {
+			if k <= 3 {
+				ms = ms*10 + int(rest[k]-'0')
+			}
+		}
+		if k == 1 {
+			return 0, false
+		}
+		for d := k; d <= 3; d++ {
+			ms *= 10
+		}
+		rest = rest[k:]
+	}
+	offset := 0
+	switch {
+	case len(rest) == 1 && (rest[0] == 'Z' || rest[0] == 'z'):
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, okh := digits(rest[1:3])
+		om, okm := digits(rest[4:6])
+		if !okh || !okm || oh > 23 || om > 59 {
+			return 0, false
+		}
+		offset = (oh*60 + om) * 60
+		if rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return 0, false
+	}
+	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix() - int64(offset)
+	if t < 0 {
+		return 0, false
+	}
+	return uint64(t)*1000 + uint64(ms), true
+}
+
+// maxMillis is the last millisecond a CoT time can express with a four-digit year,
+// 9999-12-31T23:59:59.999Z.
+const maxMillis = 253402300799999
+
+// appendMillis appends ms (at most maxMillis) formatted as cot.FormatTime does.
+func appendMillis(b []byte, ms uint64) []byte {
+	return time.UnixMilli(int64(ms)).UTC().AppendFormat(b, cot.TimeLayout)
+}
+
+// digits reads a run of ASCII digits.
+func digits(b []byte) (int, bool) {
+	n := 0
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int(c-'0')
+	}
+	return n, true
+}
+
+func daysIn(month, year int) int {
+	switch month {
+	case 2:
+		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
+			return 29
+		}
+		return 28
+	case 4, 6, 9, 11:
+		return 30
+	}
+	return 31
+}
+
+// nameLen is the length of the XML name at the start of b (0 if b does not start with one).
+func nameLen(b []byte) int {
+	if len(b) == 0 || !isNameStart(b[0]) {
+		return 0
+	}
+	n := 1
+	for n < len(b) && isNameChar(b[n]) {
+		n++
+	}
+	return n
+}
+
+func isAllSpace(b []byte) bool {
+	for _, c := range b {
+		if !isSpace(c) {
+			return false
+		}
+	}
+	return true
+}
+
+// Character classes. Any byte of 0x80 and above counts as a name byte: names may hold any
+// non-ASCII letter, and the input has been checked to be UTF-8.
+const (
+	classSpace = 1 << iota
+	classNameStart
+	className
+)
+
+var charClass = func() (t [256]uint8) {
+	for _, c := range []byte(" \t\r\n") {
+		t[c] = classSpace
+	}
+	for c := 0; c < 256; c++ {
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' || c >= 0x80 {
+			t[c] = classNameStart | className
+		}
+		if c >= '0' && c <= '9' || c == '-' || c == '.' {
+			t[c] = className
+		}
+	}
+	return t
+}()
+
+func isSpace(c byte) bool     { return charClass[c]&classSpace != 0 }
+func isNameStart(c byte) bool { return charClass[c]&classNameStart != 0 }
+func isNameChar(c byte) bool  { return charClass[c]&className != 0 }

@@ -1,0 +1,330 @@
+package engine_test
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"cotd/configs"
+	"cotd/cot"
+	"cotd/engine"
+	et "cotd/engine/enginetest"
+	"cotd/tlsstate/pki"
+)
+
+// adminDo sends one request to the harness's admin listener, with basic
+// auth when user is not empty.
+func adminDo(t *testing.T, h *et.Harness, method, path, user, password string) (int, http.Header, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, "http://"+h.Srv.AdminAddr().String()+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if user != "" {
+		req.SetBasicAuth(user, password)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, string(b)
+}
+
+func adminGet(t *testing.T, h *et.Harness, path string) (int, string) {
+	t.Helper()
+	code, _, body := adminDo(t, h, http.MethodGet, path, "", "")
+	return code, body
+}
+
+// sample finds one series (name with its labels, as written) in Prometheus
+// text.
+func sample(text, series string) (float64, bool) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// waitSample waits until series reads want on /metrics.
+func waitSample(t *testing.T, h *et.Harness, series string, want float64) {
+	t.Helper()
+	var last string
+	et.Eventually(t, series+" = "+strconv.FormatFloat(want, 'g', -1, 64), func() bool {
+		last = h.Metrics(t)
+		v, ok := sample(last, series)
+		return ok && v == want
+	})
+}
+
+// joinAs connects a client and identifies it with an SA, waiting until the
+// server knows it by uid.
+func joinAs(t *testing.T, h *et.Harness, uid, callsign string) *et.Client {
+	t.Helper()
+	c := et.Dial(t, h.TCPAddr())
+	c.Send(et.SA(uid, callsign, "a-f-G-U-C"))
+	et.Eventually(t, uid+" identified", func() bool { return len(h.Srv.ClientsByUID(uid)) == 1 })
+	return c
+}
+
+func listClients(t *testing.T, h *et.Harness) []engine.ClientInfo {
+	t.Helper()
+	code, body := adminGet(t, h, "/api/clients")
+	if code != http.StatusOK {
+		t.Fatalf("GET /api/clients = %d %s", code, body)
+	}
+	var cs []engine.ClientInfo
+	if err := json.Unmarshal([]byte(body), &cs); err != nil {
+		t.Fatalf("GET /api/clients: %v in %s", err, body)
+	}
+	return cs
+}
+
+func TestAdminProbes(t *testing.T) {
+	h := et.Start(t, nil)
+	if code, body := adminGet(t, h, "/healthz"); code != http.StatusOK || body != "ok\n" {
+		t.Errorf("/healthz = %d %q", code, body)
+	}
+	if code, body := adminGet(t, h, "/readyz"); code != http.StatusOK || body != "ready\n" {
+		t.Errorf("/readyz = %d %q", code, body)
+	}
+	if code, _ := adminGet(t, h, "/nope"); code != http.StatusNotFound {
+		t.Errorf("/nope = %d, want 404", code)
+	}
+}
+
+func TestAdminMetricsFollowClients(t *testing.T) {
+	h := et.Start(t, nil)
+	m := h.Metrics(t)
+	for series, want := range map[string]float64{
+		`cotd_connections_open{listener="tcp"}`:   0,
+		`cotd_listen_queue_depth{listener="tcp"}`: 0,
+		`cotd_listen_backlog{listener="tcp"}`:     float64(listenBacklog(t)),
+	} {
+		if v, ok := sample(m, series); !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
+		}
+	}
+	if strings.Contains(m, `cotd_listen_queue_depth{listener="tls"}`) {
+		t.Error("a queue depth for the TLS listener, which is off")
+	}
+
+	a := joinAs(t, h, "A", "ALPHA")
+	b := joinAs(t, h, "B", "BRAVO")
+	junk := et.Dial(t, h.TCPAddr())
+	waitSample(t, h, `cotd_connections_open{listener="tcp"}`, 3)
+	waitSample(t, h, `cotd_connections_accepted_total{listener="tcp"}`, 3)
+	waitSample(t, h, `cotd_frames_in_total{kind="sa"}`, 2)
+
+	b.Send(et.Chat("B", "hello", nil, nil))
+	a.Expect("bravo's chat", et.Type("b-t-f"))
+	waitSample(t, h, `cotd_frames_in_total{kind="chat"}`, 1)
+
+	junk.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	waitSample(t, h, `cotd_closes_total{reason="bad_frame"}`, 1)
+
+	if code, _, body := adminDo(t, h, http.MethodPost, "/api/clients/A/disconnect", "", ""); code != http.StatusOK {
+		t.Fatalf("disconnect A = %d %s", code, body)
+	}
+	waitSample(t, h, `cotd_closes_total{reason="admin"}`, 1)
+	b.Expect("A's t-x-d-d", et.Type(cot.TypeDelete))
+	waitSample(t, h, `cotd_disconnect_notices_total`, 1)
+
+	_ = b.Conn.Close()
+	waitSample(t, h, `cotd_closes_total{reason="peer_closed"}`, 1)
+	waitSample(t, h, `cotd_connections_open{listener="tcp"}`, 0)
+}
+
+// listenBacklog is the backlog gnet listens with: net.core.somaxconn,
+// truncated to 65535.
+func listenBacklog(t *testing.T) int {
+	b, err := os.ReadFile("/proc/sys/net/core/somaxconn")
+	if err != nil {
+		t.Skip("no /proc/sys/net/core/somaxconn")
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return min(n, 65535)
+}
+
+func TestAdminClientsAPI(t *testing.T) {
+	h := et.Start(t, nil)
+	if code, body := adminGet(t, h, "/api/clients"); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+		t.Errorf("no clients: %d %q, want 200 []", code, body)
+	}
+	a := joinAs(t, h, "ANDROID-a", "ALPHA")
+	joinAs(t, h, "ANDROID-b", "BRAVO")
+
+	cs := listClients(t, h)
+	if len(cs) != 2 {
+		t.Fatalf("%d clients listed: %+v", len(cs), cs)
+	}
+	for i, want := range []struct{ uid, callsign string }{{"ANDROID-a", "ALPHA"}, {"ANDROID-b", "BRAVO"}} {
+		c := cs[i]
+		if c.UID != want.uid || c.Callsign != want.callsign || c.Listener != "tcp" || c.Protocol != "xml" ||
+			c.State != "established" || c.Remote == "" || c.Since.IsZero() || c.LastSeen.IsZero() {
+			t.Errorf("client %d = %+v, want %s/%s, oldest first", i, c, want.uid, want.callsign)
+		}
+	}
+	if cs[0].Remote != a.Conn.LocalAddr().String() {
+		t.Errorf("remote %q, want the client's address %q", cs[0].Remote, a.Conn.LocalAddr())
+	}
+
+	code, hdr, body := adminDo(t, h, http.MethodGet, "/api/clients/ANDROID-b", "", "")
+	var one []engine.ClientInfo
+	if err := json.Unmarshal([]byte(body), &one); code != http.StatusOK || err != nil || len(one) != 1 || one[0].Callsign != "BRAVO" {
+		t.Errorf("GET /api/clients/ANDROID-b = %d %s (%v)", code, body, err)
+	}
+	if ct := hdr.Get("Content-Type"); ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+
+	code, _, body = adminDo(t, h, http.MethodGet, "/api/clients/nobody", "", "")
+	var apiErr struct{ Error string }
+	if err := json.Unmarshal([]byte(body), &apiErr); code != http.StatusNotFound || err != nil || !strings.Contains(apiErr.Error, "nobody") {
+		t.Errorf("unknown uid: %d %s", code, body)
+	}
+	if code, _, body := adminDo(t, h, http.MethodPost, "/api/clients/nobody/disconnect", "", ""); code != http.StatusNotFound {
+		t.Errorf("disconnect unknown uid: %d %s", code, body)
+	}
+	code, hdr, _ = adminDo(t, h, http.MethodGet, "/api/clients/ANDROID-a/disconnect", "", "")
+	if code != http.StatusMethodNotAllowed || hdr.Get("Allow") != "POST" {
+		t.Errorf("GET disconnect = %d Allow %q, want 405 POST", code, hdr.Get("Allow"))
+	}
+	if code, _, _ := adminDo(t, h, http.MethodPost, "/api/clients", "", ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("POST /api/clients = %d, want 405", code)
+	}
+	if len(listClients(t, h)) != 2 {
+		t.Error("a refused request disconnected someone")
+	}
+}
+
+func TestAdminDisconnectByUID(t *testing.T) {
+	h := et.Start(t, nil)
+	a := joinAs(t, h, "A", "ALPHA")
+	b := joinAs(t, h, "ANDROID/b c", "BRAVO") // a uid that must be escaped in a path
+	c := joinAs(t, h, "C", "CHARLIE")
+
+	code, _, body := adminDo(t, h, http.MethodPost, "/api/clients/"+url.PathEscape("ANDROID/b c")+"/disconnect", "", "")
+	var res struct {
+		UID          string
+		Disconnected int
+	}
+	if err := json.Unmarshal([]byte(body), &res); code != http.StatusOK || err != nil || res.UID != "ANDROID/b c" || res.Disconnected != 1 {
+		t.Fatalf("disconnect = %d %s (%v)", code, body, err)
+	}
+	if err := b.Closed(); !errors.Is(err, io.EOF) {
+		t.Errorf("the disconnected client's socket ended with %v, want EOF", err)
+	}
+	for name, cl := range map[string]*et.Client{"A": a, "C": c} {
+		d := cl.Expect(name+": t-x-d-d for B", et.Type(cot.TypeDelete))
+		if d.H.LinkUID != "ANDROID/b c" {
+			t.Errorf("%s: t-x-d-d names %q", name, d.H.LinkUID)
+		}
+	}
+	for _, ci := range listClients(t, h) {
+		if ci.UID == "ANDROID/b c" {
+			t.Errorf("still listed: %+v", ci)
+		}
+	}
+	if n := len(listClients(t, h)); n != 2 {
+		t.Errorf("%d clients listed, want A and C", n)
+	}
+	// The others are untouched: they still talk.
+	a.Send(et.Chat("A", "still here", nil, nil))
+	c.Expect("A's chat", et.Type("b-t-f"))
+	if code, _, _ := adminDo(t, h, http.MethodPost, "/api/clients/"+url.PathEscape("ANDROID/b c")+"/disconnect", "", ""); code != http.StatusNotFound {
+		t.Errorf("second disconnect = %d, want 404", code)
+	}
+	if n := h.Srv.Stats().Closes[engine.ReasonAdmin].Value(); n != 1 {
+		t.Errorf("admin closes = %d, want 1", n)
+	}
+}
+
+func TestAdminBasicAuth(t *testing.T) {
+	// bcrypt reads 72 bytes: a longer password sharing them must not pass.
+	password := "s3cret-" + strings.Repeat("x", 65)
+	hash, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := et.Start(t, func(c *configs.Config) {
+		c.Admin.BasicUser, c.Admin.BasicPasswordHash = "ops", string(hash)
+		c.Admin.Pprof = true
+	})
+	joinAs(t, h, "A", "ALPHA")
+
+	for _, path := range []string{"/api/clients", "/api/clients/A", "/metrics", "/debug/pprof/"} {
+		for _, cred := range []struct{ user, password string }{
+			{"", ""}, {"ops", "wrong"}, {"op", password}, {"ops ", password}, {"OPS", password}, {"ops", ""},
+			{"ops", password + "!"},
+		} {
+			code, hdr, _ := adminDo(t, h, http.MethodGet, path, cred.user, cred.password)
+			if code != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Basic ") {
+				t.Errorf("%s as %q/%q: %d (WWW-Authenticate %q), want 401", path, cred.user, cred.password, code, hdr.Get("WWW-Authenticate"))
+			}
+		}
+		if code, _, body := adminDo(t, h, http.MethodGet, path, "ops", password); code != http.StatusOK {
+			t.Errorf("%s with the right credentials: %d %s", path, code, body)
+		}
+	}
+	if code, _, _ := adminDo(t, h, http.MethodPost, "/api/clients/A/disconnect", "ops", "wrong"); code != http.StatusUnauthorized {
+		t.Errorf("disconnect with a wrong password: %d", code)
+	}
+	if len(h.Srv.ClientsByUID("A")) != 1 {
+		t.Error("a refused disconnect disconnected the client")
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _ := adminGet(t, h, path); code != http.StatusOK {
+			t.Errorf("%s without credentials: %d; probes stay open", path, code)
+		}
+	}
+}
+
+func TestAdminPprofOnlyWhenEnabled(t *testing.T) {
+	off := et.Start(t, nil)
+	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/goroutine"} {
+		if code, _ := adminGet(t, off, path); code != http.StatusNotFound {
+			t.Errorf("pprof off: %s = %d, want 404", path, code)
+		}
+	}
+	on := et.Start(t, func(c *configs.Config) { c.Admin.Pprof = true })
+	if code, body := adminGet(t, on, "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Errorf("pprof on: /debug/pprof/ = %d", code)
+	}
+	if code, body := adminGet(t, on, "/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("pprof on: goroutine profile = %d", code)
+	}
+}
+
+func TestAdminListenQueuesOfEveryListener(t *testing.T) {
+	h := et.StartTLS(t, et.NewPKI(t, pki.KeyECDSAP256), nil)
+	m := h.Metrics(t)
+	for _, l := range []string{"tcp", "tls"} {
+		if v, ok := sample(m, `cotd_listen_queue_depth{listener="`+l+`"}`); !ok || v != 0 {
+			t.Errorf("%s queue depth = %v (present %v), want 0", l, v, ok)
+		}
+		if v, ok := sample(m, `cotd_listen_backlog{listener="`+l+`"}`); !ok || v != float64(listenBacklog(t)) {
+			t.Errorf("%s backlog = %v (present %v), want %d", l, v, ok, listenBacklog(t))
+		}
+	}
+}
