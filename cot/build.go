@@ -46,20 +46,20 @@ func DisconnectNotice(eventUID, linkUID, linkType string, now time.Time) []byte 
 	b = appendEventStart(b, eventUID, TypeDelete, HowServer, now, now.Add(ControlStale))
 	b = append(b, pointUnknown...)
 	b = append(b, `<detail><link uid="`...)
-	b = appendEscaped(b, linkUID)
+	b = AppendEscaped(b, linkUID)
 	b = append(b, `" type="`...)
-	b = appendEscaped(b, linkType)
+	b = AppendEscaped(b, linkType)
 	return append(b, `" relation="p-p"/></detail></event>`...)
 }
 
 // appendEventStart appends the <event> start tag with time and start = now.
 func appendEventStart(b []byte, uid, typ, how string, now, stale time.Time) []byte {
 	b = append(b, `<event version="2.0" uid="`...)
-	b = appendEscaped(b, uid)
+	b = AppendEscaped(b, uid)
 	b = append(b, `" type="`...)
-	b = appendEscaped(b, typ)
+	b = AppendEscaped(b, typ)
 	b = append(b, `" how="`...)
-	b = appendEscaped(b, how)
+	b = AppendEscaped(b, how)
 	b = append(b, `" time="`...)
 	b = now.UTC().AppendFormat(b, TimeLayout)
 	b = append(b, `" start="`...)
@@ -69,11 +69,11 @@ func appendEventStart(b []byte, uid, typ, how string, now, stale time.Time) []by
 	return append(b, `">`...)
 }
 
-// appendEscaped appends s escaped for a double- or single-quoted attribute value. Tab, LF and
+// AppendEscaped appends s escaped for a double- or single-quoted attribute value. Tab, LF and
 // CR are written as character references because a parser would otherwise turn them into
 // spaces; other control characters and invalid UTF-8, which XML 1.0 cannot carry at all,
 // become U+FFFD so that one bad uid cannot make the whole event unparsable for recipients.
-func appendEscaped(b []byte, s string) []byte {
+func AppendEscaped(b []byte, s string) []byte {
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c >= 0x20 && c < utf8.RuneSelf && c != '&' && c != '<' && c != '>' && c != '"' && c != '\'' {

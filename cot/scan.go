@@ -119,11 +119,11 @@ func nextTag(doc []byte, i int) (t tag, ok bool, err error) {
 
 // nameLen is the length of the XML name at the start of b (0 if b does not start with one).
 func nameLen(b []byte) int {
-	if len(b) == 0 || !isNameStart(b[0]) {
+	if len(b) == 0 || !IsNameStart(b[0]) {
 		return 0
 	}
 	n := 1
-	for n < len(b) && isNameChar(b[n]) {
+	for n < len(b) && IsNameChar(b[n]) {
 		n++
 	}
 	return n
@@ -133,7 +133,7 @@ func nameLen(b []byte) int {
 // left or the syntax is broken; the caller then stops reading that tag.
 func nextAttr(a []byte) (name, val, rest []byte, ok bool) {
 	i := 0
-	for i < len(a) && isSpace(a[i]) {
+	for i < len(a) && IsSpace(a[i]) {
 		i++
 	}
 	n := nameLen(a[i:])
@@ -142,14 +142,14 @@ func nextAttr(a []byte) (name, val, rest []byte, ok bool) {
 	}
 	name = a[i : i+n]
 	i += n
-	for i < len(a) && isSpace(a[i]) {
+	for i < len(a) && IsSpace(a[i]) {
 		i++
 	}
 	if i == len(a) || a[i] != '=' {
 		return nil, nil, nil, false
 	}
 	i++
-	for i < len(a) && isSpace(a[i]) {
+	for i < len(a) && IsSpace(a[i]) {
 		i++
 	}
 	if i == len(a) || (a[i] != '"' && a[i] != '\'') {

@@ -45,7 +45,7 @@ func AppendResponse(dst []byte, uid string, ok bool, now time.Time) []byte {
 
 func appendControlStart(b []byte, uid, typ string, now time.Time) []byte {
 	b = append(b, `<event version="2.0" uid="`...)
-	b = appendEscaped(b, uid)
+	b = cot.AppendEscaped(b, uid)
 	b = append(b, `" type="`...)
 	b = append(b, typ...)
 	b = append(b, `" how="`+howMachine+`" time="`...)

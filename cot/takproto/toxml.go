@@ -2,11 +2,11 @@ package takproto
 
 import (
 	"bytes"
+	"cotd/cot"
 	"fmt"
 	"math"
 	"slices"
 	"strconv"
-	"unicode/utf8"
 )
 
 // AppendXML appends m's event to dst as a CoT <event> document and returns the extended
@@ -36,11 +36,11 @@ func AppendXML(dst []byte, m *TakMessage) ([]byte, error) {
 	in := dst
 	dst = slices.Grow(dst, xmlSize(e))
 	dst = append(dst, `<event version="2.0" uid="`...)
-	dst = appendEscaped(dst, e.Uid)
+	dst = cot.AppendEscaped(dst, e.Uid)
 	dst = append(dst, `" type="`...)
-	dst = appendEscaped(dst, e.Type)
+	dst = cot.AppendEscaped(dst, e.Type)
 	dst = append(dst, `" how="`...)
-	dst = appendEscaped(dst, e.How)
+	dst = cot.AppendEscaped(dst, e.How)
 	dst = append(dst, `" time="`...)
 	dst = appendMillis(dst, e.SendTime)
 	dst = append(dst, `" start="`...)
@@ -94,21 +94,21 @@ func appendTyped(dst []byte, d *Detail, shadowed *[numTyped]bool) []byte {
 		dst = append(dst, "<contact"...)
 		dst = appendAttr(dst, "endpoint", c.Endpoint)
 		dst = append(dst, ` callsign="`...)
-		dst = appendEscaped(dst, c.Callsign)
+		dst = cot.AppendEscaped(dst, c.Callsign)
 		dst = append(dst, `"/>`...)
 	}
 	if g := d.Group; g != nil && !shadowed[typedGroup] {
 		dst = append(dst, `<__group name="`...)
-		dst = appendEscaped(dst, g.Name)
+		dst = cot.AppendEscaped(dst, g.Name)
 		dst = append(dst, `" role="`...)
-		dst = appendEscaped(dst, g.Role)
+		dst = cot.AppendEscaped(dst, g.Role)
 		dst = append(dst, `"/>`...)
 	}
 	if p := d.PrecisionLocation; p != nil && !shadowed[typedPrecisionLocation] {
 		dst = append(dst, `<precisionlocation geopointsrc="`...)
-		dst = appendEscaped(dst, p.Geopointsrc)
+		dst = cot.AppendEscaped(dst, p.Geopointsrc)
 		dst = append(dst, `" altsrc="`...)
-		dst = appendEscaped(dst, p.Altsrc)
+		dst = cot.AppendEscaped(dst, p.Altsrc)
 		dst = append(dst, `"/>`...)
 	}
 	if s := d.Status; s != nil && !shadowed[typedStatus] {
@@ -119,13 +119,13 @@ func appendTyped(dst []byte, d *Detail, shadowed *[numTyped]bool) []byte {
 	}
 	if t := d.Takv; t != nil && !shadowed[typedTakv] {
 		dst = append(dst, `<takv device="`...)
-		dst = appendEscaped(dst, t.Device)
+		dst = cot.AppendEscaped(dst, t.Device)
 		dst = append(dst, `" platform="`...)
-		dst = appendEscaped(dst, t.Platform)
+		dst = cot.AppendEscaped(dst, t.Platform)
 		dst = append(dst, `" os="`...)
-		dst = appendEscaped(dst, t.Os)
+		dst = cot.AppendEscaped(dst, t.Os)
 		dst = append(dst, `" version="`...)
-		dst = appendEscaped(dst, t.Version)
+		dst = cot.AppendEscaped(dst, t.Version)
 		dst = append(dst, `"/>`...)
 	}
 	if t := d.Track; t != nil && !shadowed[typedTrack] {
@@ -197,7 +197,7 @@ func appendAttr(b []byte, name, value string) []byte {
 	b = append(b, ' ')
 	b = append(b, name...)
 	b = append(b, `="`...)
-	b = appendEscaped(b, value)
+	b = cot.AppendEscaped(b, value)
 	return append(b, '"')
 }
 
@@ -218,50 +218,4 @@ func appendFloat(b []byte, v float64) []byte {
 		return strconv.AppendFloat(b, v, 'e', -1, 64)
 	}
 	return strconv.AppendFloat(b, v, 'f', -1, 64)
-}
-
-// appendEscaped appends s escaped for a double-quoted attribute value. Tab, LF and CR are
-// written as character references because a parser would otherwise turn them into spaces;
-// other control characters and invalid UTF-8, which XML cannot carry, become U+FFFD so that
-// one bad field cannot make the whole event unreadable.
-func appendEscaped(b []byte, s string) []byte {
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c < utf8.RuneSelf && c != '&' && c != '<' && c != '>' && c != '"' {
-			b = append(b, c)
-			i++
-			continue
-		}
-		switch c {
-		case '&':
-			b = append(b, "&amp;"...)
-		case '<':
-			b = append(b, "&lt;"...)
-		case '>':
-			b = append(b, "&gt;"...)
-		case '"':
-			b = append(b, "&quot;"...)
-		case '\t':
-			b = append(b, "&#9;"...)
-		case '\n':
-			b = append(b, "&#10;"...)
-		case '\r':
-			b = append(b, "&#13;"...)
-		default:
-			if c < 0x20 {
-				b = utf8.AppendRune(b, utf8.RuneError)
-				break
-			}
-			r, n := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && n == 1 {
-				b = utf8.AppendRune(b, utf8.RuneError)
-			} else {
-				b = append(b, s[i:i+n]...)
-			}
-			i += n
-			continue
-		}
-		i++
-	}
-	return b
 }

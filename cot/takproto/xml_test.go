@@ -475,7 +475,7 @@ func TestAppendXMLDetail(t *testing.T) {
 			Contact: &Contact{Callsign: "c", Endpoint: "e"}, Track: &Track{Speed: 1}},
 			`<detail><contact callsign="x" phone="1"/><a><track/></a><track speed="1" course="0"/></detail>`},
 		{"escaping", &Detail{Contact: &Contact{Callsign: "<\"&'>\t\n\r\x01\xff€", Endpoint: "a b"}},
-			`<detail><contact endpoint="a b" callsign="&lt;&quot;&amp;'&gt;&#9;&#10;&#13;` + "\uFFFD\uFFFD€" + `"/></detail>`},
+			`<detail><contact endpoint="a b" callsign="&lt;&quot;&amp;&apos;&gt;&#9;&#10;&#13;` + "\uFFFD\uFFFD€" + `"/></detail>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := AppendXML([]byte("pre"), base(tc.d))

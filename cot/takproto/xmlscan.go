@@ -148,7 +148,7 @@ func (s *scanner) endTag() (token, bool, error) {
 	}
 	name := rest[2 : 2+n]
 	k := 2 + n
-	for k < len(rest) && isSpace(rest[k]) {
+	for k < len(rest) && cot.IsSpace(rest[k]) {
 		k++
 	}
 	if k == len(rest) || rest[k] != '>' {
@@ -179,7 +179,7 @@ func (s *scanner) startTag() (token, bool, error) {
 	k := 1 + n
 	for {
 		sp := k
-		for k < len(rest) && isSpace(rest[k]) {
+		for k < len(rest) && cot.IsSpace(rest[k]) {
 			k++
 		}
 		if k == len(rest) {
@@ -196,14 +196,14 @@ func (s *scanner) startTag() (token, bool, error) {
 			return t, false, s.errorf("bad attribute name in <%s>", string(t.name))
 		}
 		k += an
-		for k < len(rest) && isSpace(rest[k]) {
+		for k < len(rest) && cot.IsSpace(rest[k]) {
 			k++
 		}
 		if k == len(rest) || rest[k] != '=' {
 			return t, false, s.errorf("attribute without '=' in <%s>", string(t.name))
 		}
 		k++
-		for k < len(rest) && isSpace(rest[k]) {
+		for k < len(rest) && cot.IsSpace(rest[k]) {
 			k++
 		}
 		if k == len(rest) || (rest[k] != '"' && rest[k] != '\'') {
@@ -241,7 +241,7 @@ func (s *scanner) startTag() (token, bool, error) {
 // checked. ok is false when none is left.
 func nextAttr(a []byte) (name, val, rest []byte, ok bool) {
 	i := 0
-	for i < len(a) && isSpace(a[i]) {
+	for i < len(a) && cot.IsSpace(a[i]) {
 		i++
 	}
 	n := nameLen(a[i:])
@@ -427,11 +427,11 @@ func daysIn(month, year int) int {
 
 // nameLen is the length of the XML name at the start of b (0 if b does not start with one).
 func nameLen(b []byte) int {
-	if len(b) == 0 || !isNameStart(b[0]) {
+	if len(b) == 0 || !cot.IsNameStart(b[0]) {
 		return 0
 	}
 	n := 1
-	for n < len(b) && isNameChar(b[n]) {
+	for n < len(b) && cot.IsNameChar(b[n]) {
 		n++
 	}
 	return n
@@ -439,36 +439,9 @@ func nameLen(b []byte) int {
 
 func isAllSpace(b []byte) bool {
 	for _, c := range b {
-		if !isSpace(c) {
+		if !cot.IsSpace(c) {
 			return false
 		}
 	}
 	return true
 }
-
-// Character classes. Any byte of 0x80 and above counts as a name byte: names may hold any
-// non-ASCII letter, and the input has been checked to be UTF-8.
-const (
-	classSpace = 1 << iota
-	classNameStart
-	className
-)
-
-var charClass = func() (t [256]uint8) {
-	for _, c := range []byte(" \t\r\n") {
-		t[c] = classSpace
-	}
-	for c := 0; c < 256; c++ {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' || c >= 0x80 {
-			t[c] = classNameStart | className
-		}
-		if c >= '0' && c <= '9' || c == '-' || c == '.' {
-			t[c] = className
-		}
-	}
-	return t
-}()
-
-func isSpace(c byte) bool     { return charClass[c]&classSpace != 0 }
-func isNameStart(c byte) bool { return charClass[c]&classNameStart != 0 }
-func isNameChar(c byte) bool  { return charClass[c]&className != 0 }

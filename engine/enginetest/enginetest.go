@@ -179,8 +179,13 @@ func TryDialTLS(addr string, cfg *tls.Config) (*tls.Conn, error) {
 }
 
 // Wrap starts recording what conn receives.
-func Wrap(t testing.TB, conn net.Conn) *Client {
+func Wrap(t testing.TB, conn net.Conn) *Client { return start(t, conn, false) }
+
+// start records what conn receives, as TAK protocol v1 frames from the
+// first byte when v1 is set.
+func start(t testing.TB, conn net.Conn, v1 bool) *Client {
 	c := &Client{t: t, Conn: conn}
+	c.v1.Store(v1)
 	c.cond = sync.NewCond(&c.mu)
 	go c.read()
 	t.Cleanup(func() { _ = conn.Close() })
@@ -321,12 +326,7 @@ func DialV1(t testing.TB, addr string) *Client {
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
-	c := &Client{t: t, Conn: conn}
-	c.v1.Store(true)
-	c.cond = sync.NewCond(&c.mu)
-	go c.read()
-	t.Cleanup(func() { _ = conn.Close() })
-	return c
+	return start(t, conn, true)
 }
 
 // Send writes raw bytes.

@@ -91,3 +91,25 @@ func writeEscaped(w *bufio.Writer, s string) {
 		}
 	}
 }
+
+// One writes a family with a single unlabelled sample.
+func (w *Writer) One(name, help, typ string, v float64) {
+	w.Family(name, help, typ)
+	w.Sample(name, v)
+}
+
+// Enum is a small label enum: the values 0..n-1 of a named type with
+// String, as the packages that count use for reasons and kinds.
+type Enum interface {
+	~uint8 | ~uint32
+	String() string
+}
+
+// Vec writes a family with one sample per value of an enum below n,
+// labelled label=value.String().
+func Vec[E Enum](w *Writer, name, help, typ, label string, from, n E, value func(E) float64) {
+	w.Family(name, help, typ)
+	for e := from; e < n; e++ {
+		w.Sample(name, value(e), label, e.String())
+	}
+}
