@@ -1,9 +1,15 @@
 package engine_test
 
 import (
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -357,4 +363,42 @@ func TestTLSReloadSwapsTheCA(t *testing.T) {
 		_ = conn.Close()
 		t.Error("a client of the replaced CA connected; it must not even trust the new server certificate")
 	}
+}
+
+func TestTLSRefusesRevokedCertificate(t *testing.T) {
+	p := et.NewPKI(t, pki.KeyECDSAP256)
+	revoked := p.ClientCert(t, "revoked", 24*time.Hour)
+	leaf, err := x509.ParseCertificate(revoked.Certificate[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, &x509.RevocationList{
+		Number:     big.NewInt(1),
+		ThisUpdate: time.Now().Add(-time.Minute),
+		NextUpdate: time.Now().Add(time.Hour),
+		RevokedCertificateEntries: []x509.RevocationListEntry{
+			{SerialNumber: leaf.SerialNumber, RevocationTime: time.Now().Add(-time.Minute)},
+		},
+	}, p.CA.Cert, p.CA.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	crl := filepath.Join(t.TempDir(), "ca.crl")
+	if err := os.WriteFile(crl, pem.EncodeToMemory(&pem.Block{Type: "X509 CRL", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := et.StartTLS(t, p, func(c *configs.Config) { c.TLS.CRL = crl })
+	if conn, err := et.TryDialTLS(h.TLSAddr(), p.ClientWith(revoked)); err == nil {
+		_ = conn.SetReadDeadline(time.Now().Add(et.Wait))
+		_, _ = io.ReadAll(conn) // TLS 1.3: the refusal arrives after the client's Finished
+		_ = conn.Close()
+	}
+	et.Eventually(t, "revoked certificate refused", func() bool {
+		return h.Srv.Stats().Handshakes[engine.HandshakeFailed].Value() == 1
+	})
+	if !strings.Contains(h.Logs.String(), "revoked") {
+		t.Error("the refusal does not say the certificate was revoked")
+	}
+	et.DialTLS(t, h.TLSAddr(), p.Client(t, "fine")) // everyone else still connects
+	h.Joined(t, 1)
 }
