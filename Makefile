@@ -6,7 +6,7 @@ PKGS     := ./...
 FUZZTIME ?= 30s
 CONFIG   ?=
 
-.PHONY: build run test race lint bench fuzz clean
+.PHONY: build run test race lint bench gobench fuzz clean
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
@@ -26,7 +26,12 @@ lint:
 	$(GO) vet $(PKGS)
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped"; fi
 
+# The smoke scenario against a cotd it spawns; fails on the scenario's pass
+# criteria (loss, latency, connects). gobench runs the Go benchmarks.
 bench:
+	$(GO) run ./cmd/cotbench run configs/bench/smoke.toml --spawn
+
+gobench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./cot/... ./tlsstate/ ./engine/broker/
 
 # Each native fuzz target for FUZZTIME.

@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// monitor samples the run once a second: the counters into the time series, the server's
+// and the harness's /proc, and the progress line.
+type monitor struct {
+	r        *runner
+	samp     *sampler
+	progress io.Writer
+	server   *procSampler
+	self     *procSampler
+
+	series      []Sample
+	serverProcs []ProcSample
+	selfProcs   []ProcSample
+	lastProcs   time.Time
+}
+
+func newMonitor(r *runner, opt Options, pid int, sp *Spawned) *monitor {
+	m := &monitor{r: r, samp: newSampler(r.st, r.start), progress: opt.Progress, self: newProcSampler(os.Getpid())}
+	if pid > 0 {
+		m.server = newProcSampler(pid)
+	}
+	now := time.Now()
+	m.tickProcs(now)
+	return m
+}
+
+// loop ticks every second until ctx ends, then takes a last sample.
+func (m *monitor) loop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			m.tick(time.Now())
+			return
+		case <-t.C:
+			// Not the tick's own time: when the box is busy the tick is late, and the CPU
+			// share must be taken over the time that really passed.
+			m.tick(time.Now())
+		}
+	}
+}
+
+func (m *monitor) tick(now time.Time) {
+	s := m.samp.sample(now)
+	m.series = append(m.series, s)
+	m.tickProcs(now)
+	if m.progress != nil {
+		st := m.r.st
+		fmt.Fprintf(m.progress, "\r%6.1fs/%s  open %d/%d  stalled %d  sent %d  delivered %d (%d/s)  p99 %.1fms  errors %d\x1b[K",
+			s.T, m.r.sc.Duration.Duration, s.Open, m.r.honest, s.Stalled, st.sentTotal(), st.deliveredTotal(),
+			s.Delivered, s.P99, st.errorTotal())
+	}
+}
+
+func (m *monitor) tickProcs(now time.Time) {
+	// The last tick can come right after the previous one; a CPU share over a few
+	// milliseconds is noise.
+	if !m.lastProcs.IsZero() && now.Sub(m.lastProcs) < 500*time.Millisecond {
+		return
+	}
+	m.lastProcs = now
+	if m.server != nil {
+		if ps, err := m.server.sample(now, m.r.start); err == nil {
+			m.serverProcs = append(m.serverProcs, ps)
+		}
+	}
+	if ps, err := m.self.sample(now, m.r.start); err == nil {
+		m.selfProcs = append(m.selfProcs, ps)
+	}
+}
+
+// IsTerminal reports whether f is a terminal (the progress line is for people, not logs).
+func IsTerminal(f *os.File) bool {
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}

@@ -1,0 +1,415 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"cotd/configs"
+)
+
+// SpawnOptions configures StartCotd.
+type SpawnOptions struct {
+	// Binary is the cotd to run; "" builds ./cmd/cotd of the repository at RepoDir, or
+	// finds cotd on PATH when there is no repository.
+	Binary string
+	// RepoDir is the repository root; "" searches upwards from the working directory for
+	// the go.mod of module cotd.
+	RepoDir string
+	// Dir holds the config, certificates, log and built binary; it must exist.
+	Dir string
+	// TCP and TLS choose the listeners; TLS needs PKI.
+	TCP, TLS bool
+	PKI      *PKI
+	// Settings are the scenario's [spawn] adjustments.
+	Settings Spawn
+	// ReadyTimeout bounds start-up; 0 means 30s.
+	ReadyTimeout time.Duration
+	Log          zerolog.Logger
+}
+
+// Spawned is a cotd started for one run.
+type Spawned struct {
+	Binary, ConfigPath, LogPath string
+	TCPAddr, TLSAddr, AdminAddr string
+	MetricsURL                  string
+	PID                         int
+	cmd                         *exec.Cmd
+	logFile                     *os.File
+	done                        chan struct{}
+	waitErr                     error
+	stopOnce                    sync.Once
+	stopErr                     error
+	stopping                    atomic.Bool
+}
+
+// StartCotd builds or finds cotd, writes a config with free loopback ports (and the PKI's
+// certificates for TLS), starts it and waits until its admin listener answers and its
+// stream ports accept. If cotd exits first (e.g. it refuses the config), the error carries
+// its last log line.
+func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
+	if o.ReadyTimeout <= 0 {
+		o.ReadyTimeout = 30 * time.Second
+	}
+	bin := o.Binary
+	if bin == "" {
+		var err error
+		if bin, err = buildCotd(ctx, o.RepoDir, o.Dir, o.Log); err != nil {
+			return nil, err
+		}
+	}
+	ports, err := freePorts(3)
+	if err != nil {
+		return nil, fmt.Errorf("%w: free ports: %w", ErrSpawn, err)
+	}
+	s := &Spawned{
+		Binary:     bin,
+		ConfigPath: filepath.Join(o.Dir, "cotd.toml"),
+		LogPath:    filepath.Join(o.Dir, "cotd.log"),
+		AdminAddr:  ports[2],
+		MetricsURL: "http://" + ports[2] + "/metrics",
+		done:       make(chan struct{}),
+	}
+	if o.TCP {
+		s.TCPAddr = ports[0]
+	}
+	var files PKIFiles
+	if o.TLS {
+		if o.PKI == nil {
+			return nil, fmt.Errorf("%w: a TLS listener needs certificates", ErrSpawn)
+		}
+		s.TLSAddr = ports[1]
+		if files, err = o.PKI.WriteFiles(o.Dir); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
+		}
+	}
+	cfg := spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, o.Settings)
+	if _, err := configs.Parse(cfg); err != nil {
+		return nil, fmt.Errorf("%w: the generated cotd config does not validate: %w", ErrSpawn, err)
+	}
+	if err := os.WriteFile(s.ConfigPath, cfg, 0o644); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
+	}
+	if s.logFile, err = os.Create(s.LogPath); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
+	}
+	s.cmd = exec.Command(bin, "serve", "--config", s.ConfigPath)
+	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
+	// Its own process group, so that a Ctrl-C meant for cotbench does not stop cotd under
+	// the run (Stop ends it after the report is taken); and SIGTERM if cotbench dies.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
+	if err := s.cmd.Start(); err != nil {
+		_ = s.logFile.Close()
+		return nil, fmt.Errorf("%w: start %s: %w", ErrSpawn, bin, err)
+	}
+	s.PID = s.cmd.Process.Pid
+	go func() {
+		s.waitErr = s.cmd.Wait()
+		close(s.done)
+	}()
+	o.Log.Info().Str("binary", bin).Int("pid", s.PID).Str("tcp", s.TCPAddr).Str("tls", s.TLSAddr).
+		Str("admin", s.AdminAddr).Str("log", s.LogPath).Msg("cotd spawned")
+	if err := s.waitReady(ctx, o.ReadyTimeout); err != nil {
+		_ = s.Stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// waitReady polls until /healthz answers and every stream port accepts a connection.
+func (s *Spawned) waitReady(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	client := &http.Client{Timeout: time.Second}
+	for {
+		select {
+		case <-s.done:
+			return fmt.Errorf("%w: cotd exited during start-up (%v): %s (config %s, log %s)",
+				ErrSpawn, s.waitErr, lastLogError(s.LogPath), s.ConfigPath, s.LogPath)
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrSpawn, ctx.Err())
+		default:
+		}
+		if s.ready(client) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w: cotd not ready after %s (log %s)", ErrSpawn, timeout, s.LogPath)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (s *Spawned) ready(client *http.Client) bool {
+	resp, err := client.Get("http://" + s.AdminAddr + "/healthz")
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return false
+	}
+	for _, addr := range []string{s.TCPAddr, s.TLSAddr} {
+		if addr == "" {
+			continue
+		}
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err != nil {
+			return false
+		}
+		_ = c.Close()
+	}
+	return true
+}
+
+// Exited returns why cotd exited if it did (and Stop did not stop it), else nil.
+func (s *Spawned) Exited() error {
+	select {
+	case <-s.done:
+		if s.stopping.Load() {
+			return nil
+		}
+		if s.waitErr != nil {
+			return s.waitErr
+		}
+		return errors.New("exited")
+	default:
+		return nil
+	}
+}
+
+// Stop asks cotd to shut down (SIGTERM: it drains and closes) and kills it if it has not
+// exited in 15 s.
+func (s *Spawned) Stop() error {
+	s.stopOnce.Do(func() {
+		select {
+		case <-s.done:
+		default:
+			s.stopping.Store(true)
+			_ = s.cmd.Process.Signal(syscall.SIGTERM)
+			t := time.NewTimer(15 * time.Second)
+			select {
+			case <-s.done:
+			case <-t.C:
+				_ = s.cmd.Process.Kill()
+				<-s.done
+				s.stopErr = fmt.Errorf("%w: cotd did not stop within 15s of SIGTERM; killed", ErrSpawn)
+			}
+			t.Stop()
+		}
+		_ = s.logFile.Close()
+	})
+	return s.stopErr
+}
+
+// spawnConfig writes a cotd config with only the keys cotbench sets; everything else keeps
+// cotd's embedded defaults, so that an older or newer cotd reads it alike.
+func spawnConfig(tcp, tlsAddr, admin string, f PKIFiles, st Spawn) []byte {
+	var b bytes.Buffer
+	q := strconv.Quote
+	b.WriteString("# Written by cotbench for one run.\n\n[tcp]\naddr = " + q(tcp) + "\n\n[tls]\naddr = " + q(tlsAddr) + "\n")
+	if tlsAddr != "" {
+		b.WriteString("cert = " + q(f.ServerCert) + "\nkey = " + q(f.ServerKey) + "\nca = " + q(f.CA) + "\n")
+	}
+	if d := st.HandshakeTimeout.Duration; d > 0 {
+		b.WriteString("handshake_timeout = " + q(d.String()) + "\n")
+	}
+	b.WriteString("\n[limits]\n")
+	for _, kv := range []struct {
+		key string
+		d   time.Duration
+	}{{"idle_timeout", st.IdleTimeout.Duration}, {"write_timeout", st.WriteTimeout.Duration}} {
+		if kv.d > 0 {
+			b.WriteString(kv.key + " = " + q(kv.d.String()) + "\n")
+		}
+	}
+	for _, kv := range []struct {
+		key string
+		n   int
+	}{{"outbound_soft_bytes", st.OutboundSoftBytes}, {"outbound_hard_bytes", st.OutboundHardBytes}, {"socket_send_bytes", st.SocketSendBytes}} {
+		if kv.n > 0 {
+			b.WriteString(kv.key + " = " + strconv.Itoa(kv.n) + "\n")
+		}
+	}
+	b.WriteString("\n[admin]\naddr = " + q(admin) + "\n\n[log]\nlevel = " + q(st.LogLevel) + "\nformat = \"json\"\n")
+	return b.Bytes()
+}
+
+// freePorts returns n distinct loopback addresses with ports the kernel just handed out.
+// They are released before cotd binds them; on a quiet loopback nothing takes them first.
+func freePorts(n int) ([]string, error) {
+	var lns []net.Listener
+	defer func() {
+		for _, ln := range lns {
+			_ = ln.Close()
+		}
+	}()
+	addrs := make([]string, 0, n)
+	for range n {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		lns = append(lns, ln)
+		addrs = append(addrs, ln.Addr().String())
+	}
+	return addrs, nil
+}
+
+// buildCotd builds ./cmd/cotd of the repository into dir, or finds cotd on PATH when no
+// repository holds the working directory.
+func buildCotd(ctx context.Context, repo, dir string, log zerolog.Logger) (string, error) {
+	if repo == "" {
+		repo = FindRepo()
+	}
+	if repo == "" {
+		if p, err := exec.LookPath("cotd"); err == nil {
+			return p, nil
+		}
+		return "", fmt.Errorf("%w: not inside the cotd repository and no cotd on PATH; pass --cotd PATH", ErrSpawn)
+	}
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return "", fmt.Errorf("%w: no go toolchain to build cotd; pass --cotd PATH", ErrSpawn)
+	}
+	out := filepath.Join(dir, "cotd")
+	t0 := time.Now()
+	cmd := exec.CommandContext(ctx, goBin, "build", "-o", out, "./cmd/cotd")
+	cmd.Dir = repo
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("%w: go build ./cmd/cotd in %s: %w\n%s", ErrSpawn, repo, err, msg)
+	}
+	log.Info().Str("binary", out).Dur("took", time.Since(t0)).Msg("cotd built")
+	return out, nil
+}
+
+// FindRepo returns the root of the cotd repository holding the working directory, or "".
+func FindRepo() string {
+	dir, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for {
+		if f, err := os.Open(filepath.Join(dir, "go.mod")); err == nil {
+			sc := bufio.NewScanner(f)
+			for sc.Scan() {
+				if strings.TrimSpace(sc.Text()) == "module cotd" {
+					_ = f.Close()
+					return dir
+				}
+			}
+			_ = f.Close()
+			return "" // another module
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return ""
+		}
+		dir = parent
+	}
+}
+
+// lastLogError returns the most telling line of cotd's log: the last error-level JSON
+// record as "message: error", else the last line.
+func lastLogError(path string) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "(no log)"
+	}
+	lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		var rec struct {
+			Level   string `json:"level"`
+			Message string `json:"message"`
+			Error   string `json:"error"`
+		}
+		if json.Unmarshal([]byte(lines[i]), &rec) == nil && (rec.Level == "error" || rec.Level == "fatal") {
+			if rec.Error != "" {
+				return rec.Message + ": " + rec.Error
+			}
+			return rec.Message
+		}
+	}
+	if len(lines) == 0 || lines[len(lines)-1] == "" {
+		return "(empty log)"
+	}
+	return lines[len(lines)-1]
+}
+
+// ScrapeMetrics fetches a Prometheus text endpoint and returns each series (name with its
+// labels) and value.
+func ScrapeMetrics(url string) (map[string]float64, error) {
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Get(url)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET %s: %s", url, resp.Status)
+	}
+	return parsePromText(resp.Body)
+}
+
+func parsePromText(r io.Reader) (map[string]float64, error) {
+	out := make(map[string]float64)
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line[0] == '#' {
+			continue
+		}
+		name, rest := line, ""
+		if i := strings.LastIndexByte(line, '}'); i >= 0 {
+			name, rest = line[:i+1], line[i+1:]
+		} else if i := strings.IndexByte(line, ' '); i >= 0 {
+			name, rest = line[:i], line[i:]
+		}
+		f := strings.Fields(rest)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			continue
+		}
+		out[name] = v
+	}
+	return out, sc.Err()
+}
+
+// metricsDelta keeps, for counters (…_total, …_count, …_sum), what the run added and, for
+// gauges, the value after the run. Histogram buckets are left out.
+func metricsDelta(before, after map[string]float64) map[string]float64 {
+	out := make(map[string]float64, len(after))
+	for k, v := range after {
+		base, _, _ := strings.Cut(k, "{")
+		switch {
+		case strings.HasSuffix(base, "_bucket"):
+			continue
+		case strings.HasSuffix(base, "_total"), strings.HasSuffix(base, "_count"), strings.HasSuffix(base, "_sum"):
+			out[k] = v - before[k]
+		default:
+			out[k] = v
+		}
+	}
+	return out
+}

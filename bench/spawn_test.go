@@ -1,0 +1,154 @@
+package bench
+
+import (
+	"crypto/x509"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"cotd/configs"
+)
+
+func writeFile(path, content string) error { return os.WriteFile(path, []byte(content), 0o644) }
+
+// The config written for a spawned cotd is one cotd accepts, with only the keys set.
+func TestSpawnConfigValidates(t *testing.T) {
+	pki, err := NewPKI(time.Now(), "cotbench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := pki.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := DefaultScenario().Spawn
+	st.HandshakeTimeout, st.IdleTimeout = dur(3*time.Second), dur(time.Minute)
+	st.OutboundSoftBytes, st.OutboundHardBytes = 1<<20, 4<<20
+	data := spawnConfig("127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003", files, st)
+	cfg, err := configs.Parse(data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if cfg.TCP.Addr != "127.0.0.1:1001" || cfg.TLS.Addr != "127.0.0.1:1002" || cfg.Admin.Addr != "127.0.0.1:1003" ||
+		cfg.TLS.Cert != files.ServerCert || cfg.TLS.CA != files.CA || cfg.TLS.HandshakeTimeout.Duration != 3*time.Second ||
+		cfg.Limits.IdleTimeout.Duration != time.Minute || cfg.Limits.OutboundHardBytes != 4<<20 || cfg.Limits.WriteTimeout != configs.Default().Limits.WriteTimeout {
+		t.Errorf("config %+v", cfg)
+	}
+	tcpOnly := spawnConfig("127.0.0.1:1001", "", "127.0.0.1:1003", PKIFiles{}, DefaultScenario().Spawn)
+	if cfg, err := configs.Parse(tcpOnly); err != nil || cfg.TLSEnabled() {
+		t.Errorf("tcp-only config: %v\n%s", err, tcpOnly)
+	}
+}
+
+func TestPKIChains(t *testing.T) {
+	p, err := NewPKI(time.Now(), "B7")
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(p.CA)
+	if _, err := p.Server.TLS.Leaf.Verify(x509.VerifyOptions{Roots: roots, DNSName: "localhost"}); err != nil {
+		t.Errorf("server: %v", err)
+	}
+	if _, err := p.Client.TLS.Leaf.Verify(x509.VerifyOptions{Roots: roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("client: %v", err)
+	}
+	if p.Client.TLS.Leaf.Subject.CommonName != "B7" {
+		t.Errorf("client CN %q", p.Client.TLS.Leaf.Subject.CommonName)
+	}
+	if err := verifyChain(roots)([][]byte{p.Server.TLS.Certificate[0]}, nil); err != nil {
+		t.Errorf("verifyChain: %v", err)
+	}
+	other, _ := NewPKI(time.Now(), "x")
+	if err := verifyChain(roots)([][]byte{other.Server.TLS.Certificate[0]}, nil); err == nil {
+		t.Error("verifyChain accepted a foreign server")
+	}
+	files, err := p.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadTLSMaterial(files.ClientCert, files.ClientKey, files.CA); err != nil {
+		t.Errorf("LoadTLSMaterial: %v", err)
+	}
+	if fi, err := os.Stat(files.ClientKey); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("client key mode %v %v", fi.Mode(), err)
+	}
+}
+
+func TestPromTextAndDelta(t *testing.T) {
+	before, err := parsePromText(strings.NewReader("# HELP x\ncotd_deliveries_total 10\ncotd_connections_open{listener=\"tcp\"} 3\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := parsePromText(strings.NewReader(`cotd_deliveries_total 110
+cotd_connections_open{listener="tcp"} 0
+cotd_closes_total{reason="idle"} 4 1700000000
+cotd_delay_seconds_bucket{le="0.1"} 7
+cotd_delay_seconds_count 7
+garbage line
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := metricsDelta(before, after)
+	want := map[string]float64{"cotd_deliveries_total": 100, `cotd_connections_open{listener="tcp"}`: 0, `cotd_closes_total{reason="idle"}`: 4, "cotd_delay_seconds_count": 7}
+	if len(d) != len(want) {
+		t.Errorf("delta %v, want %v", d, want)
+	}
+	for k, v := range want {
+		if d[k] != v {
+			t.Errorf("%s = %v, want %v", k, d[k], v)
+		}
+	}
+}
+
+func TestLastLogError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cotd.log")
+	log := `{"level":"info","message":"cotd starting"}
+{"level":"error","error":"engine: the TLS listener is not built yet","message":"cannot start"}
+`
+	if err := writeFile(path, log); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastLogError(path); got != "cannot start: engine: the TLS listener is not built yet" {
+		t.Errorf("got %q", got)
+	}
+	if err := writeFile(path, "panic: boom\n"); err != nil {
+		t.Fatal(err)
+	}
+	if got := lastLogError(path); got != "panic: boom" {
+		t.Errorf("got %q", got)
+	}
+}
+
+func TestProcStatParsing(t *testing.T) {
+	stat := []byte("1234 (cot d (x)) S 1 1234 1234 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 100 0 0")
+	if n, err := cpuTicks(stat); err != nil || n != 300 {
+		t.Errorf("cpuTicks = %d, %v; want 300", n, err)
+	}
+	status := []byte("Name:\tcotd\nVmRSS:\t   20480 kB\nThreads:\t9\n")
+	if statusField(status, "VmRSS:") != 20480 || statusField(status, "Threads:") != 9 || statusField(status, "Nope:") != 0 {
+		t.Error("statusField")
+	}
+	p := newProcSampler(os.Getpid())
+	start := time.Now()
+	if _, err := p.sample(start, start); err != nil {
+		t.Fatal(err)
+	}
+	s, err := p.sample(start.Add(time.Second), start)
+	if err != nil || s.RSS <= 0 || s.FDs <= 0 || s.Threads <= 0 || s.T != 1 {
+		t.Errorf("self sample %+v %v", s, err)
+	}
+}
+
+func TestFindRepo(t *testing.T) {
+	root := FindRepo()
+	if root == "" {
+		t.Fatal("the tests run inside the repository")
+	}
+	if _, err := os.Stat(filepath.Join(root, "cmd", "cotd")); err != nil {
+		t.Errorf("root %s: %v", root, err)
+	}
+}

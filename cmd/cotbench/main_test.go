@@ -1,0 +1,242 @@
+package main
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"cotd/bench"
+	"cotd/cot"
+	"cotd/engine"
+	"cotd/engine/enginetest"
+)
+
+const smoke = "../../configs/bench/smoke.toml"
+
+func runCLI(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(args, &out, &errb)
+	return code, out.String(), errb.String()
+}
+
+// The smoke scenario, shrunk, against a cotd engine in this process: it must pass, owe
+// and receive every delivery, and agree with the server's own counters.
+func TestSmokeAgainstInProcessCotd(t *testing.T) {
+	h := enginetest.Start(t, nil)
+	dir := t.TempDir()
+	jsonPath, htmlPath := filepath.Join(dir, "smoke.json"), filepath.Join(dir, "smoke.html")
+	code, out, errs := runCLI(t, "run", smoke, "--target", h.TCPAddr(), "--duration", "4s", "--clients", "20",
+		"--json", jsonPath, "--html", htmlPath, "--metrics", "http://"+h.Srv.AdminAddr().String()+"/metrics")
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	rep, err := bench.ReadReport(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := rep.Loss
+	if l.Owed < 100 || l.Received != l.Owed || l.Lost != 0 || l.OwedDirected == 0 || rep.Unexpected.Total != 0 {
+		t.Errorf("loss %+v unexpected %+v", l, rep.Unexpected)
+	}
+	if rep.Latency.Count == 0 || rep.Latency.P50 <= 0 || rep.Connect.Succeeded < 19 {
+		t.Errorf("latency %+v connect %+v", rep.Latency.Summary, rep.Connect)
+	}
+	// Every frame the harness sent reached the server, kind by kind.
+	st := h.Srv.Stats()
+	for _, c := range []struct {
+		kind engine.FrameKind
+		want int64
+	}{
+		{engine.KindSA, rep.Traffic.Sent["sa"]},
+		{engine.KindChat, rep.Traffic.Sent["chat"] + rep.Traffic.Sent["dm"]},
+		{engine.KindOther, rep.Traffic.Sent["marker"]},
+	} {
+		if got := int64(st.FramesIn[c.kind].Value()); got != c.want || got == 0 {
+			t.Errorf("server counted %d %s frames, harness sent %d", got, c.kind, c.want)
+		}
+	}
+	if d := rep.ServerMetrics["cotd_deliveries_total"]; d < float64(rep.Traffic.DeliveredTotal) {
+		t.Errorf("server delivered %v, harness received %d", d, rep.Traffic.DeliveredTotal)
+	}
+	if html, err := os.ReadFile(htmlPath); err != nil || !bytes.Contains(html, []byte("<svg")) {
+		t.Errorf("html report: %v", err)
+	}
+	if !strings.Contains(out, "verdict  PASS") {
+		t.Errorf("output:\n%s", out)
+	}
+}
+
+// A server that sends directed chats to everyone fails the run with exit status 1, and
+// the misroutes are counted.
+func TestMisroutingServerFails(t *testing.T) {
+	addr := startBroadcaster(t)
+	dir := t.TempDir()
+	jsonPath := filepath.Join(dir, "r.json")
+	code, out, errs := runCLI(t, "run", smoke, "--target", addr, "--duration", "3s", "--clients", "10", "--json", jsonPath)
+	if code != 1 {
+		t.Fatalf("exit %d, want 1\n%s\n%s", code, out, errs)
+	}
+	rep, err := bench.ReadReport(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Unexpected.Misrouted == 0 || rep.Loss.Lost != 0 {
+		t.Errorf("unexpected %+v loss %+v", rep.Unexpected, rep.Loss)
+	}
+}
+
+// startBroadcaster serves a CoT "server" that ignores <marti>: every event goes to every
+// other client.
+func startBroadcaster(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for c := range conns {
+			_ = c.Close()
+		}
+	})
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			go func() {
+				f := cot.NewXMLFramer(0)
+				buf := make([]byte, 8192)
+				for {
+					n, err := c.Read(buf)
+					_ = f.Feed(buf[:n], func(doc []byte) error {
+						mu.Lock()
+						defer mu.Unlock()
+						for o := range conns {
+							if o != c {
+								_ = o.SetWriteDeadline(time.Now().Add(5 * time.Second))
+								_, _ = o.Write(doc)
+							}
+						}
+						return nil
+					})
+					if err != nil {
+						mu.Lock()
+						delete(conns, c)
+						mu.Unlock()
+						_ = c.Close()
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+func TestCompareCommand(t *testing.T) {
+	h := enginetest.Start(t, nil)
+	dir := t.TempDir()
+	a, b := filepath.Join(dir, "a.json"), filepath.Join(dir, "b.json")
+	for _, p := range []string{a, b} {
+		if code, out, errs := runCLI(t, "run", smoke, "--target", h.TCPAddr(), "--duration", "2s", "--clients", "6", "--json", p); code != 0 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+		}
+	}
+	code, out, errs := runCLI(t, "compare", a, b)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	for _, want := range []string{"delivery p99 ms", "deliveries/s", "B/A", "x", "verdict"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("compare output lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+func TestUsageAndConfigErrorsExit2(t *testing.T) {
+	bad := filepath.Join(t.TempDir(), "bad.toml")
+	if err := os.WriteFile(bad, []byte("clients = 0\nduration = \"5\"\nfoo = 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "usage"},
+		{[]string{"fly"}, "unknown command"},
+		{[]string{"run"}, "usage"},
+		{[]string{"run", smoke, "extra"}, "usage"},
+		{[]string{"run", smoke, "--spawn", "--target", "127.0.0.1:1"}, "exclude each other"},
+		{[]string{"run", bad}, `unknown key "foo"`},
+		{[]string{"run", bad}, `duration "5" needs a unit`},
+		{[]string{"run", smoke, "--target", "10.1.2.3:8087"}, "not a loopback address"},
+		{[]string{"run", "slowloris.toml"}, "no such file"},
+		{[]string{"compare", "a.json"}, "usage"},
+		{[]string{"compare", "nope-a.json", "nope-b.json"}, "bad report"},
+	} {
+		code, _, errs := runCLI(t, tc.args...)
+		if code != 2 || !strings.Contains(errs, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and %q", tc.args, code, errs, tc.want)
+		}
+	}
+	if code, out, _ := runCLI(t, "version"); code != 0 || !strings.HasPrefix(out, "cotbench ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+// --spawn builds ./cmd/cotd, starts it on free ports and stops it: what make bench runs.
+func TestSpawnSmoke(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs cotd")
+	}
+	jsonPath := filepath.Join(t.TempDir(), "r.json")
+	code, out, errs := runCLI(t, "run", smoke, "--spawn", "--duration", "4s", "--clients", "20", "--json", jsonPath)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	rep, err := bench.ReadReport(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !rep.Target.Spawned || rep.Target.PID == 0 || rep.Server == nil || rep.Server.MaxRSS == 0 || rep.Server.MaxFDs < 20 {
+		t.Errorf("target %+v server %+v", rep.Target, rep.Server)
+	}
+	if rep.ServerMetrics["cotd_deliveries_total"] == 0 {
+		t.Errorf("server metrics not scraped: %v", rep.ServerMetrics)
+	}
+}
+
+// A TLS scenario with --spawn either runs (cotd serves TLS) or fails with exit status 2
+// and cotd's own reason, never silently.
+func TestSpawnTLSRunsOrSaysWhy(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs cotd")
+	}
+	code, out, errs := runCLI(t, "run", "../../configs/bench/smoke-tls.toml", "--spawn", "--duration", "3s", "--clients", "12")
+	switch code {
+	case 0:
+		if !strings.Contains(out, "utls-android11 TLS 1.2") || !strings.Contains(out, "crypto/tls TLS 1.3") {
+			t.Errorf("TLS handshakes not reported:\n%s", out)
+		}
+	case 2:
+		if !strings.Contains(errs, "cotd exited during start-up") || !strings.Contains(errs, "log ") {
+			t.Errorf("unclear failure:\n%s", errs)
+		}
+	default:
+		t.Errorf("exit %d\n%s\n%s", code, out, errs)
+	}
+}
