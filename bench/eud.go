@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"math"
 	"math/rand/v2"
 	"net"
 	"sync/atomic"
@@ -76,6 +77,7 @@ func (e *eud) run(ctx context.Context, startAt time.Time) {
 			return
 		}
 		r.st.attempts.Add(1)
+		storeMin(&r.st.firstDial, time.Now().UnixNano())
 		if res.err != nil {
 			r.st.fail(res.fail)
 			r.log.Debug().Int("client", e.n).Stringer("transport", e.tr).Stringer("kind", res.fail).Err(res.err).Msg("connect failed")
@@ -85,6 +87,7 @@ func (e *eud) run(ctx context.Context, startAt time.Time) {
 			continue
 		}
 		r.st.connected.Add(1)
+		storeMax(&r.st.lastSetup, time.Now().UnixNano())
 		r.st.connect.RecordDuration(res.connect)
 		r.st.setup.RecordDuration(res.connect + res.handshake)
 		if e.tr != transportTCP {
@@ -116,6 +119,9 @@ func (e *eud) serve(res dialResult) (planned bool) {
 	s := &session{e: e, raw: res.raw, conn: res.conn, acct: newAccount(), begin: now}
 	s.lastRecv.Store(now)
 	s.nextSA = now
+	if r.sc.SA.Interval.Duration == 0 {
+		s.nextSA = math.MaxInt64 // idle clients: no SA
+	}
 	s.nextChat = now + randPart(r.sc.Chat.AllInterval.Duration)
 	s.nextDM = now + randPart(r.sc.Chat.DirectedInterval.Duration)
 	s.nextMarker = now + randPart(r.sc.Markers.Interval.Duration)
@@ -274,7 +280,7 @@ func (sh *shard) fire(s *session) (next int64, ok bool) {
 	var msgs [5]sentMsg
 	nm := 0
 	b := sh.buf[:0]
-	if now >= s.nextSA {
+	if sc.SA.Interval.Duration > 0 && now >= s.nextSA {
 		e.seq++
 		b = appendSA(b, e.n, e.seq, nowT)
 		msgs[nm] = sentMsg{kindSA, -1}

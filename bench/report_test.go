@@ -113,6 +113,21 @@ func TestEvaluateCriteria(t *testing.T) {
 	if c, ok := byName()["p99_connect_ms"]; !ok || c.Pass || rep.Pass {
 		t.Errorf("p99_connect_ms: %+v", c)
 	}
+	sc.Pass.MaxP99Connect = Duration{}
+
+	// Idle clients (no SA) owe nothing; answered pings are what proves the run.
+	sc.SA.Interval = Duration{}
+	rep.Loss.Owed = 0
+	rep.Traffic.Pongs = 10
+	rep.evaluate(sc)
+	if _, ok := byName()["owed_deliveries"]; ok || !rep.Pass {
+		t.Errorf("idle run: pass %v, criteria %+v", rep.Pass, rep.Criteria)
+	}
+	rep.Traffic.Pongs = 0
+	rep.evaluate(sc)
+	if c, ok := byName()["pongs"]; !ok || c.Pass || rep.Pass {
+		t.Errorf("idle run without pongs: %+v", c)
+	}
 }
 
 func TestCompareShowsRatios(t *testing.T) {

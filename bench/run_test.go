@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -257,5 +258,60 @@ func TestRunRefusesBadTargets(t *testing.T) {
 	sc = testScenario(t, func(sc *Scenario) { sc.Target.TCP = "127.0.0.1:1"; sc.Transport.TLSFraction = 0.5 })
 	if _, err := Run(context.Background(), sc, Options{}); err == nil {
 		t.Error("TLS clients without TLS target: want an error")
+	}
+}
+
+// The baseline server completes real mutual-TLS handshakes and refuses a
+// client without a certificate.
+func TestServeBaseline(t *testing.T) {
+	p, err := NewPKI(time.Now(), "baseline-client")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := p.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := BaselineConfig(files.ServerCert, files.ServerKey, files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var ok atomic.Int64
+	done := make(chan error, 1)
+	go func() { done <- ServeBaseline(ctx, ln, cfg, &ok) }()
+	m, err := LoadTLSMaterial(files.ClientCert, files.ClientKey, files.CA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := &tls.Config{Certificates: []tls.Certificate{m.Cert}, RootCAs: m.Roots, ServerName: "127.0.0.1"}
+	for range 3 {
+		c, err := tls.Dial("tcp", ln.Addr().String(), good)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = c.Close()
+	}
+	bad := good.Clone()
+	bad.Certificates = nil
+	if c, err := tls.Dial("tcp", ln.Addr().String(), bad); err == nil {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = c.Read(make([]byte, 1))
+		_ = c.Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for ok.Load() < 3 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if n := ok.Load(); n != 3 {
+		t.Errorf("handshakes = %d, want 3 (the certificate-less client must fail)", n)
 	}
 }

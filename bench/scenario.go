@@ -138,8 +138,10 @@ type Stalled struct {
 
 // SA is the self position report every honest client sends.
 type SA struct {
-	// Interval (sa.interval) between one client's SAs; default "5s"; must be positive: a
-	// client becomes a recipient only once its first SA has told the server its callsign.
+	// Interval (sa.interval) between one client's SAs; default "5s". A client becomes a
+	// recipient only once its first SA has told the server its callsign. "0s" sends no SA
+	// at all: idle EUDs that only ping after 15 s of silence, for connect, handshake and
+	// memory scenarios where a broadcast to thousands would swamp the measurement.
 	Interval Duration `toml:"interval"`
 	// Jitter (sa.jitter) varies each interval uniformly by ±Jitter (a fraction); default 0.1.
 	Jitter float64 `toml:"jitter"`
@@ -440,7 +442,7 @@ func (sc *Scenario) validate() []error {
 		bad("stalled.fraction %v leaves no honest client out of %d", sc.Stalled.Fraction, sc.Clients)
 	}
 
-	interval("sa.interval", sc.SA.Interval, true)
+	interval("sa.interval", sc.SA.Interval, false)
 	fraction("sa.jitter", sc.SA.Jitter)
 	interval("chat.all_interval", sc.Chat.AllInterval, false)
 	interval("chat.directed_interval", sc.Chat.DirectedInterval, false)

@@ -10,9 +10,12 @@ import (
 type stats struct {
 	// Connects of honest clients (TCP connect plus, for TLS, handshake).
 	attempts, connected atomic.Int64
-	connect             *Histogram // TCP connect
-	handshake           *Histogram // TLS handshake
-	setup               *Histogram // connect + handshake
+	// firstDial and lastSetup (unix nanos) bound the connect wave: the first
+	// dial started and the last connect (with its handshake) completed.
+	firstDial, lastSetup atomic.Int64
+	connect              *Histogram // TCP connect
+	handshake            *Histogram // TLS handshake
+	setup                *Histogram // connect + handshake
 	// handshakes by library and version: [transport][0] TLS 1.2, [transport][1] TLS 1.3.
 	handshakes [numTransports][2]atomic.Int64
 	open       atomic.Int64 // honest connections open
@@ -137,4 +140,23 @@ func (p *sampler) sample(now time.Time) Sample {
 	}
 	p.last.connects, p.last.sent, p.last.delivered, p.last.errors = c, s, d, e
 	return out
+}
+
+// storeMin and storeMax keep the extreme of v seen so far in a.
+func storeMin(a *atomic.Int64, v int64) {
+	for {
+		old := a.Load()
+		if (old != 0 && old <= v) || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
+}
+
+func storeMax(a *atomic.Int64, v int64) {
+	for {
+		old := a.Load()
+		if old >= v || a.CompareAndSwap(old, v) {
+			return
+		}
+	}
 }

@@ -52,7 +52,7 @@ func (s *Server) Disconnect(uid string) int {
 	s.sessions.Range(func(_, v any) bool {
 		ss := v.(*session)
 		if ss.client.Identity().UID == uid && ss.closeWith(ReasonAdmin) {
-			ss.log.Info().Str("uid", uid).Msg("disconnected by an administrator")
+			ss.logger().Info().Str("uid", uid).Msg("disconnected by an administrator")
 			n++
 		}
 		return true

@@ -45,7 +45,7 @@ func (ss *session) onEstablished() bool {
 	cs := ss.tls.ConnectionState()
 	s.stats.Handshakes[HandshakeOK].Inc()
 	s.stats.HandshakeSeconds.Observe(time.Since(ss.opened).Seconds())
-	ev := ss.log.Info().Str("cn", ss.cn).Str("tls_version", tls.VersionName(cs.Version)).
+	ev := ss.logger().Info().Str("cn", ss.cn).Str("tls_version", tls.VersionName(cs.Version)).
 		Str("cipher", tls.CipherSuiteName(cs.CipherSuite)).Bool("resumed", cs.DidResume).
 		Dur("handshake", time.Since(ss.opened))
 	if h := ss.tls.Hello(); h != nil {
@@ -55,7 +55,7 @@ func (ss *session) onEstablished() bool {
 	m, refuse := s.membershipFor(ss.ln, ss.cn)
 	if refuse != "" {
 		s.stats.Logins[LoginRefused].Inc()
-		ss.log.Warn().Str("cn", ss.cn).Str("why", refuse).Msg("client certificate user refused; closing")
+		ss.logger().Warn().Str("cn", ss.cn).Str("why", refuse).Msg("client certificate user refused; closing")
 		ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(ReasonAuthFailed))
 		return false
 	}
@@ -86,7 +86,7 @@ func (ss *session) failTLS(err error) {
 	if !ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(r)) {
 		return
 	}
-	ev := ss.log.WithLevel(lvl).Err(err).Str("reason", r.String())
+	ev := ss.logger().WithLevel(lvl).Err(err).Str("reason", r.String())
 	if h := ss.tls.Hello(); h != nil {
 		ev = ev.Str("ja3", h.JA3Hash).Str("tls_max_version", tls.VersionName(h.MaxVersion()))
 	}
@@ -105,7 +105,7 @@ func (s *Server) countHandshakeEnd(ss *session, r CloseReason) {
 		res = HandshakeFailed
 	case ReasonHandshakeTimeout:
 		res = HandshakeTimeout
-		ss.log.Warn().Str("reason", r.String()).Str("phase", ss.tls.Phase().String()).
+		ss.logger().Warn().Str("reason", r.String()).Str("phase", ss.tls.Phase().String()).
 			Msg("tls handshake timed out; closing connection")
 	case ReasonNotTLS:
 		res = HandshakeNotTLS

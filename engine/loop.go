@@ -6,6 +6,7 @@ import (
 
 	"github.com/panjf2000/gnet/v2"
 
+	"cotd/cot"
 	"cotd/cot/takproto"
 )
 
@@ -28,6 +29,7 @@ type loop struct {
 	iov   [][]byte            // loop-owned scratch for writev batches
 	plain []byte              // loop-owned scratch for decrypted input
 	tm    takproto.TakMessage // loop-owned scratch for v1 input
+	hdr   cot.Header          // loop-owned scratch: the header of the document in hand
 	xml   []byte              // loop-owned scratch for v1 input as XML
 	run   gnet.RunnableFunc
 }

@@ -64,12 +64,12 @@ func (ss *session) negotiate(doc []byte) error {
 	ss.wmu.Unlock()
 	if !grant {
 		ss.srv.stats.Negotiations[NegotiationRefused].Inc()
-		ss.log.Info().Str("request_uid", uid).Int("version", version).Bool("parsed", ok).
+		ss.logger().Info().Str("request_uid", uid).Int("version", version).Bool("parsed", ok).
 			Msg("tak protocol request refused; staying on XML")
 		return nil
 	}
 	ss.srv.stats.Negotiations[NegotiationV1].Inc()
-	ss.log.Debug().Msg("switched to tak protocol v1")
+	ss.logger().Debug().Msg("switched to tak protocol v1")
 	return errSwitchV1
 }
 

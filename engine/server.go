@@ -234,8 +234,6 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		framer:   cot.NewXMLFramer(s.cfg.Limits.MaxFrameBytes),
 		lastRead: lp.wheel.now,
 	}
-	ss.log = s.log.With().Uint64("conn", id).Str("remote", ss.remote).
-		Str("listener", ln.kind.String()).Logger()
 	ss.tm = timer{slot: -1, owner: ss}
 	ss.client = broker.NewClient(id, ss, s.listenerMembership(ln))
 	if ln.kind == ListenerTLS {
@@ -250,7 +248,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s.sessions.Store(id, ss)
 	s.stats.Accepted[ln.kind].Inc()
 	s.stats.Open[ln.kind].Add(1)
-	ss.log.Debug().Msg("connection opened")
+	ss.logger().Debug().Msg("connection opened")
 	if ss.tls == nil {
 		ss.established.Store(true)
 		if s.protocolOf(ln) == configs.ProtocolProtobuf {
@@ -297,7 +295,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 		if err := ss.feed(buf); err != nil {
 			r := reasonFor(err)
 			ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(r))
-			ss.log.Warn().Err(err).Str("reason", r.String()).Msg("bad input; closing connection")
+			ss.logger().Warn().Err(err).Str("reason", r.String()).Msg("bad input; closing connection")
 			ss.flush()
 			return gnet.Close
 		}
@@ -354,7 +352,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	s.stats.Closes[r].Inc()
 	s.stats.Open[ss.ln.kind].Add(-1)
 
-	ev := ss.log.Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
+	ev := ss.logger().Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
 		Uint64("bytes_in", ss.bytesIn).Uint64("bytes_out", ss.sent)
 	if ss.cn != "" {
 		ev = ev.Str("cn", ss.cn)

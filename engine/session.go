@@ -29,7 +29,6 @@ type session struct {
 	c      gnet.Conn
 	ln     *listener
 	remote string // the peer's address; immutable, unlike gnet's, which goes at close
-	log    zerolog.Logger
 	client *broker.Client
 	opened time.Time
 	// tls is nil on the plain listener.
@@ -59,9 +58,8 @@ type session struct {
 	v1           *takproto.Framer // v1 input; nil while the client speaks XML
 	curV1        []byte           // the v1 payload being handled, for Publish
 	offerUID     string           // uid of the v1 offer sent, "" when none
-	hdr          cot.Header
-	lastRead     int64 // unix nanos of the last inbound bytes (the wheel's coarse clock)
-	hsDeadline   int64 // TLS handshake deadline; 0 when none
+	lastRead     int64            // unix nanos of the last inbound bytes (the wheel's coarse clock)
+	hsDeadline   int64            // TLS handshake deadline; 0 when none
 	auth         authState
 	authDeadline int64    // <auth> check deadline; 0 when none
 	held         [][]byte // documents that arrived while <auth> was checked
@@ -173,7 +171,7 @@ func (ss *session) admit(n int, droppable bool) broker.Verdict {
 	}
 	if q+int64(n) > int64(lim.OutboundHardBytes) {
 		if ss.closeWith(ReasonSlowConsumer) {
-			ss.log.Warn().Int64("queued_bytes", q).Msg("outbound hard limit reached; closing slow consumer")
+			ss.logger().Warn().Int64("queued_bytes", q).Msg("outbound hard limit reached; closing slow consumer")
 		}
 		return broker.DroppedSlowConsumer
 	}
@@ -297,7 +295,7 @@ func (ss *session) expire(now int64) {
 	}
 	if ss.authDeadline != 0 && now >= ss.authDeadline {
 		if ss.closeWith(ReasonAuthFailed) {
-			ss.log.Warn().Msg("auth not checked in time; closing")
+			ss.logger().Warn().Msg("auth not checked in time; closing")
 		}
 		return
 	}
@@ -312,7 +310,7 @@ func (ss *session) expire(now int64) {
 			ss.stallAt, ss.stallMark = now, written
 		case now-ss.stallAt >= int64(lim.WriteTimeout.Duration):
 			if ss.closeWith(ReasonSlowConsumer) {
-				ss.log.Warn().Int("unwritten_bytes", ob).Dur("write_timeout", lim.WriteTimeout.Duration).
+				ss.logger().Warn().Int("unwritten_bytes", ob).Dur("write_timeout", lim.WriteTimeout.Duration).
 					Msg("no write progress; closing slow consumer")
 			}
 			return
@@ -353,7 +351,7 @@ func (ss *session) feed(p []byte) error {
 
 func (ss *session) onDoc(doc []byte) error {
 	st := &ss.srv.stats
-	h := &ss.hdr
+	h := &ss.lp.hdr // scratch of the loop: one header per loop, not per connection
 	if err := cot.ScanHeader(doc, h); err != nil {
 		return &errFrame{reason: ReasonBadFrame, err: err}
 	}
@@ -364,9 +362,9 @@ func (ss *session) onDoc(doc []byte) error {
 		st.FramesIn[KindAuth].Inc()
 		switch {
 		case ss.srv.users.Load() == nil:
-			ss.log.Debug().Msg("<auth> ignored: no users file")
+			ss.logger().Debug().Msg("<auth> ignored: no users file")
 		case ss.auth == authDone:
-			ss.log.Debug().Msg("second <auth> ignored")
+			ss.logger().Debug().Msg("second <auth> ignored")
 		default:
 			ss.startAuth(h.AuthUsername, h.AuthPassword)
 		}
@@ -406,4 +404,13 @@ func reasonFor(err error) CloseReason {
 	default:
 		return ReasonBadFrame
 	}
+}
+
+// logger returns a logger carrying the connection's identity. It is made
+// when something is logged (a handful of times in a connection's life)
+// rather than kept: ten thousand idle connections would otherwise hold ten
+// thousand context buffers.
+func (ss *session) logger() *zerolog.Logger {
+	l := ss.srv.log.With().Uint64("conn", ss.id).Str("remote", ss.remote).Str("listener", ss.ln.kind.String()).Logger()
+	return &l
 }

@@ -110,7 +110,7 @@ func (s *Server) ReloadUsers() error {
 		m, refuse := s.membershipFor(ss.ln, *name)
 		if refuse != "" {
 			if ss.closeWith(ReasonAuthFailed) {
-				ss.log.Warn().Str("user", *name).Str("why", refuse).Msg("user no longer allowed; disconnecting")
+				ss.logger().Warn().Str("user", *name).Str("why", refuse).Msg("user no longer allowed; disconnecting")
 				refused++
 			}
 			return true
@@ -162,7 +162,7 @@ func (ss *session) finishAuth(res *authResult) bool {
 	if res.err != nil {
 		s.stats.Logins[LoginRefused].Inc()
 		ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(ReasonAuthFailed))
-		ss.log.Warn().Err(res.err).Int("held_frames", len(ss.held)).Msg("auth refused; closing without routing what the client sent")
+		ss.logger().Warn().Err(res.err).Int("held_frames", len(ss.held)).Msg("auth refused; closing without routing what the client sent")
 		ss.held = nil
 		return false
 	}
@@ -170,7 +170,7 @@ func (ss *session) finishAuth(res *authResult) bool {
 	if refuse != "" {
 		s.stats.Logins[LoginRefused].Inc()
 		ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(ReasonAuthFailed))
-		ss.log.Warn().Str("user", res.user.Name).Str("why", refuse).Msg("auth refused; closing")
+		ss.logger().Warn().Str("user", res.user.Name).Str("why", refuse).Msg("auth refused; closing")
 		ss.held = nil
 		return false
 	}
@@ -179,7 +179,7 @@ func (ss *session) finishAuth(res *authResult) bool {
 	name := res.user.Name
 	ss.userName.Store(&name)
 	s.broker.SetMembership(ss.client, m)
-	ss.log.Info().Str("user", name).Strs("groups_in", m.In).Strs("groups_out", m.Out).Msg("auth accepted")
+	ss.logger().Info().Str("user", name).Strs("groups_in", m.In).Strs("groups_out", m.Out).Msg("auth accepted")
 	held := ss.held
 	ss.held = nil
 	for _, doc := range held {

@@ -8,8 +8,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -26,6 +28,7 @@ const usage = `usage:
                [--cert FILE --key FILE --ca FILE] [--json FILE] [--html FILE] [--pid N] [--metrics URL]
                [--duration D] [--clients N] [--quiet] [-v]
   cotbench compare A.json B.json
+  cotbench baseline --listen HOST:PORT --cert F --key F --ca F   a bare crypto/tls mTLS server
   cotbench version
 exit status: 0 criteria passed, 1 criteria failed, 2 usage or configuration error
 `
@@ -44,6 +47,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runCmd(args[1:], stdout, stderr)
 	case "compare":
 		return compareCmd(args[1:], stdout, stderr)
+	case "baseline":
+		return baselineCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "cotbench", version)
 		return 0
@@ -154,5 +159,37 @@ func compareCmd(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	_ = bench.Compare(stdout, a, b, "A", "B")
+	return 0
+}
+
+// baselineCmd serves bare crypto/tls handshakes until interrupted: the
+// yardstick a burst against cotd is compared with.
+func baselineCmd(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("baseline", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:0", "address to listen on (loopback)")
+	cert, key, ca := fs.String("cert", "", "server certificate"), fs.String("key", "", "server key"), fs.String("ca", "", "client CA")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	cfg, err := bench.BaselineConfig(*cert, *key, *ca)
+	if err != nil {
+		fmt.Fprintln(stderr, "cotbench:", err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		fmt.Fprintln(stderr, "cotbench:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "listening", ln.Addr())
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var ok atomic.Int64
+	if err := bench.ServeBaseline(ctx, ln, cfg, &ok); err != nil {
+		fmt.Fprintln(stderr, "cotbench:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, "handshakes", ok.Load())
 	return 0
 }
