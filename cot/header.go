@@ -203,7 +203,7 @@ func scanHeader(doc []byte, h *Header) error {
 			continue
 		}
 		from := sb.Len()
-		writeValue(&sb, v)
+		WriteUnescaped(&sb, v)
 		*ptrs[k] = sb.String()[from:]
 	}
 	if destBytes > 0 && h.MartiEnd > h.MartiStart {
@@ -312,7 +312,7 @@ func eachDest(a []byte, h *Header, sb *strings.Builder) int {
 		}
 		if list != nil {
 			from := sb.Len()
-			writeValue(sb, val)
+			WriteUnescaped(sb, val)
 			*list = append(*list, sb.String()[from:])
 		}
 	}

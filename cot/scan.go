@@ -162,10 +162,10 @@ func nextAttr(a []byte) (name, val, rest []byte, ok bool) {
 	return name, a[i+1 : i+1+e], a[i+2+e:], true
 }
 
-// writeValue writes an attribute value to sb with the XML entity references resolved.
+// WriteUnescaped writes an attribute value to sb with the XML entity references resolved.
 // Unknown or broken references are kept as written rather than rejected: the router only
 // compares these strings, and the raw document is forwarded unchanged anyway.
-func writeValue(sb *strings.Builder, v []byte) {
+func WriteUnescaped(sb *strings.Builder, v []byte) {
 	for {
 		j := bytes.IndexByte(v, '&')
 		if j < 0 {
@@ -221,10 +221,17 @@ func entity(name []byte) (rune, bool) {
 		}
 		r = r*rune(base) + rune(d)
 	}
-	if len(digits) == 0 || !utf8.ValidRune(r) {
+	if len(digits) == 0 || !utf8.ValidRune(r) || !isXMLChar(r) {
 		return 0, false
 	}
 	return r, true
+}
+
+// isXMLChar reports whether XML 1.0 allows r in a document: a reference to
+// anything else (&#0;) is kept as written rather than decoded.
+func isXMLChar(r rune) bool {
+	return r == 0x9 || r == 0xA || r == 0xD || r >= 0x20 && r <= 0xD7FF ||
+		r >= 0xE000 && r <= 0xFFFD || r >= 0x10000 && r <= 0x10FFFF
 }
 
 // parseFloat reads a decimal attribute; absent, unparsable or non-finite values read as 0.

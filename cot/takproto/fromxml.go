@@ -309,7 +309,7 @@ func (p *eventParts) build(m *TakMessage) error {
 			return ""
 		}
 		from := sb.Len()
-		writeValue(&sb, v)
+		cot.WriteUnescaped(&sb, v)
 		return sb.String()[from:]
 	}
 	blk := new(block)
@@ -470,26 +470,4 @@ func parseFloat(b []byte) (float64, bool) {
 		return 0, false
 	}
 	return v, true
-}
-
-// writeValue writes a raw attribute value to sb with its references resolved, as
-// appendValue does.
-func writeValue(sb *strings.Builder, v []byte) {
-	for {
-		j := bytes.IndexByte(v, '&')
-		if j < 0 {
-			sb.Write(v)
-			return
-		}
-		sb.Write(v[:j])
-		v = v[j:]
-		k := bytes.IndexByte(v, ';')
-		if r, ok := entity(v[1:max(k, 1)]); k > 0 && ok {
-			sb.WriteRune(r)
-			v = v[k+1:]
-			continue
-		}
-		sb.WriteByte('&')
-		v = v[1:]
-	}
 }

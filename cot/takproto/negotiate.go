@@ -138,6 +138,6 @@ func ParseRequest(doc []byte) (uid string, version int, ok bool) {
 	}
 	var sb strings.Builder
 	sb.Grow(len(rawUID))
-	writeValue(&sb, rawUID)
+	cot.WriteUnescaped(&sb, rawUID)
 	return sb.String(), version, true
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"time"
-	"unicode/utf8"
 
 	"cotd/cot"
 )
@@ -272,62 +271,6 @@ func validValue(v []byte) bool {
 		}
 	}
 	return true
-}
-
-// entity resolves the name of a reference (what lies between '&' and ';').
-func entity(name []byte) (rune, bool) {
-	switch string(name) {
-	case "amp":
-		return '&', true
-	case "lt":
-		return '<', true
-	case "gt":
-		return '>', true
-	case "quot":
-		return '"', true
-	case "apos":
-		return '\'', true
-	}
-	if len(name) < 2 || len(name) > 10 || name[0] != '#' {
-		return 0, false
-	}
-	digits, base := name[1:], int32(10)
-	if digits[0] == 'x' {
-		digits, base = digits[1:], 16
-	}
-	if len(digits) == 0 {
-		return 0, false
-	}
-	var r int32
-	for _, c := range digits {
-		var d int32
-		switch {
-		case c >= '0' && c <= '9':
-			d = int32(c - '0')
-		case base == 16 && c >= 'a' && c <= 'f':
-			d = int32(c-'a') + 10
-		case base == 16 && c >= 'A' && c <= 'F':
-			d = int32(c-'A') + 10
-		default:
-			return 0, false
-		}
-		r = r*base + d
-		if r > utf8.MaxRune {
-			return 0, false
-		}
-	}
-	return r, isXMLChar(r)
-}
-
-// isXMLChar reports whether r is a character XML 1.0 allows in a document.
-func isXMLChar(r rune) bool {
-	switch {
-	case r == '\t' || r == '\n' || r == '\r':
-		return true
-	case r >= 0x20 && r <= 0xD7FF, r >= 0xE000 && r <= 0xFFFD, r >= 0x10000 && r <= utf8.MaxRune:
-		return true
-	}
-	return false
 }
 
 // parseMillis reads a CoT time (2016-01-13T20:43:37.842Z: RFC 3339, fractional seconds
