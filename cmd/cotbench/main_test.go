@@ -240,3 +240,13 @@ func TestSpawnTLSRunsOrSaysWhy(t *testing.T) {
 		t.Errorf("exit %d\n%s\n%s", code, out, errs)
 	}
 }
+
+func TestBaselineUsageErrors(t *testing.T) {
+	var out, errb bytes.Buffer
+	if code := run([]string{"baseline", "--cert", "/nonexistent.pem", "--key", "/nonexistent.key", "--ca", "/nonexistent.ca"}, &out, &errb); code != 2 {
+		t.Errorf("missing files: exit %d, want 2 (%s)", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "baseline certificate") {
+		t.Errorf("error does not name what is missing: %q", errb.String())
+	}
+}
