@@ -193,3 +193,24 @@ func TestShutdownDrainsQueuedOutput(t *testing.T) {
 		t.Errorf("shutdown closes = %d", h.Srv.Stats().Closes[engine.ReasonShutdown].Value())
 	}
 }
+
+// A late joiner is owed the latest SA of every client, even when that is
+// more than its outbound soft limit holds at once: the replay waits for
+// the queue to drain instead of dropping position reports.
+func TestReplayLargerThanTheSoftLimit(t *testing.T) {
+	h := et.Start(t, func(c *configs.Config) {
+		c.Limits.OutboundSoftBytes = 4 << 10
+		c.Limits.OutboundHardBytes = 64 << 10
+		c.Limits.SocketSendBytes = 4 << 10
+	})
+	const n = 200 // about 120 KiB of SAs: 30 times the soft limit
+	for i := range n {
+		c := et.Dial(t, h.TCPAddr())
+		c.Send(et.SA(fmt.Sprintf("S-%d", i), fmt.Sprintf("CS-%d", i), "a-f-G-U-C"))
+	}
+	et.Eventually(t, "every SA cached", func() bool { return h.Srv.Broker().CachedSAs() == n })
+	late := et.Dial(t, h.TCPAddr())
+	for i := range n {
+		late.Expect("replayed SA", et.UID(fmt.Sprintf("S-%d", i)))
+	}
+}

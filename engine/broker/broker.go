@@ -223,17 +223,49 @@ func (b *Broker) Join(c *Client, then func()) {
 
 func (b *Broker) replay(c *Client) {
 	msgs := b.sa.appendLive(nil, time.Now(), c)
-	for _, m := range msgs {
-		if c.left.Load() {
-			return
-		}
+	deadline := time.Now().Add(replayPatience)
+	for i, m := range msgs {
 		// A replayed SA was read long ago: it must not count as routing
 		// delay. The copy shares the encodings.
 		cp := *m
 		cp.Recv = 0
-		if b.deliver(c, &cp) {
+		switch v := b.replayOne(c, &cp, deadline); {
+		case v == Queued:
 			b.stats.Replayed.Inc()
+		case v == DroppedBackpressure:
+			// Out of patience: the rest is dropped, and counted.
+			b.stats.Drops[DropBackpressure].Add(uint64(len(msgs) - i - 1))
+			return
+		case v != DroppedUnencodable:
+			return // the client is gone or going
 		}
+	}
+}
+
+// replayPatience bounds how long a replay waits for a client that is not
+// reading; past it the rest of the replay is dropped (and counted).
+const replayPatience = 30 * time.Second
+
+// replayOne delivers one cached SA and counts the outcome. The replay runs
+// in its own goroutine, so unlike a broadcast it can wait: an SA refused
+// because the client's queue is over its soft limit is offered again once
+// the queue drains, instead of being dropped. A late joiner on a server
+// with thousands of clients is owed every one of their SAs, and its socket
+// takes time to swallow them.
+func (b *Broker) replayOne(c *Client, m *Message, deadline time.Time) Verdict {
+	wait := time.Millisecond
+	for {
+		if c.left.Load() {
+			b.count(DroppedClosed)
+			return DroppedClosed
+		}
+		v := c.out.Deliver(m)
+		if v != DroppedBackpressure || time.Now().After(deadline) {
+			b.count(v)
+			return v
+		}
+		time.Sleep(wait)
+		wait = min(2*wait, 50*time.Millisecond)
 	}
 }
 
@@ -340,7 +372,12 @@ func (b *Broker) prune() {
 
 // deliver hands m to c and counts the outcome.
 func (b *Broker) deliver(c *Client, m *Message) bool {
-	switch c.out.Deliver(m) {
+	return b.count(c.out.Deliver(m))
+}
+
+// count records a delivery's verdict and reports whether it was queued.
+func (b *Broker) count(v Verdict) bool {
+	switch v {
 	case Queued:
 		b.stats.Delivered.Inc()
 		return true
