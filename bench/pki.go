@@ -1,19 +1,13 @@
 package bench
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
-	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"cotd/tlsstate/pki"
 )
 
 // PKI is a throw-away certificate authority for one run against a spawned cotd: a CA, a
@@ -25,8 +19,6 @@ type PKI struct {
 	CAPEM  []byte
 	Server KeyPair
 	Client KeyPair
-
-	caKey *ecdsa.PrivateKey
 }
 
 // KeyPair is a certificate and its key, as PEM and ready for crypto/tls.
@@ -40,92 +32,29 @@ type PKIFiles struct {
 	CA, ServerCert, ServerKey, ClientCert, ClientKey string
 }
 
-// certValidity is long enough for any run; clockSkew back-dates NotBefore so that a
-// certificate is valid the moment it is made, whatever the rounding.
-const (
-	certValidity = 48 * time.Hour
-	clockSkew    = time.Hour
-)
+// certValidity is long enough for any run.
+const certValidity = 48 * time.Hour
 
 // NewPKI makes a CA, a server certificate for localhost, 127.0.0.1 and ::1, and a client
-// certificate whose CN (the TAK user name) is clientCN. now dates them.
-func NewPKI(now time.Time, clientCN string) (*PKI, error) {
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+// certificate whose CN (the TAK user name) is clientCN, with cotd's own certificate code.
+func NewPKI(clientCN string) (*PKI, error) {
+	ca, err := pki.NewCA("cotbench CA", pki.KeyECDSAP256, certValidity)
 	if err != nil {
 		return nil, err
 	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
-		Subject:               pkix.Name{CommonName: "cotbench CA", Organization: []string{"cotbench"}},
-		NotBefore:             now.Add(-clockSkew),
-		NotAfter:              now.Add(certValidity),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, fmt.Errorf("bench: CA certificate: %w", err)
-	}
-	ca, err := x509.ParseCertificate(der)
+	srv, err := ca.IssueServer("cotbench server", []string{"localhost", "127.0.0.1", "::1"}, pki.KeyECDSAP256, certValidity)
 	if err != nil {
 		return nil, err
 	}
-	p := &PKI{CA: ca, CAPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), caKey: caKey}
-	if p.Server, err = p.issue(now, "localhost", x509.ExtKeyUsageServerAuth, true); err != nil {
+	cl, err := ca.IssueClient(clientCN, pki.KeyECDSAP256, certValidity)
+	if err != nil {
 		return nil, err
 	}
-	if p.Client, err = p.issue(now, clientCN, x509.ExtKeyUsageClientAuth, false); err != nil {
-		return nil, err
-	}
-	return p, nil
+	return &PKI{CA: ca.Cert, CAPEM: ca.CertPEM, Server: keyPair(srv), Client: keyPair(cl)}, nil
 }
 
-func (p *PKI) issue(now time.Time, cn string, usage x509.ExtKeyUsage, server bool) (KeyPair, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return KeyPair{}, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{CommonName: cn, Organization: []string{"cotbench"}},
-		NotBefore:    now.Add(-clockSkew),
-		NotAfter:     now.Add(certValidity),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	if server {
-		tmpl.DNSNames = []string{"localhost"}
-		tmpl.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.CA, &key.PublicKey, p.caKey)
-	if err != nil {
-		return KeyPair{}, fmt.Errorf("bench: certificate %q: %w", cn, err)
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return KeyPair{}, err
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		return KeyPair{}, err
-	}
-	return KeyPair{
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		TLS:     tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf},
-	}, nil
-}
-
-func serial() *big.Int {
-	n, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 120))
-	if err != nil {
-		// crypto/rand does not fail on Linux; a fixed serial would still be a valid
-		// certificate for a throw-away CA.
-		return big.NewInt(1)
-	}
-	return n.Add(n, big.NewInt(1))
+func keyPair(b *pki.Bundle) KeyPair {
+	return KeyPair{CertPEM: b.CertPEM, KeyPEM: b.KeyPEM, TLS: b.TLSCertificate()}
 }
 
 // Material is what the run's TLS clients present and trust.

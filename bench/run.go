@@ -85,7 +85,7 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 		}()
 		var pki *PKI
 		if sc.NeedsTLS() {
-			if pki, err = NewPKI(time.Now(), "cotbench"); err != nil {
+			if pki, err = NewPKI("cotbench"); err != nil {
 				return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
 			}
 			material = pki.Material()

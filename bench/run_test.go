@@ -122,7 +122,7 @@ func TestRunDetectsServerFaults(t *testing.T) {
 }
 
 func TestRunTLSWithUTLSAndHalfHello(t *testing.T) {
-	pki, err := NewPKI(time.Now(), "cotbench")
+	pki, err := NewPKI("cotbench")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,11 +160,11 @@ func TestRunTLSWithUTLSAndHalfHello(t *testing.T) {
 }
 
 func TestRunTLSRejectsWrongCA(t *testing.T) {
-	server, err := NewPKI(time.Now(), "cotbench")
+	server, err := NewPKI("cotbench")
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := NewPKI(time.Now(), "cotbench")
+	other, err := NewPKI("cotbench")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestRunRefusesBadTargets(t *testing.T) {
 // The baseline server completes real mutual-TLS handshakes and refuses a
 // client without a certificate.
 func TestServeBaseline(t *testing.T) {
-	p, err := NewPKI(time.Now(), "baseline-client")
+	p, err := NewPKI("baseline-client")
 	if err != nil {
 		t.Fatal(err)
 	}

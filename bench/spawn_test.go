@@ -15,7 +15,7 @@ func writeFile(path, content string) error { return os.WriteFile(path, []byte(co
 
 // The config written for a spawned cotd is one cotd accepts, with only the keys set.
 func TestSpawnConfigValidates(t *testing.T) {
-	pki, err := NewPKI(time.Now(), "cotbench")
+	pki, err := NewPKI("cotbench")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +43,7 @@ func TestSpawnConfigValidates(t *testing.T) {
 }
 
 func TestPKIChains(t *testing.T) {
-	p, err := NewPKI(time.Now(), "B7")
+	p, err := NewPKI("B7")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestPKIChains(t *testing.T) {
 	if err := verifyChain(roots)([][]byte{p.Server.TLS.Certificate[0]}, nil); err != nil {
 		t.Errorf("verifyChain: %v", err)
 	}
-	other, _ := NewPKI(time.Now(), "x")
+	other, _ := NewPKI("x")
 	if err := verifyChain(roots)([][]byte{other.Server.TLS.Certificate[0]}, nil); err == nil {
 		t.Error("verifyChain accepted a foreign server")
 	}
