@@ -52,6 +52,7 @@ func (ss *session) onEstablished() bool {
 		ev = ev.Str("ja3", h.JA3Hash)
 	}
 	ev.Msg("tls established")
+	ss.tls.ReleaseHello()
 	m, refuse := s.membershipFor(ss.ln, ss.cn)
 	if refuse != "" {
 		s.stats.Logins[LoginRefused].Inc()

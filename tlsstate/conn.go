@@ -359,6 +359,15 @@ func (c *Conn) Hello() *HelloInfo {
 	return c.info
 }
 
+// ReleaseHello drops the ClientHello summary once it has been logged: an
+// established connection lives for hours, and ten thousand of them would
+// keep ten thousand copies of what their clients offered. Any goroutine.
+func (c *Conn) ReleaseHello() {
+	c.mu.Lock()
+	c.info = nil
+	c.mu.Unlock()
+}
+
 // ConnectionState returns crypto/tls's view of the connection while
 // Established, the zero value otherwise (before, it would wait for the
 // handshake goroutine's lock; after, the tls.Conn is gone).

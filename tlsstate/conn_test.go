@@ -592,3 +592,17 @@ func heapInUse() uint64 {
 	runtime.ReadMemStats(&ms)
 	return ms.HeapAlloc
 }
+
+func TestReleaseHello(t *testing.T) {
+	l, _, _ := establishedMem(t, serverConfig("ecdsa", tls.VersionTLS13), clientConfig(&pkiOnce().client, tls.VersionTLS13), false)
+	if l.conn.Hello() == nil {
+		t.Fatal("no hello summary after the handshake")
+	}
+	l.conn.ReleaseHello()
+	if l.conn.Hello() != nil {
+		t.Error("hello summary kept after ReleaseHello")
+	}
+	if l.conn.Phase() != Established || l.conn.PeerCN() == "" {
+		t.Error("releasing the hello changed the connection")
+	}
+}
