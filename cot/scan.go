@@ -82,14 +82,14 @@ func nextTag(doc []byte, i int) (t tag, ok bool, err error) {
 			continue
 		}
 		if len(rest) > 1 && rest[1] == '/' {
-			n := nameLen(rest[2:])
+			n := NameLen(rest[2:])
 			k := bytes.IndexByte(rest, '>')
 			if n == 0 || k < 0 {
 				return t, false, fmt.Errorf("%w: bad close tag at offset %d", ErrMalformed, i)
 			}
 			return tag{kind: tagEnd, name: rest[2 : 2+n], start: i, end: i + k + 1}, true, nil
 		}
-		n := nameLen(rest[1:])
+		n := NameLen(rest[1:])
 		if n == 0 {
 			return t, false, fmt.Errorf("%w: '<' not followed by a name at offset %d", ErrMalformed, i)
 		}
@@ -117,8 +117,8 @@ func nextTag(doc []byte, i int) (t tag, ok bool, err error) {
 	}
 }
 
-// nameLen is the length of the XML name at the start of b (0 if b does not start with one).
-func nameLen(b []byte) int {
+// NameLen is the length of the XML name at the start of b (0 if b does not start with one).
+func NameLen(b []byte) int {
 	if len(b) == 0 || !IsNameStart(b[0]) {
 		return 0
 	}
@@ -136,7 +136,7 @@ func nextAttr(a []byte) (name, val, rest []byte, ok bool) {
 	for i < len(a) && IsSpace(a[i]) {
 		i++
 	}
-	n := nameLen(a[i:])
+	n := NameLen(a[i:])
 	if n == 0 {
 		return nil, nil, nil, false
 	}
@@ -252,9 +252,17 @@ func parseFloat(b []byte) float64 {
 // zero Time. Written by hand because time.Parse needs a string, which would cost an
 // allocation per attribute.
 func parseTime(b []byte) time.Time {
+	t, _ := ParseTime(b)
+	return t
+}
+
+// ParseTime reads a CoT time (2016-01-13T20:43:37.842Z: RFC 3339 with fractional seconds
+// optional and of any length, 'Z' or a numeric offset) without converting b to a string.
+// ok is false, and t zero, for anything else.
+func ParseTime(b []byte) (t time.Time, ok bool) {
 	if len(b) < len("2006-01-02T15:04:05Z") ||
 		b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
-		return time.Time{}
+		return time.Time{}, false
 	}
 	year, ok1 := num(b[0:4])
 	month, ok2 := num(b[5:7])
@@ -265,7 +273,7 @@ func parseTime(b []byte) time.Time {
 	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
 		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
 		hour > 23 || minute > 59 || sec > 59 {
-		return time.Time{}
+		return time.Time{}, false
 	}
 	rest := b[19:]
 	nsec := 0
@@ -276,7 +284,7 @@ func parseTime(b []byte) time.Time {
 			scale /= 10
 		}
 		if k == 1 {
-			return time.Time{}
+			return time.Time{}, false
 		}
 		rest = rest[k:]
 	}
@@ -287,17 +295,17 @@ func parseTime(b []byte) time.Time {
 		oh, okh := num(rest[1:3])
 		om, okm := num(rest[4:6])
 		if !okh || !okm || oh > 23 || om > 59 {
-			return time.Time{}
+			return time.Time{}, false
 		}
 		offset = (oh*60 + om) * 60
 		if rest[0] == '-' {
 			offset = -offset
 		}
 	default:
-		return time.Time{}
+		return time.Time{}, false
 	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	return t.Add(-time.Duration(offset) * time.Second)
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
+	return t.Add(-time.Duration(offset) * time.Second), true
 }
 
 // num reads a run of ASCII digits.

@@ -103,7 +103,7 @@ func (s *scanner) next() (t token, ok bool, err error) {
 			}
 			continue
 		case bytes.HasPrefix(rest, []byte("<?")):
-			n := nameLen(rest[2:])
+			n := cot.NameLen(rest[2:])
 			if n == 0 {
 				return t, false, s.errorf("processing instruction without target")
 			}
@@ -141,7 +141,7 @@ func (s *scanner) openName(i int) []byte {
 
 func (s *scanner) endTag() (token, bool, error) {
 	rest := s.src[s.pos:]
-	n := nameLen(rest[2:])
+	n := cot.NameLen(rest[2:])
 	if n == 0 {
 		return token{}, false, s.errorf("bad close tag")
 	}
@@ -168,7 +168,7 @@ func (s *scanner) endTag() (token, bool, error) {
 
 func (s *scanner) startTag() (token, bool, error) {
 	rest := s.src[s.pos:]
-	n := nameLen(rest[1:])
+	n := cot.NameLen(rest[1:])
 	if n == 0 {
 		return token{}, false, s.errorf("'<' not followed by a name")
 	}
@@ -190,7 +190,7 @@ func (s *scanner) startTag() (token, bool, error) {
 		if k == sp {
 			return t, false, s.errorf("no space before attribute in <%s>", string(t.name))
 		}
-		an := nameLen(rest[k:])
+		an := cot.NameLen(rest[k:])
 		if an == 0 {
 			return t, false, s.errorf("bad attribute name in <%s>", string(t.name))
 		}
@@ -243,7 +243,7 @@ func nextAttr(a []byte) (name, val, rest []byte, ok bool) {
 	for i < len(a) && cot.IsSpace(a[i]) {
 		i++
 	}
-	n := nameLen(a[i:])
+	n := cot.NameLen(a[i:])
 	if n == 0 {
 		return nil, nil, nil, false
 	}
@@ -273,65 +273,14 @@ func validValue(v []byte) bool {
 	return true
 }
 
-// parseMillis reads a CoT time (2016-01-13T20:43:37.842Z: RFC 3339, fractional seconds
-// optional and of any length, 'Z' or a numeric offset) as milliseconds since the Unix epoch,
-// truncating below the millisecond. Years are four digits, and times before the epoch do
-// not fit the protocol's uint64. Written by hand because time.Parse needs a string, which
-// costs an allocation per attribute.
+// parseMillis reads a CoT time as milliseconds since the Unix epoch, truncating below the
+// millisecond. Times before the epoch do not fit the protocol's uint64.
 func parseMillis(b []byte) (uint64, bool) {
-	if len(b) < len("2006-01-02T15:04:05Z") ||
-		b[4] != '-' || b[7] != '-' || (b[10] != 'T' && b[10] != 't') || b[13] != ':' || b[16] != ':' {
+	t, ok := cot.ParseTime(b)
+	if !ok || t.Unix() < 0 {
 		return 0, false
 	}
-	year, ok1 := digits(b[0:4])
-	month, ok2 := digits(b[5:7])
-	day, ok3 := digits(b[8:10])
-	hour, ok4 := digits(b[11:13])
-	minute, ok5 := digits(b[14:16])
-	sec, ok6 := digits(b[17:19])
-	if !(ok1 && ok2 && ok3 && ok4 && ok5 && ok6) ||
-		month < 1 || month > 12 || day < 1 || day > daysIn(month, year) ||
-		hour > 23 || minute > 59 || sec > 59 {
-		return 0, false
-	}
-	rest := b[19:]
-	ms := 0
-	if rest[0] == '.' {
-		k := 1
-		for ; k < len(rest) && rest[k] >= '0' && rest[k] <= '9'; k++ {
-			if k <= 3 {
-				ms = ms*10 + int(rest[k]-'0')
-			}
-		}
-		if k == 1 {
-			return 0, false
-		}
-		for d := k; d <= 3; d++ {
-			ms *= 10
-		}
-		rest = rest[k:]
-	}
-	offset := 0
-	switch {
-	case len(rest) == 1 && (rest[0] == 'Z' || rest[0] == 'z'):
-	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
-		oh, okh := digits(rest[1:3])
-		om, okm := digits(rest[4:6])
-		if !okh || !okm || oh > 23 || om > 59 {
-			return 0, false
-		}
-		offset = (oh*60 + om) * 60
-		if rest[0] == '-' {
-			offset = -offset
-		}
-	default:
-		return 0, false
-	}
-	t := time.Date(year, time.Month(month), day, hour, minute, sec, 0, time.UTC).Unix() - int64(offset)
-	if t < 0 {
-		return 0, false
-	}
-	return uint64(t)*1000 + uint64(ms), true
+	return uint64(t.UnixMilli()), true
 }
 
 // maxMillis is the last millisecond a CoT time can express with a four-digit year,
@@ -353,31 +302,6 @@ func digits(b []byte) (int, bool) {
 		n = n*10 + int(c-'0')
 	}
 	return n, true
-}
-
-func daysIn(month, year int) int {
-	switch month {
-	case 2:
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	case 4, 6, 9, 11:
-		return 30
-	}
-	return 31
-}
-
-// nameLen is the length of the XML name at the start of b (0 if b does not start with one).
-func nameLen(b []byte) int {
-	if len(b) == 0 || !cot.IsNameStart(b[0]) {
-		return 0
-	}
-	n := 1
-	for n < len(b) && cot.IsNameChar(b[n]) {
-		n++
-	}
-	return n
 }
 
 func isAllSpace(b []byte) bool {
