@@ -73,11 +73,10 @@ func (s *Server) writeMetrics(w io.Writer) error {
 		m.Sample("cotd_broker_inbox_depth", float64(s.broker.InboxDepth(i)), "shard", strconv.Itoa(i))
 	}
 	var queued int64
-	for _, c := range s.broker.Clients() {
-		if ss, ok := s.sessions.Load(c.ID); ok {
-			queued += ss.(*session).queued()
-		}
-	}
+	s.sessions.Range(func(_, v any) bool {
+		queued += v.(*session).queued()
+		return true
+	})
 	m.One("cotd_outbound_queued_bytes", "Bytes queued to clients and not yet written.", "gauge", float64(queued))
 	return m.Flush()
 }
