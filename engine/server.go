@@ -17,6 +17,7 @@ import (
 
 	"cotd/configs"
 	"cotd/cot"
+	"cotd/engine/auth"
 	"cotd/engine/broker"
 	"cotd/engine/metrics"
 	"cotd/tlsstate"
@@ -40,8 +41,8 @@ type Server struct {
 	stats     Stats
 	listeners []*listener
 	tls       *tlsFiles
-	users     usersDir
-	authSlots chan struct{} // bounds concurrent <auth> password checks
+	users     atomic.Pointer[auth.Directory] // the users file; nil when none is configured
+	authSlots chan struct{}                  // bounds concurrent <auth> password checks
 
 	eng      gnet.Engine
 	ready    chan struct{}

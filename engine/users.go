@@ -3,7 +3,6 @@ package engine
 import (
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"cotd/engine/auth"
@@ -226,6 +225,3 @@ func (r LoginResult) String() string {
 	}
 	return "refused"
 }
-
-// usersDir is the loaded users file; nil when none is configured.
-type usersDir = atomic.Pointer[auth.Directory]
