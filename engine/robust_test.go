@@ -214,3 +214,43 @@ func TestReplayLargerThanTheSoftLimit(t *testing.T) {
 		late.Expect("replayed SA", et.UID(fmt.Sprintf("S-%d", i)))
 	}
 }
+
+// A client that falls behind and then catches up by reading, while sending
+// nothing itself, must get position reports again once its backlog is
+// written: the unwritten bytes that put it over the soft limit are looked
+// at again while they drain, not only when the client next sends.
+func TestPositionReportsResumeAfterBacklogDrains(t *testing.T) {
+	h := et.Start(t, func(c *configs.Config) {
+		c.Limits.OutboundSoftBytes = 16 << 10
+		c.Limits.OutboundHardBytes = 4 << 20
+		c.Limits.SocketSendBytes = 4 << 10
+	})
+	conn := et.DialSilent(t, h.TCPAddr())
+	sender := et.Dial(t, h.TCPAddr())
+	h.Joined(t, 2)
+	// Chats are never dropped for back-pressure: 120 KB of them pile up
+	// unwritten behind the silent client's full socket.
+	const chats = 30
+	var b strings.Builder
+	for i := range chats {
+		b.WriteString(et.Chat(fmt.Sprintf("c-%d", i), strings.Repeat("z", 4000), nil, nil))
+	}
+	sender.Send(b.String())
+	et.Eventually(t, "backlog over the soft limit", func() bool {
+		for _, ci := range h.Srv.Clients() {
+			if ci.QueuedBytes > 16<<10 {
+				return true
+			}
+		}
+		return false
+	})
+	reader := et.Wrap(t, conn)
+	reader.Expect("the last chat of the backlog", et.UID(fmt.Sprintf("c-%d", chats-1)))
+	// The reader now owes nothing and sends nothing. Each report below
+	// must eventually get through; before the fix every one was refused
+	// until the write timeout (60 s) refreshed the stale backlog figure.
+	et.Eventually(t, "a position report after the backlog drained", func() bool {
+		sender.Send(et.SA("SENDER", "S", "a-f-G-U-C"))
+		return reader.Received(et.UID("SENDER"))
+	})
+}

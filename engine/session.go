@@ -276,9 +276,13 @@ func (ss *session) nextDeadline() int64 {
 		d = ss.authDeadline
 	}
 	if ss.stallAt != 0 {
-		if w := ss.stallAt + int64(lim.WriteTimeout.Duration); w < d {
-			d = w
-		}
+		// gnet drains its buffer on writable events without telling us,
+		// and admit judges the queue by the unwritten bytes seen at the
+		// last flush. Look again every tick while output is unwritten:
+		// otherwise a client that reads its backlog but sends nothing
+		// would have its position reports refused as over the soft limit
+		// until the write timeout came round.
+		d = min(d, ss.lp.wheel.now+tickNanos)
 	}
 	return d
 }
