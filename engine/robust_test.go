@@ -148,6 +148,14 @@ func TestWriteTimeoutClosesStalledClient(t *testing.T) {
 	et.Eventually(t, "stalled client closed", func() bool {
 		return h.Srv.Stats().Closes[engine.ReasonSlowConsumer].Value() == 1
 	})
+	// About 240 KB was owed and the silent socket holds a few tens of KB at
+	// most: the rest was lost with the connection and must show as such.
+	if n := h.Srv.Stats().UnsentBytes.Value(); n < 100<<10 || n > 60*4200 {
+		t.Errorf("unsent bytes = %d, want what the stalled client was owed less what its socket holds", n)
+	}
+	if !strings.Contains(h.Logs.String(), `"unsent_bytes":`) {
+		t.Error("the close did not log the unsent bytes")
+	}
 	if !strings.Contains(h.Logs.String(), "no write progress") {
 		t.Error("the write timeout was not logged")
 	}
@@ -159,6 +167,9 @@ func TestIdleClientIsClosed(t *testing.T) {
 	idle.Closed()
 	if n := h.Srv.Stats().Closes[engine.ReasonIdle].Value(); n != 1 {
 		t.Errorf("idle closes = %d", n)
+	}
+	if n := h.Srv.Stats().UnsentBytes.Value(); n != 0 {
+		t.Errorf("a client owed nothing closed with %d unsent bytes", n)
 	}
 }
 

@@ -322,8 +322,14 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	c.SetContext(nil)
 	ss.mu.Lock()
 	ss.closing = true
-	ss.pend, ss.spare = nil, nil
+	// What the client was owed and never got: the queue not yet flushed
+	// plus gnet's unwritten buffer. gnet makes one last non-blocking write
+	// after this callback, so the figure is an upper bound; it is what an
+	// administrator needs to see that a slow consumer's close lost data.
+	unsent := uint64(ss.pendBytes) + uint64(c.OutboundBuffered())
+	ss.pend, ss.spare, ss.pendBytes = nil, nil, 0
 	ss.mu.Unlock()
+	s.stats.UnsentBytes.Add(unsent)
 	ss.pendingN.Store(0)
 	ss.buffered.Store(0)
 
@@ -355,6 +361,9 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 
 	ev := ss.logger().Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
 		Uint64("bytes_in", ss.bytesIn).Uint64("bytes_out", ss.sent)
+	if unsent > 0 {
+		ev = ev.Uint64("unsent_bytes", unsent)
+	}
 	if ss.cn != "" {
 		ev = ev.Str("cn", ss.cn)
 	}

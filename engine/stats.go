@@ -10,17 +10,20 @@ import (
 
 // Stats are the engine's counters. Every field is updated lock-free.
 type Stats struct {
-	Accepted   [numListenerKinds]metrics.Counter
-	Open       [numListenerKinds]metrics.Gauge
-	Closes     [numCloseReasons]metrics.Counter
-	FramesIn   [numFrameKinds]metrics.Counter
-	BytesIn    metrics.Counter
-	BytesOut   metrics.Counter
-	Pongs      metrics.Counter
-	WakeFails  metrics.Counter
-	Refused    metrics.Counter // connections refused while draining
-	Handshakes [numHandshakeResults]metrics.Counter
-	Logins     [numLoginResults]metrics.Counter
+	Accepted [numListenerKinds]metrics.Counter
+	Open     [numListenerKinds]metrics.Gauge
+	Closes   [numCloseReasons]metrics.Counter
+	FramesIn [numFrameKinds]metrics.Counter
+	BytesIn  metrics.Counter
+	BytesOut metrics.Counter
+	// UnsentBytes is output queued for clients that closed before it was
+	// written (an upper bound; see OnClose).
+	UnsentBytes metrics.Counter
+	Pongs       metrics.Counter
+	WakeFails   metrics.Counter
+	Refused     metrics.Counter // connections refused while draining
+	Handshakes  [numHandshakeResults]metrics.Counter
+	Logins      [numLoginResults]metrics.Counter
 	// Offers counts t-x-takp-v offers sent; Negotiations the answers to
 	// client requests.
 	Offers       metrics.Counter
@@ -46,6 +49,7 @@ func (s *Server) writeMetrics(w io.Writer) error {
 		0, numFrameKinds, func(k FrameKind) float64 { return c(&st.FramesIn[k]) })
 	m.One("cotd_bytes_in_total", "Bytes read from clients.", "counter", c(&st.BytesIn))
 	m.One("cotd_bytes_out_total", "Bytes handed to client sockets.", "counter", c(&st.BytesOut))
+	m.One("cotd_unsent_bytes_total", "Bytes queued for clients whose connection closed before they were written (at most; the socket may take part of it in a last write).", "counter", c(&st.UnsentBytes))
 	m.One("cotd_pongs_total", "Pongs sent in answer to pings.", "counter", c(&st.Pongs))
 	m.One("cotd_refused_total", "Connections refused because the server was shutting down.", "counter", c(&st.Refused))
 	metrics.Vec(m, "cotd_tls_handshakes_total", "TLS handshakes, by result.", "counter", "result",
