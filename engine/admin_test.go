@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
 
@@ -327,4 +328,31 @@ func TestAdminListenQueuesOfEveryListener(t *testing.T) {
 			t.Errorf("%s backlog = %v (present %v), want %d", l, v, ok, listenBacklog(t))
 		}
 	}
+}
+
+// cotd_connections splits the open connections of each listener into those
+// still in their TLS handshake and those established, so a dashboard shows
+// a slowloris building up before the handshake deadline clears it.
+func TestAdminConnectionsByState(t *testing.T) {
+	p := et.NewPKI(t, pki.KeyECDSAP256)
+	h := et.StartTLS(t, p, func(c *configs.Config) {
+		c.TLS.HandshakeTimeout = configs.Duration{Duration: time.Second}
+	})
+	series := func(l, state string) string {
+		return `cotd_connections{listener="` + l + `",state="` + state + `"}`
+	}
+	et.DialSilent(t, h.TLSAddr())
+	honest := et.DialTLS(t, h.TLSAddr(), p.Client(t, "alice"))
+	et.Dial(t, h.TCPAddr())
+	waitSample(t, h, series("tls", "handshaking"), 1)
+	waitSample(t, h, series("tls", "established"), 1)
+	waitSample(t, h, series("tcp", "established"), 1)
+	waitSample(t, h, series("tcp", "handshaking"), 0)
+
+	// The silent one is closed at the deadline; the gauges follow.
+	waitSample(t, h, `cotd_closes_total{reason="handshake_timeout"}`, 1)
+	waitSample(t, h, series("tls", "handshaking"), 0)
+	_ = honest.Conn.Close()
+	waitSample(t, h, series("tls", "established"), 0)
+	waitSample(t, h, `cotd_connections_open{listener="tls"}`, 0)
 }

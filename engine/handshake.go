@@ -40,6 +40,7 @@ func (r HandshakeResult) String() string {
 func (ss *session) onEstablished() bool {
 	s := ss.srv
 	ss.established.Store(true)
+	s.stats.Handshaking[ss.ln.kind].Add(-1)
 	ss.hsDeadline = 0
 	ss.cn = ss.tls.PeerCN()
 	cs := ss.tls.ConnectionState()

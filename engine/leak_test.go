@@ -85,4 +85,7 @@ func TestConnectDisconnectCyclesLeaveNothing(t *testing.T) {
 	if st.Open[engine.ListenerTCP].Value() != 0 || st.Open[engine.ListenerTLS].Value() != 0 {
 		t.Errorf("open gauges not back to zero: tcp %d tls %d", st.Open[0].Value(), st.Open[1].Value())
 	}
+	if n := st.Handshaking[engine.ListenerTLS].Value(); n != 0 {
+		t.Errorf("handshaking gauge at %d with every connection closed", n)
+	}
 }

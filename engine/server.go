@@ -249,6 +249,9 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s.sessions.Store(id, ss)
 	s.stats.Accepted[ln.kind].Inc()
 	s.stats.Open[ln.kind].Add(1)
+	if ss.tls != nil {
+		s.stats.Handshaking[ln.kind].Add(1)
+	}
 	ss.logger().Debug().Msg("connection opened")
 	if ss.tls == nil {
 		ss.established.Store(true)
@@ -350,6 +353,7 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	if ss.tls != nil {
 		ss.tls.Close()
 		if !ss.established.Load() {
+			s.stats.Handshaking[ss.ln.kind].Add(-1)
 			s.countHandshakeEnd(ss, r)
 		}
 	}

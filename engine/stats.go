@@ -12,10 +12,12 @@ import (
 type Stats struct {
 	Accepted [numListenerKinds]metrics.Counter
 	Open     [numListenerKinds]metrics.Gauge
-	Closes   [numCloseReasons]metrics.Counter
-	FramesIn [numFrameKinds]metrics.Counter
-	BytesIn  metrics.Counter
-	BytesOut metrics.Counter
+	// Handshaking is the part of Open still in its TLS handshake.
+	Handshaking [numListenerKinds]metrics.Gauge
+	Closes      [numCloseReasons]metrics.Counter
+	FramesIn    [numFrameKinds]metrics.Counter
+	BytesIn     metrics.Counter
+	BytesOut    metrics.Counter
 	// UnsentBytes is output queued for clients that closed before it was
 	// written (an upper bound; see OnClose).
 	UnsentBytes metrics.Counter
@@ -43,6 +45,12 @@ func (s *Server) writeMetrics(w io.Writer) error {
 		0, numListenerKinds, func(k ListenerKind) float64 { return c(&st.Accepted[k]) })
 	metrics.Vec(m, "cotd_connections_open", "Connections open now, by listener.", "gauge", "listener",
 		0, numListenerKinds, func(k ListenerKind) float64 { return float64(st.Open[k].Value()) })
+	m.Family("cotd_connections", "Connections open now, by listener and state: handshaking (TLS, not yet established) or established.", "gauge")
+	for k := range numListenerKinds {
+		hs := st.Handshaking[k].Value()
+		m.Sample("cotd_connections", float64(hs), "listener", k.String(), "state", "handshaking")
+		m.Sample("cotd_connections", float64(st.Open[k].Value()-hs), "listener", k.String(), "state", "established")
+	}
 	metrics.Vec(m, "cotd_closes_total", "Connections closed, by reason.", "counter", "reason",
 		ReasonPeerClosed, numCloseReasons, func(r CloseReason) float64 { return c(&st.Closes[r]) })
 	metrics.Vec(m, "cotd_frames_in_total", "CoT documents received, by kind.", "counter", "kind",
