@@ -133,10 +133,18 @@ func TestAdminMetricsFollowClients(t *testing.T) {
 	waitSample(t, h, `cotd_connections_open{listener="tcp"}`, 3)
 	waitSample(t, h, `cotd_connections_accepted_total{listener="tcp"}`, 3)
 	waitSample(t, h, `cotd_frames_in_total{kind="sa"}`, 2)
+	// B's SA to A; A's replayed to B; both replayed to the third client.
+	waitSample(t, h, `cotd_frames_out_total{kind="sa"}`, 4)
 
 	b.Send(et.Chat("B", "hello", nil, nil))
 	a.Expect("bravo's chat", et.Type("b-t-f"))
 	waitSample(t, h, `cotd_frames_in_total{kind="chat"}`, 1)
+	// Broadcast: to A and to the client that has not spoken yet.
+	waitSample(t, h, `cotd_frames_out_total{kind="chat"}`, 2)
+	a.Send(et.Ping("A"))
+	a.Expect("a pong", et.Type(cot.TypePong))
+	waitSample(t, h, `cotd_frames_in_total{kind="ping"}`, 1)
+	waitSample(t, h, `cotd_frames_out_total{kind="ping"}`, 1)
 
 	junk.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
 	waitSample(t, h, `cotd_closes_total{reason="bad_frame"}`, 1)
@@ -147,6 +155,7 @@ func TestAdminMetricsFollowClients(t *testing.T) {
 	waitSample(t, h, `cotd_closes_total{reason="admin"}`, 1)
 	b.Expect("A's t-x-d-d", et.Type(cot.TypeDelete))
 	waitSample(t, h, `cotd_disconnect_notices_total`, 1)
+	waitSample(t, h, `cotd_frames_out_total{kind="other"}`, 1)
 
 	_ = b.Conn.Close()
 	waitSample(t, h, `cotd_closes_total{reason="peer_closed"}`, 1)

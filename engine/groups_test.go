@@ -89,13 +89,13 @@ func newGroupWorld(t *testing.T, extra string, mutate func(*configs.Config)) *gr
 func (w *groupWorld) expectOnly(t *testing.T, sender, uid, doc string, want ...string) {
 	t.Helper()
 	st := w.h.Srv.Broker().Stats()
-	before := st.Delivered.Value()
+	before := st.DeliveredAll()
 	w.clients[sender].Send(doc)
 	for _, name := range want {
 		w.clients[name].Expect(fmt.Sprintf("%s's %s at %s", sender, uid, name), et.UID(uid))
 	}
 	et.Eventually(t, "broker idle", w.h.Srv.Broker().Idle)
-	if got := st.Delivered.Value() - before; got != uint64(len(want)) {
+	if got := st.DeliveredAll() - before; got != uint64(len(want)) {
 		var extra []string
 		for name, c := range w.clients {
 			if !slices.Contains(want, name) && c.Received(et.UID(uid)) {
@@ -138,14 +138,14 @@ func TestGroupDirectedAndDeliveryFailure(t *testing.T) {
 	w.expectOnly(t, "blue", "dm-2", et.Chat("dm-2", "hi", nil, []string{"U-blue2"}), "blue2")
 	// red is not reachable from blue: nothing is delivered, and blue gets
 	// its chat back as b-t-f-s.
-	before := w.h.Srv.Broker().Stats().Delivered.Value()
+	before := w.h.Srv.Broker().Stats().DeliveredAll()
 	w.clients["blue"].Send(et.Chat("dm-3", "hi red", []string{"CS-red"}, nil))
 	fail := w.clients["blue"].Expect("delivery failure", et.Type(cot.TypeChatDeliveryFailure))
 	if fail.H.UID != "dm-3" {
 		t.Errorf("b-t-f-s for %q", fail.H.UID)
 	}
 	et.Eventually(t, "broker idle", w.h.Srv.Broker().Idle)
-	if d := w.h.Srv.Broker().Stats().Delivered.Value() - before; d != 1 {
+	if d := w.h.Srv.Broker().Stats().DeliveredAll() - before; d != 1 {
 		t.Errorf("%d deliveries for an unreachable chat; want only the b-t-f-s to its sender", d)
 	}
 	if w.clients["red"].Received(et.UID("dm-3")) {
@@ -184,7 +184,7 @@ groups = ["Red"]
 
 	// blue leaves: those who hear Blue get its t-x-d-d; red does not.
 	st := w.h.Srv.Broker().Stats()
-	before := st.Delivered.Value()
+	before := st.DeliveredAll()
 	_ = w.clients["blue"].Conn.Close()
 	for _, name := range []string{"blue2", "out-only", "two"} {
 		d := w.clients[name].Expect("blue's disconnect", et.Type(cot.TypeDelete))
@@ -193,7 +193,7 @@ groups = ["Red"]
 		}
 	}
 	et.Eventually(t, "broker idle", w.h.Srv.Broker().Idle)
-	if d := st.Delivered.Value() - before; d != 3 {
+	if d := st.DeliveredAll() - before; d != 3 {
 		t.Errorf("disconnect notice delivered %d times, want 3", d)
 	}
 }

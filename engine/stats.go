@@ -72,7 +72,32 @@ func (s *Server) writeMetrics(w io.Writer) error {
 
 	bs := s.broker.Stats()
 	m.One("cotd_frames_routed_total", "Frames accepted by the broker for routing.", "counter", c(&bs.Routed))
-	m.One("cotd_deliveries_total", "Messages queued to recipients (frames out).", "counter", c(&bs.Delivered))
+	m.One("cotd_deliveries_total", "Messages queued to recipients by the broker.", "counter", float64(bs.DeliveredAll()))
+	// Frames out: what the broker queued, by its kind, and what each
+	// connection's loop answered itself (pongs; protocol offers and
+	// responses). auth is an inbound kind only.
+	m.Family("cotd_frames_out_total", "CoT documents queued to clients, by kind.", "counter")
+	for k := range numFrameKinds {
+		var v uint64
+		switch k {
+		case KindSA:
+			v = bs.Delivered[broker.KindSA].Value()
+		case KindChat:
+			v = bs.Delivered[broker.KindChat].Value()
+		case KindOther:
+			v = bs.Delivered[broker.KindOther].Value()
+		case KindPing:
+			v = st.Pongs.Value()
+		case KindControl:
+			v = st.Offers.Value()
+			for i := range st.Negotiations {
+				v += st.Negotiations[i].Value()
+			}
+		default:
+			continue
+		}
+		m.Sample("cotd_frames_out_total", float64(v), "kind", k.String())
+	}
 	metrics.Vec(m, "cotd_drops_total", "Messages dropped, by reason.", "counter", "reason",
 		0, broker.NumDropReasons, func(r broker.DropReason) float64 { return c(&bs.Drops[r]) })
 	m.One("cotd_unroutable_total", "Directed frames with no destination online.", "counter", c(&bs.Unroutable))

@@ -47,8 +47,8 @@ func (r DropReason) String() string {
 type Stats struct {
 	// Routed counts frames accepted for routing.
 	Routed metrics.Counter
-	// Delivered counts messages queued to a recipient.
-	Delivered metrics.Counter
+	// Delivered counts messages queued to a recipient, by kind.
+	Delivered [NumKinds]metrics.Counter
 	// Unroutable counts directed frames none of whose destinations is online.
 	Unroutable metrics.Counter
 	// Replayed counts cached SAs sent to newly joined clients.
@@ -60,6 +60,15 @@ type Stats struct {
 	DeliveryFailures metrics.Counter
 	// Drops counts messages dropped, by reason.
 	Drops [NumDropReasons]metrics.Counter
+}
+
+// DeliveredAll is the number of messages queued to recipients, of every kind.
+func (s *Stats) DeliveredAll() uint64 {
+	var n uint64
+	for i := range s.Delivered {
+		n += s.Delivered[i].Value()
+	}
+	return n
 }
 
 // Options configure a Broker.
@@ -256,12 +265,12 @@ func (b *Broker) replayOne(c *Client, m *Message, deadline time.Time) Verdict {
 	wait := time.Millisecond
 	for {
 		if c.left.Load() {
-			b.count(DroppedClosed)
+			b.count(DroppedClosed, m.Kind)
 			return DroppedClosed
 		}
 		v := c.out.Deliver(m)
 		if v != DroppedBackpressure || time.Now().After(deadline) {
-			b.count(v)
+			b.count(v, m.Kind)
 			return v
 		}
 		time.Sleep(wait)
@@ -372,14 +381,15 @@ func (b *Broker) prune() {
 
 // deliver hands m to c and counts the outcome.
 func (b *Broker) deliver(c *Client, m *Message) bool {
-	return b.count(c.out.Deliver(m))
+	return b.count(c.out.Deliver(m), m.Kind)
 }
 
-// count records a delivery's verdict and reports whether it was queued.
-func (b *Broker) count(v Verdict) bool {
+// count records the verdict of delivering a message of kind k and reports
+// whether it was queued.
+func (b *Broker) count(v Verdict, k Kind) bool {
 	switch v {
 	case Queued:
-		b.stats.Delivered.Inc()
+		b.stats.Delivered[k].Inc()
 		return true
 	case DroppedBackpressure:
 		b.stats.Drops[DropBackpressure].Inc()

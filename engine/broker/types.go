@@ -1,10 +1,12 @@
 package broker
 
 import (
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"cotd/cot"
 	"cotd/cot/takproto"
 )
 
@@ -21,6 +23,8 @@ type Message struct {
 	// Recv is when the server read the frame (unix nanos); 0 for events
 	// the server made itself.
 	Recv int64
+	// Kind is what deliveries of the message are counted as.
+	Kind Kind
 
 	// enc holds the other wire formats, made on first use and shared by
 	// every copy of the message: one encoding per format, whatever the
@@ -36,7 +40,7 @@ type encodings struct {
 // NewMessage wraps an event. v1, when not nil, is the event's TAK protocol
 // v1 payload as received: a v1 recipient then gets the sender's bytes.
 func NewMessage(xml []byte, typ string, position bool, recv int64, v1 []byte) *Message {
-	m := &Message{XML: xml, Type: typ, Position: position, Recv: recv, enc: &encodings{}}
+	m := &Message{XML: xml, Type: typ, Position: position, Recv: recv, Kind: kindOf(typ, position), enc: &encodings{}}
 	if v1 != nil {
 		frame := takproto.AppendFrame(nil, v1)
 		m.enc.once.Do(func() { m.enc.v1 = frame })
@@ -152,4 +156,38 @@ func (c *Client) LastSeen() time.Time {
 		return time.Unix(0, n)
 	}
 	return time.Time{}
+}
+
+// Kind classifies routed messages for the frames-out counters.
+type Kind uint8
+
+// The kinds of routed message.
+const (
+	// KindSA: position reports.
+	KindSA Kind = iota
+	// KindChat: GeoChat, its receipts and delivery failures (b-t-f...).
+	KindChat
+	// KindOther: markers, disconnect notices and everything else.
+	KindOther
+	// NumKinds bounds the enum.
+	NumKinds
+)
+
+var kindNames = [NumKinds]string{"sa", "chat", "other"}
+
+func (k Kind) String() string {
+	if k < NumKinds {
+		return kindNames[k]
+	}
+	return "unknown"
+}
+
+func kindOf(typ string, position bool) Kind {
+	switch {
+	case position:
+		return KindSA
+	case strings.HasPrefix(typ, cot.TypeChat):
+		return KindChat
+	}
+	return KindOther
 }
