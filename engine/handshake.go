@@ -42,11 +42,11 @@ func (ss *session) onEstablished() bool {
 	ss.established.Store(true)
 	s.stats.Handshaking[ss.ln.kind].Add(-1)
 	ss.hsDeadline = 0
-	ss.cn = ss.tls.PeerCN()
+	cn := ss.tls.PeerCN()
 	cs := ss.tls.ConnectionState()
 	s.stats.Handshakes[HandshakeOK].Inc()
 	s.stats.HandshakeSeconds.Observe(time.Since(ss.opened).Seconds())
-	ev := ss.logger().Info().Str("cn", ss.cn).Str("tls_version", tls.VersionName(cs.Version)).
+	ev := ss.logger().Info().Str("tls_version", tls.VersionName(cs.Version)).
 		Str("cipher", tls.CipherSuiteName(cs.CipherSuite)).Bool("resumed", cs.DidResume).
 		Dur("handshake", time.Since(ss.opened))
 	if h := ss.tls.Hello(); h != nil {
@@ -54,15 +54,14 @@ func (ss *session) onEstablished() bool {
 	}
 	ev.Msg("tls established")
 	ss.tls.ReleaseHello()
-	m, refuse := s.membershipFor(ss.ln, ss.cn)
+	m, refuse := s.membershipFor(ss.ln, cn)
 	if refuse != "" {
 		s.stats.Logins[LoginRefused].Inc()
-		ss.logger().Warn().Str("cn", ss.cn).Str("why", refuse).Msg("client certificate user refused; closing")
+		ss.logger().Warn().Str("why", refuse).Msg("client certificate user refused; closing")
 		ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(ReasonAuthFailed))
 		return false
 	}
-	name := ss.cn
-	ss.userName.Store(&name)
+	ss.userName.Store(&cn)
 	s.broker.SetMembership(ss.client, m)
 	if s.protocolOf(ss.ln) == configs.ProtocolProtobuf {
 		ss.speakV1()
@@ -91,9 +90,6 @@ func (ss *session) failTLS(err error) {
 	ev := ss.logger().WithLevel(lvl).Err(err).Str("reason", r.String())
 	if h := ss.tls.Hello(); h != nil {
 		ev = ev.Str("ja3", h.JA3Hash).Str("tls_max_version", tls.VersionName(h.MaxVersion()))
-	}
-	if ss.cn != "" {
-		ev = ev.Str("cn", ss.cn)
 	}
 	ev.Msg(msg)
 }

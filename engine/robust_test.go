@@ -265,3 +265,22 @@ func TestPositionReportsResumeAfterBacklogDrains(t *testing.T) {
 		return reader.Received(et.UID("SENDER"))
 	})
 }
+
+// Once a client has named itself in an SA, every line logged about its
+// connection says who it is, as well as which connection.
+func TestConnectionLogsNameTheClient(t *testing.T) {
+	h := et.Start(t, nil)
+	c := et.Dial(t, h.TCPAddr())
+	c.Send(et.SA("LOG-1", "LOGGER", "a-f-G-U-C"))
+	et.Eventually(t, "the SA routed", func() bool { return h.Srv.Broker().CachedSAs() == 1 })
+	c.Send("<event garbage")
+	c.Send(strings.Repeat("\x00", 64))
+	c.Closed()
+	et.Eventually(t, "the close logged", func() bool { return strings.Contains(h.Logs.String(), `"reason":"bad_frame"`) })
+	for line := range strings.Lines(h.Logs.String()) {
+		if strings.Contains(line, `"reason":"bad_frame"`) &&
+			!(strings.Contains(line, `"uid":"LOG-1"`) && strings.Contains(line, `"callsign":"LOGGER"`) && strings.Contains(line, `"conn":`)) {
+			t.Errorf("a line about the connection does not name its client: %s", line)
+		}
+	}
+}

@@ -368,14 +368,6 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	if unsent > 0 {
 		ev = ev.Uint64("unsent_bytes", unsent)
 	}
-	if ss.cn != "" {
-		ev = ev.Str("cn", ss.cn)
-	}
-	if ss.client != nil {
-		if id := ss.client.Identity(); id.UID != "" {
-			ev = ev.Str("uid", id.UID).Str("callsign", id.Callsign)
-		}
-	}
 	if err != nil && r == ReasonIOError {
 		ev = ev.Err(err)
 	}

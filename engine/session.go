@@ -68,8 +68,7 @@ type session struct {
 	stallAt      int64  // when unwritten output was last seen making no progress; 0 when flowing
 	stallMark    uint64 // bytes known written (sent - buffered) at stallAt
 	bytesIn      uint64
-	cn           string // TLS client certificate CN, once established
-	readAt       int64  // unix nanos of the current read, stamped on what it routes
+	readAt       int64 // unix nanos of the current read, stamped on what it routes
 	spare        []outItem
 
 	// The outbound queue: appended by any goroutine, drained by the loop.
@@ -415,6 +414,19 @@ func reasonFor(err error) CloseReason {
 // rather than kept: ten thousand idle connections would otherwise hold ten
 // thousand context buffers.
 func (ss *session) logger() *zerolog.Logger {
-	l := ss.srv.log.With().Uint64("conn", ss.id).Str("remote", ss.remote).Str("listener", ss.ln.kind.String()).Logger()
+	lc := ss.srv.log.With().Uint64("conn", ss.id).Str("remote", ss.remote).Str("listener", ss.ln.kind.String())
+	// Who it is, as far as known when the line is written: the certificate
+	// CN after the handshake, the device uid and callsign after its first SA.
+	if ss.tls != nil {
+		if cn := ss.tls.PeerCN(); cn != "" {
+			lc = lc.Str("cn", cn)
+		}
+	}
+	if ss.client != nil {
+		if id := ss.client.Identity(); id.UID != "" {
+			lc = lc.Str("uid", id.UID).Str("callsign", id.Callsign)
+		}
+	}
+	l := lc.Logger()
 	return &l
 }
