@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"os"
+	"strconv"
 	"strings"
 
 	"github.com/rs/zerolog"
@@ -46,6 +47,10 @@ func (s *Server) adminHandler() http.Handler {
 	api.HandleFunc("GET /api/clients", s.serveClients)
 	api.HandleFunc("GET /api/clients/{uid}", s.serveClient)
 	api.HandleFunc("POST /api/clients/{uid}/disconnect", s.serveDisconnect)
+	// By connection id, for connections with no uid yet (a TLS handshake
+	// that hangs, a client that never sent an SA).
+	api.HandleFunc("GET /api/connections/{id}", s.serveConnection)
+	api.HandleFunc("POST /api/connections/{id}/disconnect", s.serveDisconnectConnection)
 	if s.cfg.Admin.Pprof {
 		api.HandleFunc("/debug/pprof/", pprof.Index)
 		api.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -158,6 +163,51 @@ func (s *Server) serveDisconnect(w http.ResponseWriter, r *http.Request) {
 	}
 	ev.Msg("admin disconnect")
 	writeJSON(w, http.StatusOK, disconnectResult{UID: uid, Disconnected: n})
+}
+
+// connID parses the {id} of a /api/connections path; on failure it has
+// written the error response.
+func connID(w http.ResponseWriter, r *http.Request) (uint64, bool) {
+	raw := r.PathValue("id")
+	id, err := strconv.ParseUint(raw, 10, 64)
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("connection id %q is not a number", raw)})
+		return 0, false
+	}
+	return id, true
+}
+
+func (s *Server) serveConnection(w http.ResponseWriter, r *http.Request) {
+	id, ok := connID(w, r)
+	if !ok {
+		return
+	}
+	ci, ok := s.Connection(id)
+	if !ok {
+		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("no open connection has id %d", id)})
+		return
+	}
+	writeJSON(w, http.StatusOK, ci)
+}
+
+func (s *Server) serveDisconnectConnection(w http.ResponseWriter, r *http.Request) {
+	id, ok := connID(w, r)
+	if !ok {
+		return
+	}
+	if !s.DisconnectConnection(id) {
+		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("no open connection has id %d", id)})
+		return
+	}
+	ev := s.log.Info().Uint64("conn", id).Str("admin_remote", r.RemoteAddr)
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		ev = ev.Str("admin_cn", r.TLS.PeerCertificates[0].Subject.CommonName)
+	}
+	ev.Msg("admin disconnect")
+	writeJSON(w, http.StatusOK, struct {
+		ID           uint64 `json:"id"`
+		Disconnected int    `json:"disconnected"`
+	}{id, 1})
 }
 
 // apiError is the body of every admin API error.

@@ -3,6 +3,7 @@ package engine_test
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"errors"
 	"io"
 	"net/http"
@@ -364,4 +365,48 @@ func TestAdminConnectionsByState(t *testing.T) {
 	_ = honest.Conn.Close()
 	waitSample(t, h, series("tls", "established"), 0)
 	waitSample(t, h, `cotd_connections_open{listener="tls"}`, 0)
+}
+
+// A connection that has no uid (it never sent an SA) is still reachable by
+// its connection id: shown, and closed on an administrator's request.
+func TestAdminConnectionByID(t *testing.T) {
+	h := et.Start(t, nil)
+	anon := et.Dial(t, h.TCPAddr())
+	named := joinAs(t, h, "ANDROID-n", "NOVEMBER")
+	cs := listClients(t, h)
+	if len(cs) != 2 || cs[0].UID != "" {
+		t.Fatalf("want the unnamed connection first: %+v", cs)
+	}
+	id := cs[0].ID
+	path := fmt.Sprintf("/api/connections/%d", id)
+
+	code, body := adminGet(t, h, path)
+	var ci engine.ClientInfo
+	if err := json.Unmarshal([]byte(body), &ci); code != http.StatusOK || err != nil || ci.ID != id || ci.Remote != anon.Conn.LocalAddr().String() {
+		t.Fatalf("GET %s = %d %s (%v)", path, code, body, err)
+	}
+	if code, _, _ := adminDo(t, h, http.MethodGet, path+"/disconnect", "", ""); code != http.StatusMethodNotAllowed {
+		t.Errorf("GET disconnect = %d, want 405", code)
+	}
+	if code, body := adminGet(t, h, "/api/connections/abc"); code != http.StatusBadRequest || !strings.Contains(body, "abc") {
+		t.Errorf("bad id: %d %s", code, body)
+	}
+
+	if code, _, body := adminDo(t, h, http.MethodPost, path+"/disconnect", "", ""); code != http.StatusOK {
+		t.Fatalf("disconnect %d = %d %s", id, code, body)
+	}
+	anon.Closed()
+	waitSample(t, h, `cotd_closes_total{reason="admin"}`, 1)
+	if code, _ := adminGet(t, h, path); code != http.StatusNotFound {
+		t.Errorf("GET a closed connection = %d, want 404", code)
+	}
+	if code, _, _ := adminDo(t, h, http.MethodPost, path+"/disconnect", "", ""); code != http.StatusNotFound {
+		t.Errorf("disconnect a closed connection = %d, want 404", code)
+	}
+	// Nobody else was touched.
+	named.Send(et.Ping("ANDROID-n"))
+	named.Expect("a pong", et.Type(cot.TypePong))
+	if !strings.Contains(h.Logs.String(), `"message":"admin disconnect"`) {
+		t.Error("no audit line for the disconnect")
+	}
 }

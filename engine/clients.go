@@ -60,6 +60,30 @@ func (s *Server) Disconnect(uid string) int {
 	return n
 }
 
+// Connection describes the open connection with id id. Any goroutine.
+func (s *Server) Connection(id uint64) (ClientInfo, bool) {
+	v, ok := s.sessions.Load(id)
+	if !ok {
+		return ClientInfo{}, false
+	}
+	return v.(*session).info(), true
+}
+
+// DisconnectConnection closes the connection with id id, with the reason
+// "admin". It reports whether this call closed it.
+func (s *Server) DisconnectConnection(id uint64) bool {
+	v, ok := s.sessions.Load(id)
+	if !ok {
+		return false
+	}
+	ss := v.(*session)
+	if !ss.closeWith(ReasonAdmin) {
+		return false // already closing
+	}
+	ss.logger().Info().Msg("disconnected by an administrator")
+	return true
+}
+
 // info snapshots what other goroutines may read about a session.
 func (ss *session) info() ClientInfo {
 	id := ss.client.Identity()

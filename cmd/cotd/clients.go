@@ -130,7 +130,7 @@ func fetchClients(c *http.Client, url, user, password string) ([]engine.ClientIn
 // last routed document.
 func writeClientsTable(w io.Writer, cs []engine.ClientInfo, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "UID\tCALLSIGN\tCN\tREMOTE\tLISTENER\tPROTOCOL\tSTATE\tSINCE\tLAST SEEN\tQUEUED")
+	fmt.Fprintln(tw, "ID\tUID\tCALLSIGN\tCN\tREMOTE\tLISTENER\tPROTOCOL\tSTATE\tSINCE\tLAST SEEN\tQUEUED")
 	for _, c := range cs {
 		since, seen := "-", "-"
 		if !c.Since.IsZero() {
@@ -139,8 +139,8 @@ func writeClientsTable(w io.Writer, cs []engine.ClientInfo, now time.Time) error
 		if !c.LastSeen.IsZero() {
 			seen = max(now.Sub(c.LastSeen), 0).Round(time.Second).String() + " ago"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			cell(c.UID), cell(c.Callsign), cell(c.CN), cell(c.Remote), cell(c.Listener),
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			c.ID, cell(c.UID), cell(c.Callsign), cell(c.CN), cell(c.Remote), cell(c.Listener),
 			cell(c.Protocol), cell(c.State), since, seen, strconv.FormatInt(c.QueuedBytes, 10))
 	}
 	return tw.Flush()

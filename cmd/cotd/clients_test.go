@@ -25,12 +25,12 @@ func TestClientsTable(t *testing.T) {
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
 	cs := []engine.ClientInfo{
 		{
-			UID: "ANDROID-1", Callsign: "ALPHA", CN: "alice", Remote: "10.0.0.5:40112", Listener: "tls",
+			ID: 7, UID: "ANDROID-1", Callsign: "ALPHA", CN: "alice", Remote: "10.0.0.5:40112", Listener: "tls",
 			Protocol: "takproto/1", State: "established", Since: now.Add(-90 * time.Minute),
 			LastSeen: now.Add(-4200 * time.Millisecond), QueuedBytes: 1234,
 		},
-		{Remote: "10.0.0.6:1", Listener: "tls", Protocol: "xml", State: "handshaking", Since: now.Add(-time.Second)},
-		{UID: "x\ty", Callsign: "EVIL\x1b[2J", Remote: "10.0.0.7:2", Listener: "tcp", Protocol: "xml",
+		{ID: 12, Remote: "10.0.0.6:1", Listener: "tls", Protocol: "xml", State: "handshaking", Since: now.Add(-time.Second)},
+		{ID: 130, UID: "x\ty", Callsign: "EVIL\x1b[2J", Remote: "10.0.0.7:2", Listener: "tcp", Protocol: "xml",
 			State: "established", Since: now, LastSeen: now.Add(time.Second)},
 	}
 	var b bytes.Buffer
@@ -38,10 +38,10 @@ func TestClientsTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := "" +
-		"UID        CALLSIGN  CN     REMOTE          LISTENER  PROTOCOL    STATE        SINCE                 LAST SEEN  QUEUED\n" +
-		"ANDROID-1  ALPHA     alice  10.0.0.5:40112  tls       takproto/1  established  2025-03-01T10:30:00Z  4s ago     1234\n" +
-		"-          -         -      10.0.0.6:1      tls       xml         handshaking  2025-03-01T11:59:59Z  -          0\n" +
-		"x?y        EVIL?[2J  -      10.0.0.7:2      tcp       xml         established  2025-03-01T12:00:00Z  0s ago     0\n"
+		"ID   UID        CALLSIGN  CN     REMOTE          LISTENER  PROTOCOL    STATE        SINCE                 LAST SEEN  QUEUED\n" +
+		"7    ANDROID-1  ALPHA     alice  10.0.0.5:40112  tls       takproto/1  established  2025-03-01T10:30:00Z  4s ago     1234\n" +
+		"12   -          -         -      10.0.0.6:1      tls       xml         handshaking  2025-03-01T11:59:59Z  -          0\n" +
+		"130  x?y        EVIL?[2J  -      10.0.0.7:2      tcp       xml         established  2025-03-01T12:00:00Z  0s ago     0\n"
 	if got := b.String(); got != want {
 		t.Errorf("table:\n%s\nwant:\n%s", got, want)
 	}
