@@ -3,8 +3,8 @@ package engine_test
 import (
 	"bufio"
 	"encoding/json"
-	"fmt"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
