@@ -1,6 +1,7 @@
 package takproto
 
 import (
+	"strconv"
 	"strings"
 	"time"
 
@@ -58,25 +59,65 @@ func appendControlStart(b []byte, uid, typ string, now time.Time) []byte {
 	return append(b, pointNegotiation...)
 }
 
+// AppendRequest appends a client's request (cot.TypeTakpRequest) for TAK protocol version
+// to dst; uid is the server's offer's. A client that sends it speaks v1 from the next byte
+// and reads v1 after a response with status true.
+func AppendRequest(dst []byte, uid string, version int, now time.Time) []byte {
+	dst = appendControlStart(dst, uid, cot.TypeTakpRequest, now)
+	dst = append(dst, `<detail><TakControl><TakRequest version="`...)
+	dst = strconv.AppendInt(dst, int64(version), 10)
+	return append(dst, `"/></TakControl></detail></event>`...)
+}
+
 // ParseRequest reads a client's request (cot.TypeTakpRequest): the event's uid, which should
 // be that of the server's offer, and the version asked for in
 // <detail><TakControl><TakRequest version="…"/></TakControl></detail>. ok is false when doc
 // is not a well-formed request event or does not hold exactly one TakRequest with a
 // non-negative decimal version.
 func ParseRequest(doc []byte) (uid string, version int, ok bool) {
+	uid, val, ok := parseControl(doc, cot.TypeTakpRequest, "TakRequest", "version")
+	if !ok {
+		return "", 0, false
+	}
+	v, good := digits(val)
+	if !good || len(val) == 0 || len(val) > 9 {
+		return "", 0, false
+	}
+	return uid, v, true
+}
+
+// ParseResponse reads the server's answer (cot.TypeTakpResponse): the event's uid, the
+// request's, and whether <TakResponse status="…"/> granted it. ok is false when doc is not a
+// well-formed response holding exactly one TakResponse with status true or false.
+func ParseResponse(doc []byte) (uid string, granted bool, ok bool) {
+	uid, val, ok := parseControl(doc, cot.TypeTakpResponse, "TakResponse", "status")
+	switch {
+	case !ok:
+		return "", false, false
+	case string(val) == "true":
+		return uid, true, true
+	case string(val) == "false":
+		return uid, false, true
+	}
+	return "", false, false
+}
+
+// parseControl reads a negotiation event of type typ: its uid and the raw value of attr on
+// the one <elem> in <detail><TakControl>. ok is false when doc is not a well-formed event of
+// that type, holds no or several <elem>, or the attribute is missing.
+func parseControl(doc []byte, typ, elem, attr string) (uid string, val []byte, ok bool) {
 	s := scanner{src: doc}
 	var (
 		rawUID    []byte
-		isRequest bool
+		isType    bool
 		inDetail  bool
 		inControl bool
-		requests  int
+		elems     int
 	)
-	version = -1
 	for {
 		t, more, err := s.next()
 		if err != nil {
-			return "", 0, false
+			return "", nil, false
 		}
 		if !more {
 			break
@@ -91,10 +132,10 @@ func ParseRequest(doc []byte) (uid string, version int, ok bool) {
 			}
 		case t.depth == 0:
 			if string(t.name) != "event" {
-				return "", 0, false
+				return "", nil, false
 			}
 			for a := t.attrs; ; {
-				name, val, rest, more := nextAttr(a)
+				name, v, rest, more := nextAttr(a)
 				if !more {
 					break
 				}
@@ -102,42 +143,35 @@ func ParseRequest(doc []byte) (uid string, version int, ok bool) {
 				switch string(name) {
 				case "uid":
 					if rawUID == nil {
-						rawUID = val[:len(val):len(val)]
+						rawUID = v[:len(v):len(v)]
 					}
 				case "type":
-					isRequest = string(val) == cot.TypeTakpRequest
+					isType = string(v) == typ
 				}
 			}
 		case t.depth == 1:
 			inDetail = string(t.name) == "detail" && t.kind == tokStart
 		case t.depth == 2 && inDetail:
 			inControl = string(t.name) == "TakControl" && t.kind == tokStart
-		case t.depth == 3 && inControl && string(t.name) == "TakRequest":
-			requests++
+		case t.depth == 3 && inControl && string(t.name) == elem:
+			elems++
 			for a := t.attrs; ; {
-				name, val, rest, more := nextAttr(a)
+				name, v, rest, more := nextAttr(a)
 				if !more {
 					break
 				}
 				a = rest
-				if string(name) == "version" {
-					v, good := digits(val)
-					if !good || len(val) == 0 || len(val) > 9 {
-						return "", 0, false
-					}
-					version = v
+				if string(name) == attr {
+					val = v
 				}
 			}
 		}
 	}
-	if !isRequest || requests != 1 || version < 0 || rawUID == nil {
-		return "", 0, false
-	}
-	if !validValue(rawUID) {
-		return "", 0, false
+	if !isType || elems != 1 || val == nil || rawUID == nil || !validValue(rawUID) {
+		return "", nil, false
 	}
 	var sb strings.Builder
 	sb.Grow(len(rawUID))
 	cot.WriteUnescaped(&sb, rawUID)
-	return sb.String(), version, true
+	return sb.String(), val, true
 }

@@ -19,6 +19,8 @@ func TestNegotiationMessages(t *testing.T) {
 			`<detail><TakControl><TakResponse status="true"/></TakControl></detail></event>`
 		no = `<event version="2.0" uid="9f3c&amp;1" type="t-x-takp-r" how="m-g" ` + times +
 			`<detail><TakControl><TakResponse status="false"/></TakControl></detail></event>`
+		request = `<event version="2.0" uid="9f3c&amp;1" type="t-x-takp-q" how="m-g" ` + times +
+			`<detail><TakControl><TakRequest version="1"/></TakControl></detail></event>`
 	)
 	for _, tc := range []struct {
 		name, want, typ string
@@ -27,6 +29,7 @@ func TestNegotiationMessages(t *testing.T) {
 		{"offer", offer, cot.TypeTakpOffer, AppendOffer([]byte("pre"), "9f3c&1", negotiationNow)},
 		{"response true", yes, cot.TypeTakpResponse, AppendResponse([]byte("pre"), "9f3c&1", true, negotiationNow)},
 		{"response false", no, cot.TypeTakpResponse, AppendResponse([]byte("pre"), "9f3c&1", false, negotiationNow)},
+		{"request", request, cot.TypeTakpRequest, AppendRequest([]byte("pre"), "9f3c&1", 1, negotiationNow)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if string(tc.got) != "pre"+tc.want {
@@ -97,5 +100,33 @@ func TestNegotiationAllocs(t *testing.T) {
 	req := []byte(`<event uid="u" type="t-x-takp-q"><detail><TakControl><TakRequest version="1"/></TakControl></detail></event>`)
 	if n := testing.AllocsPerRun(100, func() { ParseRequest(req) }); n > 1 {
 		t.Errorf("ParseRequest: %v allocations, want at most 1 (the uid)", n)
+	}
+}
+
+// What one side writes, the other reads back; and a response that is not
+// exactly one true or false TakResponse is not taken for one.
+func TestParseResponse(t *testing.T) {
+	for _, granted := range []bool{true, false} {
+		uid, got, ok := ParseResponse(AppendResponse(nil, "offer-7", granted, negotiationNow))
+		if !ok || uid != "offer-7" || got != granted {
+			t.Errorf("ParseResponse(AppendResponse(%v)) = %q, %v, %v", granted, uid, got, ok)
+		}
+	}
+	if uid, v, ok := ParseRequest(AppendRequest(nil, "offer-7", 1, negotiationNow)); !ok || uid != "offer-7" || v != 1 {
+		t.Errorf("ParseRequest(AppendRequest) = %q, %d, %v", uid, v, ok)
+	}
+	const head = `<event version="2.0" uid="u" type="t-x-takp-r" how="m-g" time="2026-05-02T12:00:01Z" ` +
+		`start="2026-05-02T12:00:01Z" stale="2026-05-02T12:01:01Z"><point lat="0" lon="0" hae="0" ce="9" le="9"/>`
+	for name, doc := range map[string]string{
+		"status yes":      head + `<detail><TakControl><TakResponse status="yes"/></TakControl></detail></event>`,
+		"no status":       head + `<detail><TakControl><TakResponse/></TakControl></detail></event>`,
+		"two responses":   head + `<detail><TakControl><TakResponse status="true"/><TakResponse status="true"/></TakControl></detail></event>`,
+		"outside control": head + `<detail><TakResponse status="true"/></detail></event>`,
+		"a request":       string(AppendRequest(nil, "u", 1, negotiationNow)),
+		"broken":          head + `<detail><TakControl><TakResponse status="true"`,
+	} {
+		if uid, granted, ok := ParseResponse([]byte(doc)); ok {
+			t.Errorf("%s: ParseResponse = %q, %v, true; want not ok", name, uid, granted)
+		}
 	}
 }

@@ -229,8 +229,10 @@ func (c *Client) read() {
 		if pf == nil {
 			ferr := f.Feed(p, func(doc []byte) error {
 				ev := c.record(bytes.Clone(doc))
-				if ev.H.Type == cot.TypeTakpResponse && bytes.Contains(doc, []byte(`status="true"`)) {
-					return errSwitched
+				if ev.H.Type == cot.TypeTakpResponse {
+					if _, granted, ok := takproto.ParseResponse(doc); ok && granted {
+						return errSwitched
+					}
 				}
 				return nil
 			})
@@ -312,10 +314,7 @@ func (c *Client) SendEvent(xml string) {
 func (c *Client) Negotiate() Event {
 	c.t.Helper()
 	offer := c.Expect("protocol offer", Type(cot.TypeTakpOffer))
-	now := time.Now().UTC()
-	c.Send(fmt.Sprintf(`<event version="2.0" uid="%s" type="t-x-takp-q" how="m-g" time="%s" start="%s" stale="%s">`+
-		`<point lat="0" lon="0" hae="0" ce="999999" le="999999"/><detail><TakControl><TakRequest version="1"/></TakControl></detail></event>`,
-		offer.H.UID, ts(now), ts(now), ts(now.Add(time.Minute))))
+	c.Send(string(takproto.AppendRequest(nil, offer.H.UID, takproto.ProtocolVersion, time.Now())))
 	return c.Expect("protocol response", Type(cot.TypeTakpResponse))
 }
 
