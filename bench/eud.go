@@ -1,7 +1,10 @@
 package bench
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"net"
@@ -9,6 +12,7 @@ import (
 	"time"
 
 	"cotd/cot"
+	"cotd/cot/takproto"
 )
 
 // readBuf is each connection's read buffer: small, because 10,000 of them must fit, and a
@@ -27,6 +31,7 @@ type eud struct {
 	tr      transport
 	stalled bool
 	storm   bool // takes part in reconnect storms
+	v1      bool // asks for TAK protocol v1 when offered
 	shard   *shard
 	sess    atomic.Pointer[session]
 	seq     uint64 // message sequence; shard goroutine only
@@ -53,6 +58,12 @@ type session struct {
 	// writeFailed is set by the shard when a send failed (and counted); the reader then
 	// does not count the same failure again.
 	writeFailed atomic.Bool
+
+	// TAK protocol v1 (v1 clients): the reader stores the uid of the server's offer and
+	// files the session to fire; the shard sends the request and from then on writes v1
+	// (outV1, shard goroutine only). The reader switches when the response grants it.
+	offer atomic.Pointer[string]
+	outV1 bool
 }
 
 // run is the eud's goroutine: wait for its first connect time, connect, serve the
@@ -171,22 +182,70 @@ func isFramerError(err error) bool {
 	return ok
 }
 
+// errSwitched stops the XML framer at the response that switched s to TAK protocol v1.
+var errSwitched = errors.New("bench: switched to TAK protocol v1")
+
 // read reads and accounts everything that arrives on s until the connection fails or is
-// closed.
+// closed: XML, and TAK protocol v1 frames from the byte after a granted response.
 func (e *eud) read(s *session) error {
 	f := cot.NewXMLFramer(maxInboundFrame)
+	var pf *takproto.Framer
+	var tm takproto.TakMessage
+	var xml []byte
 	buf := make([]byte, readBuf)
 	var h cot.Header
+	var now int64
+	onXML := func(doc []byte) error {
+		if e.v1 && bytes.Contains(doc, []byte(cot.TypeTakpResponse)) {
+			if _, granted, ok := takproto.ParseResponse(doc); ok {
+				if granted {
+					e.r.st.v1Granted.Add(1)
+					return errSwitched
+				}
+				e.r.st.v1Refused.Add(1)
+				return nil
+			}
+		}
+		e.r.onDoc(s, doc, &h, now)
+		return nil
+	}
+	onV1 := func(payload []byte) error {
+		if err := tm.Unmarshal(payload); err != nil {
+			return err
+		}
+		if tm.CotEvent == nil {
+			return nil // a bare TakControl: nothing to account
+		}
+		doc, err := takproto.AppendXML(xml[:0], &tm)
+		if err != nil {
+			return err
+		}
+		xml = doc
+		e.r.onDoc(s, doc, &h, now)
+		return nil
+	}
 	for {
 		n, err := s.conn.Read(buf)
 		if n > 0 {
-			now := time.Now().UnixNano()
+			now = time.Now().UnixNano()
 			s.lastRecv.Store(now)
-			if ferr := f.Feed(buf[:n], func(doc []byte) error {
-				e.r.onDoc(s, doc, &h, now)
-				return nil
-			}); ferr != nil {
-				return framerErr{ferr}
+			p := buf[:n]
+			if pf == nil {
+				ferr := f.Feed(p, onXML)
+				switch {
+				case ferr == errSwitched:
+					p = p[len(p)-f.Unread():]
+					pf = takproto.NewFramer(maxInboundFrame)
+				case ferr != nil:
+					return framerErr{ferr}
+				default:
+					p = nil
+				}
+			}
+			if pf != nil && len(p) > 0 {
+				if ferr := pf.Feed(p, onV1); ferr != nil {
+					return framerErr{ferr}
+				}
 			}
 		}
 		if err != nil {
@@ -209,8 +268,13 @@ func (r *runner) onDoc(s *session, doc []byte, h *cot.Header, now int64) {
 	}
 	switch h.Type {
 	case cot.TypeTakpOffer:
-		// cotbench stays on XML: it never requests TAK protocol v1.
 		st.offers.Add(1)
+		if s.e.v1 && s.offer.Load() == nil {
+			// Asked for on the shard, which owns the writes; at once, not at the next SA.
+			uid := h.UID
+			s.offer.Store(&uid)
+			s.e.shard.schedule(s, now)
+		}
 		return
 	case cot.TypePong:
 		st.pongs.Add(1)
@@ -280,16 +344,26 @@ func (sh *shard) fire(s *session) (next int64, ok bool) {
 	var msgs [5]sentMsg
 	nm := 0
 	b := sh.buf[:0]
+	if e.v1 && !s.outV1 {
+		if uid := s.offer.Load(); uid != nil {
+			// The request is the last XML: the server reads v1 from the next byte.
+			b = takproto.AppendRequest(b, *uid, takproto.ProtocolVersion, nowT)
+			s.outV1 = true
+			r.st.v1Requests.Add(1)
+		}
+	}
 	if sc.SA.Interval.Duration > 0 && now >= s.nextSA {
 		e.seq++
-		b = appendSA(b, e.n, e.seq, nowT)
+		from := len(b)
+		b = sh.wire(s, appendSA(b, e.n, e.seq, nowT), from)
 		msgs[nm] = sentMsg{kindSA, -1}
 		nm++
 		s.nextSA = now + jittered(sc.SA.Interval.Duration, sc.SA.Jitter)
 	}
 	if d := sc.Chat.AllInterval.Duration; d > 0 && now >= s.nextChat {
 		e.seq++
-		b = appendChat(b, e.n, e.seq, nowT, -1)
+		from := len(b)
+		b = sh.wire(s, appendChat(b, e.n, e.seq, nowT, -1), from)
 		msgs[nm] = sentMsg{kindChat, -1}
 		nm++
 		s.nextChat = now + jittered(d, sc.Chat.Jitter)
@@ -300,14 +374,16 @@ func (sh *shard) fire(s *session) (next int64, ok bool) {
 			dst++
 		}
 		e.seq++
-		b = appendChat(b, e.n, e.seq, nowT, dst)
+		from := len(b)
+		b = sh.wire(s, appendChat(b, e.n, e.seq, nowT, dst), from)
 		msgs[nm] = sentMsg{kindDirected, dst}
 		nm++
 		s.nextDM = now + jittered(d, sc.Chat.Jitter)
 	}
 	if d := sc.Markers.Interval.Duration; d > 0 && now >= s.nextMarker {
 		e.seq++
-		b = appendMarker(b, e.n, e.seq, nowT)
+		from := len(b)
+		b = sh.wire(s, appendMarker(b, e.n, e.seq, nowT), from)
 		msgs[nm] = sentMsg{kindMarker, -1}
 		nm++
 		s.nextMarker = now + jittered(d, sc.Markers.Jitter)
@@ -315,7 +391,8 @@ func (sh *shard) fire(s *session) (next int64, ok bool) {
 	silence := now - s.lastRecv.Load()
 	ping := silence >= int64(sc.Ping.Silence.Duration) && now-s.lastPing >= int64(sc.Ping.Repeat.Duration)
 	if ping {
-		b = appendPing(b, e.n, nowT)
+		from := len(b)
+		b = sh.wire(s, appendPing(b, e.n, nowT), from)
 		s.lastPing = now
 		// Before the write: the pong may be read before Write returns.
 		s.pingSent.Store(now)
@@ -369,6 +446,21 @@ func (sh *shard) fire(s *session) (next int64, ok bool) {
 	pingAt := max(s.lastRecv.Load()+int64(sc.Ping.Silence.Duration), s.lastPing+int64(sc.Ping.Repeat.Duration))
 	next = min(next, pingAt, r.sendEnd.UnixNano())
 	return max(next, now+int64(time.Millisecond)), true
+}
+
+// wire turns the XML event just appended at b[from:] into one TAK protocol v1 frame once s
+// speaks v1; it leaves b as it is on XML. Shard goroutine only.
+func (sh *shard) wire(s *session, b []byte, from int) []byte {
+	if !s.outV1 {
+		return b
+	}
+	sh.xml = append(sh.xml[:0], b[from:]...)
+	if err := takproto.FromXML(sh.xml, &sh.tm); err != nil {
+		// The harness's own events always convert; one that does not is a harness bug,
+		// which must not pass for a server's.
+		panic(fmt.Sprintf("bench: own event does not convert to v1: %v", err))
+	}
+	return takproto.AppendMessageFrame(b[:from], &sh.tm)
 }
 
 // leave ends s as a reconnect storm asks: a close of the write side (FIN, after a TLS

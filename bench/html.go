@@ -74,7 +74,8 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 		{"lost", fmt.Sprintf("%d (%.3f%%); %d recipients lost some", l.Lost, l.LossPct, l.RecipientsWithLoss)},
 		{"unexpected", fmt.Sprintf("%d (misrouted %d, echo %d, excess %d)", u.Total, u.Misrouted, u.Echo, u.Excess)},
 		{"errors", orDash(fmtCounts(rep.Errors, ""))},
-		{"other", fmt.Sprintf("%d disconnect notices, %d bounced direct chats (destination offline), %d protocol offers (not taken), %d untagged events", t.Deletes, t.Bounced, t.Offers, t.Untagged)},
+		{"tak protocol v1", fmt.Sprintf("%d offers received; %d requests: %d granted, %d refused", t.Offers, t.V1Requests, t.V1Granted, t.V1Refused)},
+		{"other", fmt.Sprintf("%d disconnect notices, %d bounced direct chats (destination offline), %d untagged events", t.Deletes, t.Bounced, t.Untagged)},
 	})
 
 	b.WriteString("<h2>Charts</h2>")

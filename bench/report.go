@@ -137,9 +137,14 @@ type TrafficReport struct {
 	Deletes      int64   `json:"deletes"`
 	// Bounced counts directed chats the server returned to their sender as undeliverable
 	// (b-t-f-s, as TAK Server does when the destination is offline).
-	Bounced  int64 `json:"bounced"`
-	Offers   int64 `json:"protocol_offers"`
-	Untagged int64 `json:"untagged"`
+	Bounced int64 `json:"bounced"`
+	Offers  int64 `json:"protocol_offers"`
+	// V1Requests, V1Granted and V1Refused follow the v1 clients' negotiation
+	// (transport.v1_fraction): requests sent and the server's answers.
+	V1Requests int64 `json:"v1_requests"`
+	V1Granted  int64 `json:"v1_granted"`
+	V1Refused  int64 `json:"v1_refused"`
+	Untagged   int64 `json:"untagged"`
 }
 
 // LatencyReport is the end-to-end delivery latency: the receiver's clock minus the send
@@ -270,6 +275,7 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 	t.Pings, t.Pongs = st.pings.Load(), st.pongs.Load()
 	t.PingRTT = st.pingRTT.Snapshot().Summary()
 	t.Deletes, t.Offers, t.Untagged, t.Bounced = st.deletes.Load(), st.offers.Load(), st.untagged.Load(), st.bounced.Load()
+	t.V1Requests, t.V1Granted, t.V1Refused = st.v1Requests.Load(), st.v1Granted.Load(), st.v1Refused.Load()
 
 	lat := st.latency.Snapshot()
 	rep.Latency = LatencyReport{Summary: lat.Summary(), Late: st.late.Load(), Histogram: lat}
@@ -397,6 +403,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 	p("sent\t%d%s; %d pings, %d pongs", t.SentTotal, fmtCounts(t.Sent, ": "), t.Pings, t.Pongs)
 	p("delivered\t%d (%.0f/s over the run, %d/s steady, peak %d/s), %d late (> %.0fs); %d disconnect notices, %d bounced chats, %d protocol offers",
 		t.DeliveredTotal, t.DeliveriesPerSec, t.SteadyPerSec, t.PeakPerSec, rep.Latency.Late, rep.Window, t.Deletes, t.Bounced, t.Offers)
+	if t.V1Requests > 0 {
+		p("tak v1	%d requests: %d granted, %d refused", t.V1Requests, t.V1Granted, t.V1Refused)
+	}
 	l := rep.Loss
 	p("loss\t%.3f%%: %d of %d owed deliveries missing (broadcast %d/%d, directed %d/%d received); %d of %d recipients lost some",
 		l.LossPct, l.Lost, l.Owed, l.ReceivedBroadcast, l.OwedBroadcast, l.ReceivedDirected, l.OwedDirected, l.RecipientsWithLoss, l.Recipients)
@@ -500,13 +509,15 @@ func orDash(s string) string {
 	return s
 }
 
-// fmtMetrics picks the server counters that explain a run: deliveries, drops, closes.
+// fmtMetrics picks the server counters that explain a run: deliveries, drops, closes, and
+// the bytes on the wire (which TAK protocol v1 clients shrink).
 func fmtMetrics(m map[string]float64) string {
 	var keys []string
 	for k, v := range m {
 		base, _, _ := strings.Cut(k, "{")
 		if v != 0 && (base == "cotd_deliveries_total" || base == "cotd_drops_total" || base == "cotd_closes_total" ||
-			base == "cotd_connections_accepted_total" || base == "cotd_unroutable_total") {
+			base == "cotd_connections_accepted_total" || base == "cotd_unroutable_total" ||
+			base == "cotd_bytes_in_total" || base == "cotd_bytes_out_total") {
 			keys = append(keys, k)
 		}
 	}

@@ -210,6 +210,7 @@ func newRunner(sc *Scenario, d *dialer, log zerolog.Logger) *runner {
 	for i := range sc.Clients {
 		e := &eud{r: r, n: i, shard: r.shards[i%n], stalled: i >= honest}
 		if !e.stalled {
+			e.v1 = spread(i, sc.Transport.V1Fraction)
 			if spread(i, sc.Transport.TLSFraction) {
 				e.tr = transportTLS
 				if spread(ti, sc.Transport.UTLSFraction) {

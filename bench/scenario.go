@@ -98,6 +98,11 @@ type Transport struct {
 	// HelloAndroid_11_OkHttp parrot (a TLS 1.2 Android hello); the rest use crypto/tls.
 	// Default 0.5.
 	UTLSFraction float64 `toml:"utls_fraction"`
+	// V1Fraction (transport.v1_fraction) of the honest clients answer the server's offer of
+	// TAK protocol v1 (t-x-takp-v) with a request for it and, once granted, speak v1
+	// (protobuf) both ways, as ATAK does; the rest stay on XML. Spread evenly over the
+	// client numbers, across TCP and TLS. Default 0.
+	V1Fraction float64 `toml:"v1_fraction"`
 	// Cert and Key (transport.cert, transport.key) are the PEM client certificate and key;
 	// CA (transport.ca) the PEM bundle that verifies the server's chain (no host name check,
 	// as ATAK; "" skips verification). Relative paths are relative to the scenario file.
@@ -417,6 +422,7 @@ func (sc *Scenario) validate() []error {
 
 	fraction("transport.tls_fraction", sc.Transport.TLSFraction)
 	fraction("transport.utls_fraction", sc.Transport.UTLSFraction)
+	fraction("transport.v1_fraction", sc.Transport.V1Fraction)
 	if (sc.Transport.Cert == "") != (sc.Transport.Key == "") {
 		bad("transport.cert and transport.key go together: set both or neither")
 	}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"cotd/cot/takproto"
 )
 
 // shard is one send scheduler: a goroutine with a min-heap of the next send time of each of
@@ -18,8 +20,10 @@ type shard struct {
 	mu sync.Mutex
 	h  []schedEntry // min-heap on due
 
-	batch []*session // scratch, shard goroutine only
-	buf   []byte     // message scratch, shard goroutine only
+	batch []*session          // scratch, shard goroutine only
+	buf   []byte              // message scratch, shard goroutine only
+	xml   []byte              // v1 conversion scratch, shard goroutine only
+	tm    takproto.TakMessage // v1 conversion scratch, shard goroutine only
 }
 
 type schedEntry struct {

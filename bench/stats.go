@@ -29,8 +29,11 @@ type stats struct {
 	pongs     atomic.Int64
 	pingRTT   *Histogram
 	deletes   atomic.Int64 // t-x-d-d received
-	offers    atomic.Int64 // t-x-takp-v received (never answered: cotbench stays on XML)
-	untagged  atomic.Int64 // other events without a bench tag (e.g. foreign traffic)
+	offers    atomic.Int64 // t-x-takp-v received
+	// TAK protocol v1 negotiation of the v1 clients: requests sent, responses granting and
+	// refusing them.
+	v1Requests, v1Granted, v1Refused atomic.Int64
+	untagged                         atomic.Int64 // other events without a bench tag (e.g. foreign traffic)
 
 	latency *Histogram                // end-to-end delivery latency
 	byTrans [numTransports]*Histogram // the same by the recipient's transport

@@ -250,3 +250,48 @@ func TestBaselineUsageErrors(t *testing.T) {
 		t.Errorf("error does not name what is missing: %q", errb.String())
 	}
 }
+
+// Half the smoke clients negotiate TAK protocol v1 and speak protobuf, the others stay on
+// XML: every v1 client is granted, and everyone still receives everything owed, across the
+// two wire formats.
+func TestSmokeWithV1ClientsAgainstInProcessCotd(t *testing.T) {
+	h := enginetest.Start(t, nil)
+	src, err := os.ReadFile(smoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scenario := strings.Replace(string(src), "utls_fraction = 0.5\n", "utls_fraction = 0.5\nv1_fraction = 0.5\n", 1)
+	if scenario == string(src) {
+		t.Fatal("smoke.toml changed: no utls_fraction line to put v1_fraction after")
+	}
+	dir := t.TempDir()
+	path, jsonPath := filepath.Join(dir, "smoke-v1.toml"), filepath.Join(dir, "r.json")
+	if err := os.WriteFile(path, []byte(scenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const clients = 20
+	code, out, errs := runCLI(t, "run", path, "--target", h.TCPAddr(), "--duration", "4s", "--clients", "20", "--json", jsonPath)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	rep, err := bench.ReadReport(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := rep.Traffic
+	// Reconnecting clients negotiate again on each connection.
+	if tr.V1Requests < clients/2 || tr.V1Granted != tr.V1Requests || tr.V1Refused != 0 {
+		t.Errorf("v1 requests %d, granted %d, refused %d; want every one of at least %d granted",
+			tr.V1Requests, tr.V1Granted, tr.V1Refused, clients/2)
+	}
+	if n := h.Srv.Stats().Negotiations[engine.NegotiationV1].Value(); int64(n) != tr.V1Granted {
+		t.Errorf("server granted %d, harness saw %d", n, tr.V1Granted)
+	}
+	l := rep.Loss
+	if l.Owed < 100 || l.Received != l.Owed || l.Lost != 0 || rep.Unexpected.Total != 0 {
+		t.Errorf("loss %+v unexpected %+v", l, rep.Unexpected)
+	}
+	if !strings.Contains(out, "tak v1") {
+		t.Errorf("the table does not report the negotiation:\n%s", out)
+	}
+}
