@@ -28,8 +28,10 @@ import (
 )
 
 // Wait is how long an expectation waits before failing. It is a bound on a
-// failure, not a measurement: a passing test never waits this long.
-const Wait = 10 * time.Second
+// failure, not a measurement: a passing test never waits this long. It is
+// generous because CI runs every package under the race detector at once on
+// two cores, where a slow step can take seconds.
+const Wait = 20 * time.Second
 
 // Harness is one running server.
 type Harness struct {
