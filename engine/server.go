@@ -336,43 +336,68 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 	ss.pendingN.Store(0)
 	ss.buffered.Store(0)
 
+	ss.lp.wheel.unlink(&ss.tm)
+	s.sessions.Delete(ss.id)
+	if ss.client != nil {
+		s.broker.Leave(ss.client)
+	}
+	s.stats.Open[ss.ln.kind].Add(-1)
+	if ss.tls == nil {
+		s.closed(ss, err, unsent, nil)
+		return gnet.None
+	}
+	if ss.established.Load() {
+		ss.tls.Close()
+		s.closed(ss, err, unsent, nil)
+		return gnet.None
+	}
+	s.stats.Handshaking[ss.ln.kind].Add(-1)
+	if ss.reason.Load() != uint32(reasonUnset) {
+		ss.tls.Close()
+		s.closed(ss, err, unsent, nil)
+		return gnet.None
+	}
+	// Closed mid-handshake with no reason yet: the client hung up. If its
+	// certificate had just been refused, it hung up on the alert, possibly
+	// before the handshake goroutine that sent it returned: the close is
+	// counted when that result is known (at once, or when the goroutine
+	// returns), so a refusal is never counted as a client that went away.
+	ss.tls.CloseThen(func(hsErr error) { s.closed(ss, err, unsent, hsErr) })
+	return gnet.None
+}
+
+// closed counts and logs a connection's end: on the loop in OnClose, or on
+// the handshake goroutine when OnClose had to wait for its result. ioErr is
+// what gnet closed with; hsErr is a handshake failure the loop never fed.
+func (s *Server) closed(ss *session, ioErr error, unsent uint64, hsErr error) {
+	if hsErr != nil {
+		ss.failTLS(hsErr)
+	}
 	r := CloseReason(ss.reason.Load())
 	if r == reasonUnset {
 		switch {
 		case s.draining.Load():
 			r = ReasonShutdown
-		case err == nil || errors.Is(err, io.EOF):
+		case ioErr == nil || errors.Is(ioErr, io.EOF):
 			r = ReasonPeerClosed
 		default:
 			r = ReasonIOError
 		}
 		ss.reason.Store(uint32(r))
 	}
-	ss.lp.wheel.unlink(&ss.tm)
-	s.sessions.Delete(ss.id)
-	if ss.tls != nil {
-		ss.tls.Close()
-		if !ss.established.Load() {
-			s.stats.Handshaking[ss.ln.kind].Add(-1)
-			s.countHandshakeEnd(ss, r)
-		}
-	}
-	if ss.client != nil {
-		s.broker.Leave(ss.client)
+	if ss.tls != nil && !ss.established.Load() {
+		s.countHandshakeEnd(ss, r)
 	}
 	s.stats.Closes[r].Inc()
-	s.stats.Open[ss.ln.kind].Add(-1)
-
 	ev := ss.logger().Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
 		Uint64("bytes_in", ss.bytesIn).Uint64("bytes_out", ss.sent)
 	if unsent > 0 {
 		ev = ev.Uint64("unsent_bytes", unsent)
 	}
-	if err != nil && r == ReasonIOError {
-		ev = ev.Err(err)
+	if ioErr != nil && r == ReasonIOError {
+		ev = ev.Err(ioErr)
 	}
 	ev.Msg("connection closed")
-	return gnet.None
 }
 
 func (s *Server) listenerOf(c gnet.Conn) *listener {

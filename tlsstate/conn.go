@@ -85,6 +85,9 @@ type Conn struct {
 	tc     *tls.Conn
 	hsDone bool  // the handshake goroutine has returned
 	hsErr  error // ... with this result
+	// ended is CloseThen's callback, left for the handshake goroutine when
+	// Close came while it ran.
+	ended func(error)
 	peerCN string
 	// done is set once the handshake succeeded and stays set after Close:
 	// one Feed can establish, return plaintext and then hit close_notify.
@@ -214,12 +217,31 @@ func (c *Conn) feedHelloLocked(p []byte) error {
 func (c *Conn) runHandshake(tc *tls.Conn) {
 	err := tc.Handshake()
 	c.mu.Lock()
-	c.hsDone, c.hsErr = true, err
+	c.hsDone = true
+	if c.phase != Closed {
+		c.hsErr = err
+	}
 	wake := c.phase == Handshaking
+	ended := c.ended
 	c.mu.Unlock()
 	if wake && c.hooks.Wake != nil {
 		c.hooks.Wake()
 	}
+	if ended != nil {
+		ended(handshakeFailure(err))
+		c.mu.Lock()
+		c.ended, c.info = nil, nil
+		c.mu.Unlock()
+	}
+}
+
+// handshakeFailure is what CloseThen reports for a handshake that ended
+// with err: nil when it succeeded or was cut short by Close.
+func handshakeFailure(err error) error {
+	if err == nil || errors.Is(err, ErrClosed) {
+		return nil
+	}
+	return fmt.Errorf("%w: %w", ErrHandshake, err)
 }
 
 // establishLocked applies the finished handshake goroutine's result.
@@ -306,6 +328,37 @@ func (c *Conn) Close() {
 	}
 	c.releaseLocked()
 	c.info = nil
+}
+
+// CloseThen closes like Close, then calls ended once with how the handshake
+// went: its failure wrapped in ErrHandshake, or nil (it succeeded, never
+// started, or was cut short by this Close). When the handshake goroutine is
+// still running, ended runs on it as soon as it returns, which Close makes
+// prompt; otherwise at once, on the caller's goroutine. Hello() stays
+// answerable until ended has run. The engine uses it when a client hangs up
+// mid-handshake: one whose certificate was just refused has seen the alert
+// and may hang up before the goroutine that sent it has even returned, and
+// it must be counted as refused, not as gone.
+func (c *Conn) CloseThen(ended func(error)) {
+	c.mu.Lock()
+	running := c.phase == Handshaking && !c.hsDone
+	var err error
+	if c.hsDone {
+		err = handshakeFailure(c.hsErr)
+	}
+	if c.err == nil {
+		c.err = ErrClosed
+	}
+	c.releaseLocked()
+	if running {
+		c.ended = ended
+	} else {
+		c.info = nil
+	}
+	c.mu.Unlock()
+	if !running {
+		ended(err)
+	}
 }
 
 func (c *Conn) fail(err error) error {

@@ -606,3 +606,81 @@ func TestReleaseHello(t *testing.T) {
 		t.Error("releasing the hello changed the connection")
 	}
 }
+
+// CloseThen reports a failed handshake whose result no Feed has applied
+// yet (the client hung up the moment it saw the alert), nothing for a good
+// one, and nothing for a handshake it cut short itself.
+func TestCloseThen(t *testing.T) {
+	p := pkiOnce()
+	for _, tc := range []struct {
+		name  string
+		cert  *tls.Certificate
+		fail  bool
+		stall bool // the client sends its hello and nothing more
+	}{
+		{"refused", &p.otherCA, true, false},
+		{"good", &p.client, false, false},
+		{"cut short", &p.client, false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			client, server := tcpPair(t)
+			woke := make(chan struct{}, 1)
+			c := Server(serverConfig("ecdsa", tls.VersionTLS13), Options{}, Hooks{
+				Out:  func(b []byte) { _, _ = server.Write(b) },
+				Wake: func() { signal(woke) },
+			})
+			go func() {
+				cc := tls.Client(client, clientConfig(tc.cert, tls.VersionTLS13))
+				if cc.Handshake() == nil {
+					_, _ = cc.Read(make([]byte, 1))
+				}
+			}()
+			// Feed what the client sends until the handshake goroutine has
+			// returned (or, to cut it short, until it has started), then
+			// stop: its result is not applied.
+			buf := make([]byte, 16<<10)
+			deadline := time.Now().Add(failsafe)
+			for done := false; !done; {
+				select {
+				case <-woke:
+					done = true
+					continue
+				default:
+				}
+				if tc.stall && c.Phase() == Handshaking {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the handshake did not get far enough")
+				}
+				_ = server.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+				n, _ := server.Read(buf)
+				if n > 0 {
+					if _, err := c.Feed(buf[:n], nil); err != nil {
+						t.Fatalf("Feed: %v", err)
+					}
+				}
+			}
+			if c.Phase() != Handshaking {
+				t.Fatalf("phase %v: the result must not be applied without a Feed", c.Phase())
+			}
+			ended := make(chan error, 2)
+			c.CloseThen(func(err error) { ended <- err })
+			var err error
+			select {
+			case err = <-ended:
+			case <-time.After(failsafe):
+				t.Fatal("ended was not called")
+			}
+			if tc.fail != (err != nil) || (err != nil && !errors.Is(err, ErrHandshake)) {
+				t.Fatalf("CloseThen reported %v, want failure %v", err, tc.fail)
+			}
+			waitFor(t, "handshake goroutine to exit", func() bool { return handshakeGoroutines() == 0 })
+			select {
+			case err := <-ended:
+				t.Fatalf("ended called twice, again with %v", err)
+			default:
+			}
+		})
+	}
+}
