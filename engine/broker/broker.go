@@ -222,32 +222,40 @@ func (b *Broker) Join(c *Client, then func()) {
 		}
 		return
 	}
+	// After the add: what was cached up to here is replayed, what comes
+	// later reaches c live.
+	upto := b.sa.seq.Load()
 	go func() {
-		b.replay(c)
+		b.replay(c, upto)
 		if then != nil && !c.left.Load() {
 			then()
 		}
 	}()
 }
 
-func (b *Broker) replay(c *Client) {
-	msgs := b.sa.appendLive(nil, time.Now(), c)
+func (b *Broker) replay(c *Client, upto uint64) {
 	deadline := time.Now().Add(replayPatience)
-	for i, m := range msgs {
-		// A replayed SA was read long ago: it must not count as routing
-		// delay. The copy shares the encodings.
-		cp := *m
-		cp.Recv = 0
-		switch v := b.replayOne(c, &cp, deadline); {
-		case v == Queued:
-			b.stats.Replayed.Inc()
-		case v == DroppedBackpressure:
-			// Out of patience: the rest is dropped, and counted.
-			b.stats.Drops[DropBackpressure].Add(uint64(len(msgs) - i - 1))
-			return
-		case v != DroppedUnencodable:
-			return // the client is gone or going
+	var msgs []*Message
+	for i := range saStripes {
+		msgs = b.sa.appendLive(msgs[:0], i, upto, time.Now(), c)
+		for j, m := range msgs {
+			// A replayed SA was read long ago: it must not count as routing
+			// delay. The copy shares the encodings.
+			cp := *m
+			cp.Recv = 0
+			switch v := b.replayOne(c, &cp, deadline); {
+			case v == Queued:
+				b.stats.Replayed.Inc()
+			case v == DroppedBackpressure:
+				// Out of patience: the rest is dropped, and counted.
+				rest := len(msgs) - j - 1 + b.sa.countLive(i+1, upto, time.Now(), c)
+				b.stats.Drops[DropBackpressure].Add(uint64(rest))
+				return
+			case v != DroppedUnencodable:
+				return // the client is gone or going
+			}
 		}
+		clear(msgs) // pin no message past its stripe
 	}
 }
 

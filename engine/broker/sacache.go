@@ -3,6 +3,7 @@ package broker
 import (
 	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -14,6 +15,11 @@ const saStripes = 64
 type saCache struct {
 	seed    maphash.Seed
 	stripes [saStripes]saStripe
+	// seq numbers the puts. A joiner replays only entries put at or before
+	// the seq it read after joining the registry: later ones were routed
+	// after it joined (a shard caches an SA before it broadcasts it), so it
+	// gets them live, and replaying them too would deliver them twice.
+	seq atomic.Uint64
 }
 
 type saStripe struct {
@@ -25,6 +31,7 @@ type saEntry struct {
 	msg   *Message
 	stale time.Time
 	owner *Client
+	seq   uint64 // set by put
 }
 
 func newSACache() *saCache {
@@ -40,6 +47,7 @@ func (c *saCache) stripe(uid string) *saStripe {
 }
 
 func (c *saCache) put(uid string, e saEntry) {
+	e.seq = c.seq.Add(1)
 	s := c.stripe(uid)
 	s.mu.Lock()
 	s.m[uid] = e
@@ -57,20 +65,41 @@ func (c *saCache) drop(uid string, owner uint64) {
 	s.mu.Unlock()
 }
 
-// appendLive appends every SA not yet stale at now that reaches to,
-// except to's own.
-func (c *saCache) appendLive(dst []*Message, now time.Time, to *Client) []*Message {
-	for i := range c.stripes {
+// appendLive appends every SA of stripe i put at or before seq upto, not yet
+// stale at now, that reaches to, except to's own. A replay walks the stripes one at a time, so that a
+// joiner holds a stripe's worth of pointers while it waits on its socket,
+// not the whole cache: in a reconnect storm thousands of replays wait at
+// once.
+func (c *saCache) appendLive(dst []*Message, i int, upto uint64, now time.Time, to *Client) []*Message {
+	s := &c.stripes[i]
+	s.mu.RLock()
+	for _, e := range s.m {
+		if e.replayable(upto, now, to) {
+			dst = append(dst, e.msg)
+		}
+	}
+	s.mu.RUnlock()
+	return dst
+}
+
+// countLive is how many SAs appendLive would give for stripes from i on.
+func (c *saCache) countLive(i int, upto uint64, now time.Time, to *Client) int {
+	n := 0
+	for ; i < saStripes; i++ {
 		s := &c.stripes[i]
 		s.mu.RLock()
 		for _, e := range s.m {
-			if e.owner != to && (e.stale.IsZero() || e.stale.After(now)) && reaches(e.owner, to) {
-				dst = append(dst, e.msg)
+			if e.replayable(upto, now, to) {
+				n++
 			}
 		}
 		s.mu.RUnlock()
 	}
-	return dst
+	return n
+}
+
+func (e *saEntry) replayable(upto uint64, now time.Time, to *Client) bool {
+	return e.seq <= upto && e.owner != to && (e.stale.IsZero() || e.stale.After(now)) && reaches(e.owner, to)
 }
 
 // prune removes entries stale at now and returns how many it removed.
