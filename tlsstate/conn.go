@@ -87,7 +87,7 @@ type Conn struct {
 	hsErr  error // ... with this result
 	// ended is CloseThen's callback, left for the handshake goroutine when
 	// Close came while it ran.
-	ended func(error)
+	ended  func(error)
 	peerCN string
 	// done is set once the handshake succeeded and stays set after Close:
 	// one Feed can establish, return plaintext and then hit close_notify.
