@@ -161,3 +161,27 @@ func FuzzFromXML(f *testing.F) {
 		}
 	})
 }
+
+// FuzzNegotiation: the request and response parsers take whatever a peer
+// sends without failing, and what they accept survives being written again
+// by the matching builder.
+func FuzzNegotiation(f *testing.F) {
+	f.Add(AppendRequest(nil, "u&1", 1, negotiationNow))
+	f.Add(AppendResponse(nil, "u", true, negotiationNow))
+	f.Add(AppendResponse(nil, "u", false, negotiationNow))
+	f.Add(AppendOffer(nil, "u", negotiationNow))
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		if uid, v, ok := ParseRequest(doc); ok {
+			uid2, v2, ok2 := ParseRequest(AppendRequest(nil, uid, v, negotiationNow))
+			if !ok2 || uid2 != uid || v2 != v {
+				t.Fatalf("request %q v%d came back as %q v%d (%v)", uid, v, uid2, v2, ok2)
+			}
+		}
+		if uid, granted, ok := ParseResponse(doc); ok {
+			uid2, granted2, ok2 := ParseResponse(AppendResponse(nil, uid, granted, negotiationNow))
+			if !ok2 || uid2 != uid || granted2 != granted {
+				t.Fatalf("response %q %v came back as %q %v (%v)", uid, granted, uid2, granted2, ok2)
+			}
+		}
+	})
+}
