@@ -14,6 +14,8 @@ import (
 	"time"
 
 	utls "github.com/refraction-networking/utls"
+
+	"cotd/tlsstate/pki"
 )
 
 // transport is how one client connects. Fixed per client for the whole run.
@@ -60,11 +62,14 @@ type TLSMaterial struct {
 	Cert tls.Certificate
 	// Roots verifies the server's chain; nil skips verification.
 	Roots *x509.CertPool
+	// Issue makes a client certificate for the user name cn, for per-client certificates;
+	// nil when the run has no CA key (a --target run with a given certificate).
+	Issue func(cn string) (tls.Certificate, error)
 }
 
 // LoadTLSMaterial reads a PEM client certificate and key and, if ca is not "", a PEM CA
-// bundle.
-func LoadTLSMaterial(cert, key, ca string) (*TLSMaterial, error) {
+// bundle; with caKey, the key of ca's first certificate, it can issue client certificates.
+func LoadTLSMaterial(cert, key, ca, caKey string) (*TLSMaterial, error) {
 	if cert == "" || key == "" {
 		return nil, fmt.Errorf("%w: TLS clients need a client certificate and key (transport.cert/key or --cert/--key)", ErrTarget)
 	}
@@ -83,7 +88,25 @@ func LoadTLSMaterial(cert, key, ca string) (*TLSMaterial, error) {
 			return nil, fmt.Errorf("%w: %s holds no PEM certificate", ErrTarget, ca)
 		}
 	}
+	if caKey != "" {
+		b, err := pki.Load(ca, caKey)
+		if err != nil {
+			return nil, fmt.Errorf("%w: CA key: %w", ErrTarget, err)
+		}
+		m.Issue = issuer(b)
+	}
 	return m, nil
+}
+
+// issuer issues ECDSA client certificates for a run from the CA in b.
+func issuer(b *pki.Bundle) func(cn string) (tls.Certificate, error) {
+	return func(cn string) (tls.Certificate, error) {
+		c, err := b.IssueClient(cn, pki.KeyECDSAP256, certValidity)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		return c.TLSCertificate(), nil
+	}
 }
 
 // verifyChain checks the server's chain against roots without a host name check: ATAK
@@ -161,8 +184,8 @@ type dialResult struct {
 }
 
 // dial connects with transport tr, TCP connect and TLS handshake each bounded by the
-// connect timeout.
-func (d *dialer) dial(ctx context.Context, tr transport) dialResult {
+// connect timeout. cert, when not nil, is presented instead of the shared certificate.
+func (d *dialer) dial(ctx context.Context, tr transport, cert *tls.Certificate) dialResult {
 	var res dialResult
 	addr := d.tcpAddr
 	if tr != transportTCP {
@@ -185,12 +208,21 @@ func (d *dialer) dial(ctx context.Context, tr transport) dialResult {
 	var conn net.Conn
 	switch tr {
 	case transportTLS:
-		c := tls.Client(raw, d.tlsConf)
+		conf := d.tlsConf
+		if cert != nil {
+			conf = conf.Clone()
+			conf.Certificates = []tls.Certificate{*cert}
+		}
+		c := tls.Client(raw, conf)
 		err = c.HandshakeContext(ctx)
 		res.version = c.ConnectionState().Version
 		conn = c
 	case transportUTLS:
-		c := utls.UClient(raw, d.utlsConf.Clone(), utls.HelloAndroid_11_OkHttp)
+		conf := d.utlsConf.Clone()
+		if cert != nil {
+			conf.Certificates = []utls.Certificate{{Certificate: cert.Certificate, PrivateKey: cert.PrivateKey, Leaf: cert.Leaf}}
+		}
+		c := utls.UClient(raw, conf, utls.HelloAndroid_11_OkHttp)
 		err = c.HandshakeContext(ctx)
 		res.version = c.ConnectionState().Version
 		conn = c

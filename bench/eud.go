@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"math"
@@ -30,8 +31,9 @@ type eud struct {
 	n       int // client number: uid BENCH-n, callsign Bn
 	tr      transport
 	stalled bool
-	storm   bool // takes part in reconnect storms
-	v1      bool // asks for TAK protocol v1 when offered
+	storm   bool             // takes part in reconnect storms
+	v1      bool             // asks for TAK protocol v1 when offered
+	cert    *tls.Certificate // its own client certificate; nil: the shared one
 	shard   *shard
 	sess    atomic.Pointer[session]
 	seq     uint64 // message sequence; shard goroutine only
@@ -80,7 +82,7 @@ func (e *eud) run(ctx context.Context, startAt time.Time) {
 	}
 	r := e.r
 	for ctx.Err() == nil && time.Now().Before(r.sendEnd) {
-		res := r.dialer.dial(ctx, e.tr)
+		res := r.dialer.dial(ctx, e.tr, e.cert)
 		if r.stopping.Load() {
 			if res.raw != nil {
 				_ = res.raw.Close()

@@ -42,6 +42,7 @@ type fakeServer struct {
 	conns      map[*fakeConn]struct{}
 	deliveries int
 	versions   map[uint16]int // negotiated TLS versions
+	cns        map[string]int // client certificate CNs, per handshake
 	wg         sync.WaitGroup
 }
 
@@ -60,7 +61,7 @@ func startFake(t testing.TB, f fault, conf *tls.Config) *fakeServer {
 		t.Fatal(err)
 	}
 	s := &fakeServer{t: t, ln: ln, fault: f, dropEvery: 10, handshakeTimeout: time.Second,
-		conns: make(map[*fakeConn]struct{}), versions: make(map[uint16]int)}
+		conns: make(map[*fakeConn]struct{}), versions: make(map[uint16]int), cns: make(map[string]int)}
 	go s.accept(conf)
 	t.Cleanup(func() {
 		_ = ln.Close()
@@ -94,7 +95,11 @@ func (s *fakeServer) accept(conf *tls.Config) {
 				}
 				_ = tc.SetDeadline(time.Time{})
 				s.mu.Lock()
-				s.versions[tc.ConnectionState().Version]++
+				cs := tc.ConnectionState()
+				s.versions[cs.Version]++
+				if len(cs.PeerCertificates) > 0 {
+					s.cns[cs.PeerCertificates[0].Subject.CommonName]++
+				}
 				s.mu.Unlock()
 				c = tc
 			}
@@ -191,6 +196,16 @@ func (s *fakeServer) tlsVersions() map[uint16]int {
 	defer s.mu.Unlock()
 	out := make(map[uint16]int, len(s.versions))
 	for k, v := range s.versions {
+		out[k] = v
+	}
+	return out
+}
+
+func (s *fakeServer) peerCNs() map[string]int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int, len(s.cns))
+	for k, v := range s.cns {
 		out[k] = v
 	}
 	return out

@@ -33,7 +33,7 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 		{"started", rep.Started.Format("2006-01-02 15:04:05 UTC")},
 		{"host", fmt.Sprintf("%d CPUs, load average %.2f before and %.2f after the run", rep.Host.CPUs, rep.Host.LoadBefore, rep.Host.LoadAfter)},
 		{"run", fmt.Sprintf("%.1f s (send %.0f s, drain %.0f s)%s", rep.Elapsed, rep.SendPhase, rep.Window, map[bool]string{true: ", interrupted"}[rep.Interrupted])},
-		{"clients", fmt.Sprintf("%d: %d tcp, %d crypto/tls, %d utls (Android 11 OkHttp), %d stalled, %d in reconnect storms", m.Total, m.TCP, m.TLS, m.UTLS, m.Stalled, m.Storm)},
+		{"clients", fmt.Sprintf("%d: %d tcp, %d crypto/tls, %d utls (Android 11 OkHttp), %d stalled, %d in reconnect storms%s", m.Total, m.TCP, m.TLS, m.UTLS, m.Stalled, m.Storm, mixExtras(m))},
 		{"version", rep.Version},
 	})
 	for _, n := range rep.Notes {

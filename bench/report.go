@@ -96,6 +96,11 @@ type ClientMix struct {
 	TLS     int `json:"tls_stdlib"`
 	UTLS    int `json:"tls_utls"`
 	Storm   int `json:"storm"`
+	// OwnCerts is how many TLS clients presented a certificate of their own
+	// (transport.client_certs = "per_client"); the others share one.
+	OwnCerts int `json:"own_certs"`
+	// V1 is how many clients ask for TAK protocol v1 (transport.v1_fraction).
+	V1 int `json:"v1"`
 }
 
 // ConnectReport covers connects of honest clients (stalled ones are in StalledReport).
@@ -221,6 +226,12 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 		mix.Honest++
 		if e.storm {
 			mix.Storm++
+		}
+		if e.cert != nil {
+			mix.OwnCerts++
+		}
+		if e.v1 {
+			mix.V1++
 		}
 	}
 
@@ -383,7 +394,7 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 		p("host\t%d CPUs, load average %.2f before, %.2f after%s", h.CPUs, h.LoadBefore, h.LoadAfter, busy)
 	}
-	p("clients\t%d: %d tcp, %d crypto/tls, %d utls; %d stalled; %d in reconnect storms", m.Total, m.TCP, m.TLS, m.UTLS, m.Stalled, m.Storm)
+	p("clients\t%d: %d tcp, %d crypto/tls, %d utls; %d stalled; %d in reconnect storms%s", m.Total, m.TCP, m.TLS, m.UTLS, m.Stalled, m.Storm, mixExtras(m))
 	p("")
 	p("latency (ms)\tp50\tp90\tp99\tmax")
 	p("  connect\t%s", lat(rep.Connect.Connect))
@@ -536,4 +547,16 @@ func sortedKeys[V any](m map[string]V) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// mixExtras names the optional parts of the client mix, when present.
+func mixExtras(m ClientMix) string {
+	var b strings.Builder
+	if m.V1 > 0 {
+		fmt.Fprintf(&b, "; %d ask for TAK protocol v1", m.V1)
+	}
+	if m.OwnCerts > 0 {
+		fmt.Fprintf(&b, "; %d with certificates of their own", m.OwnCerts)
+	}
+	return b.String()
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -25,6 +26,8 @@ type Options struct {
 	Cotd string
 	// Cert, Key and CA override transport.cert, transport.key and transport.ca.
 	Cert, Key, CA string
+	// CAKey is the key of CA, to issue per-client certificates (overrides transport.ca_key).
+	CAKey string
 	// PID is a server process to sample from /proc; with Spawn the spawned cotd's.
 	PID int
 	// MetricsURL is a Prometheus text endpoint scraped before and after the run; with
@@ -105,7 +108,7 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 		metricsURL = sp.MetricsURL
 	} else if sc.NeedsTLS() {
 		cert, key, ca := orElse(opt.Cert, sc.Transport.Cert), orElse(opt.Key, sc.Transport.Key), orElse(opt.CA, sc.Transport.CA)
-		m, err := LoadTLSMaterial(cert, key, ca)
+		m, err := LoadTLSMaterial(cert, key, ca, orElse(opt.CAKey, sc.Transport.CAKey))
 		if err != nil {
 			return nil, err
 		}
@@ -130,6 +133,11 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 		}
 	}
 	r := newRunner(sc, d, opt.Log)
+	if sc.Transport.ClientCerts == ClientCertsPerClient && sc.NeedsTLS() {
+		if err := r.issueCerts(material); err != nil {
+			return nil, err
+		}
+	}
 	rep := r.run(ctx, opt, tgt, sp)
 	rep.Notes = append(notes, rep.Notes...)
 	rep.Version = opt.Version
@@ -224,6 +232,24 @@ func newRunner(sc *Scenario, d *dialer, log zerolog.Logger) *runner {
 		r.euds = append(r.euds, e)
 	}
 	return r
+}
+
+// issueCerts gives every honest TLS client a certificate of its own, CN bench-<n>.
+func (r *runner) issueCerts(m *TLSMaterial) error {
+	if m == nil || m.Issue == nil {
+		return fmt.Errorf("%w: transport.client_certs = %q needs a CA to issue them from: run with --spawn, or give the CA's key (transport.ca_key or --ca-key)", ErrTarget, ClientCertsPerClient)
+	}
+	for _, e := range r.euds {
+		if e.stalled || e.tr == transportTCP {
+			continue
+		}
+		c, err := m.Issue("bench-" + strconv.Itoa(e.n))
+		if err != nil {
+			return fmt.Errorf("%w: client certificate for bench-%d: %w", ErrTarget, e.n, err)
+		}
+		e.cert = &c
+	}
+	return nil
 }
 
 // run plays the scenario: connects per the ramp, sends until the end of the send phase,

@@ -3,7 +3,10 @@ package bench
 import (
 	"context"
 	"crypto/tls"
+	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -159,6 +162,48 @@ func TestRunTLSWithUTLSAndHalfHello(t *testing.T) {
 	}
 }
 
+// With per-client certificates every TLS client presents its own, issued from the CA
+// whose key the run was given: the server sees as many users as clients.
+func TestRunTLSPerClientCertificates(t *testing.T) {
+	pki, err := NewPKI("cotbench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := startFake(t, faultNone, pki.ServerConfig())
+	files, err := pki.WriteFiles(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const clients = 10
+	sc := testScenario(t, func(sc *Scenario) {
+		sc.Clients = clients
+		sc.Target.TLS = srv.addr()
+		sc.Transport = Transport{TLSFraction: 1, UTLSFraction: 0.5, ClientCerts: ClientCertsPerClient,
+			Cert: files.ClientCert, Key: files.ClientKey, CA: files.CA, CAKey: files.CAKey}
+	})
+	rep := runScenario(t, sc, Options{})
+	if !rep.Pass || rep.Clients.OwnCerts != clients {
+		t.Errorf("pass %v, own certificates %d; criteria %+v, errors %v", rep.Pass, rep.Clients.OwnCerts, rep.Criteria, rep.Errors)
+	}
+	cns := srv.peerCNs()
+	for n := range clients {
+		if cns[fmt.Sprintf("bench-%d", n)] == 0 {
+			t.Errorf("the server never saw bench-%d; it saw %v", n, cns)
+		}
+	}
+	if len(cns) != clients {
+		t.Errorf("the server saw %d user names, want %d: %v", len(cns), clients, cns)
+	}
+
+	// Without the CA's key there is nothing to issue them with: a clear refusal.
+	sc.Transport.CAKey = ""
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := Run(ctx, sc, Options{Log: zerolog.Nop()}); !errors.Is(err, ErrTarget) || !strings.Contains(err.Error(), "ca_key") {
+		t.Errorf("per-client certificates without a CA key: %v, want ErrTarget naming ca_key", err)
+	}
+}
+
 func TestRunTLSRejectsWrongCA(t *testing.T) {
 	server, err := NewPKI("cotbench")
 	if err != nil {
@@ -284,7 +329,7 @@ func TestServeBaseline(t *testing.T) {
 	var ok atomic.Int64
 	done := make(chan error, 1)
 	go func() { done <- ServeBaseline(ctx, ln, cfg, &ok) }()
-	m, err := LoadTLSMaterial(files.ClientCert, files.ClientKey, files.CA)
+	m, err := LoadTLSMaterial(files.ClientCert, files.ClientKey, files.CA, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -103,6 +103,11 @@ type Transport struct {
 	// (protobuf) both ways, as ATAK does; the rest stay on XML. Spread evenly over the
 	// client numbers, across TCP and TLS. Default 0.
 	V1Fraction float64 `toml:"v1_fraction"`
+	// ClientCerts (transport.client_certs) is "shared" (every TLS client presents the same
+	// certificate) or "per_client" (each has its own, CN bench-<n>, so the server sees as
+	// many users as clients, as a real fleet; cotbench issues them from its own CA, so
+	// this needs --spawn). Default "shared".
+	ClientCerts string `toml:"client_certs"`
 	// Cert and Key (transport.cert, transport.key) are the PEM client certificate and key;
 	// CA (transport.ca) the PEM bundle that verifies the server's chain (no host name check,
 	// as ATAK; "" skips verification). Relative paths are relative to the scenario file.
@@ -110,7 +115,17 @@ type Transport struct {
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
 	CA   string `toml:"ca"`
+	// CAKey (transport.ca_key) is the PEM key of the CA in transport.ca: with it cotbench
+	// can issue per-client certificates for a run against a server it did not spawn. Its
+	// certificate must be the first in transport.ca. Default "".
+	CAKey string `toml:"ca_key"`
 }
+
+// The values of transport.client_certs.
+const (
+	ClientCertsShared    = "shared"
+	ClientCertsPerClient = "per_client"
+)
 
 // Reconnect describes reconnect storms: a fraction of the honest clients disconnects
 // together, stays away, and comes back, several times.
@@ -352,7 +367,7 @@ func ParseScenario(data []byte, name, dir string) (*Scenario, error) {
 		sc.Name = name
 	}
 	if dir != "" {
-		for _, p := range []*string{&sc.Transport.Cert, &sc.Transport.Key, &sc.Transport.CA} {
+		for _, p := range []*string{&sc.Transport.Cert, &sc.Transport.Key, &sc.Transport.CA, &sc.Transport.CAKey} {
 			if *p != "" && !filepath.IsAbs(*p) {
 				*p = filepath.Join(dir, *p)
 			}
@@ -423,6 +438,14 @@ func (sc *Scenario) validate() []error {
 	fraction("transport.tls_fraction", sc.Transport.TLSFraction)
 	fraction("transport.utls_fraction", sc.Transport.UTLSFraction)
 	fraction("transport.v1_fraction", sc.Transport.V1Fraction)
+	switch sc.Transport.ClientCerts {
+	case "", ClientCertsShared, ClientCertsPerClient:
+	default:
+		bad("transport.client_certs %q is not %q or %q", sc.Transport.ClientCerts, ClientCertsShared, ClientCertsPerClient)
+	}
+	if sc.Transport.CAKey != "" && sc.Transport.CA == "" {
+		bad("transport.ca_key needs transport.ca, the certificate it belongs to")
+	}
 	if (sc.Transport.Cert == "") != (sc.Transport.Key == "") {
 		bad("transport.cert and transport.key go together: set both or neither")
 	}

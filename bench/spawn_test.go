@@ -69,7 +69,7 @@ func TestPKIChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := LoadTLSMaterial(files.ClientCert, files.ClientKey, files.CA); err != nil {
+	if _, err := LoadTLSMaterial(files.ClientCert, files.ClientKey, files.CA, ""); err != nil {
 		t.Errorf("LoadTLSMaterial: %v", err)
 	}
 	if fi, err := os.Stat(files.ClientKey); err != nil || fi.Mode().Perm() != 0o600 {

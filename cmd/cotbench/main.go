@@ -71,6 +71,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.Cert, "cert", "", "client certificate (PEM)")
 	fs.StringVar(&o.Key, "key", "", "client key (PEM)")
 	fs.StringVar(&o.CA, "ca", "", "CA bundle that verifies the server (PEM)")
+	fs.StringVar(&o.CAKey, "ca-key", "", "key of the first CA in --ca, to issue per-client certificates (PEM)")
 	fs.IntVar(&o.PID, "pid", 0, "server process to sample from /proc")
 	fs.StringVar(&o.MetricsURL, "metrics", "", "server /metrics URL to scrape before and after")
 	fs.DurationVar(&ov.Duration, "duration", 0, "override the scenario's duration")
