@@ -129,7 +129,7 @@ func (e *eud) run(ctx context.Context, startAt time.Time) {
 func (e *eud) serve(res dialResult) (planned bool) {
 	r := e.r
 	now := time.Now().UnixNano()
-	s := &session{e: e, raw: res.raw, conn: res.conn, acct: newAccount(), begin: now}
+	s := &session{e: e, raw: res.raw, conn: res.conn, acct: newAccount(r.groupOf(e.n)), begin: now}
 	s.lastRecv.Store(now)
 	s.nextSA = now
 	if r.sc.SA.Interval.Duration == 0 {
@@ -306,6 +306,10 @@ func (r *runner) onDoc(s *session, doc []byte, h *cot.Header, now int64) {
 	case tag.kind == kindDirected && tag.dst != e.n:
 		st.misrout.Add(1)
 		return
+	case r.groupOf(tag.src) != r.groupOf(e.n):
+		// Another group's traffic: the server leaked it across groups.
+		st.misrout.Add(1)
+		return
 	}
 	st.delivered[tag.kind].Add(1)
 	lat := now - tag.ts
@@ -371,15 +375,14 @@ func (sh *shard) fire(s *session) (next int64, ok bool) {
 		s.nextChat = now + jittered(d, sc.Chat.Jitter)
 	}
 	if d := sc.Chat.DirectedInterval.Duration; d > 0 && now >= s.nextDM {
-		dst := rand.IntN(r.honest - 1)
-		if dst >= e.n {
-			dst++
+		// To someone in its own group, the only clients it reaches; alone there, to no one.
+		if dst, ok := r.groupPeer(e.n); ok {
+			e.seq++
+			from := len(b)
+			b = sh.wire(s, appendChat(b, e.n, e.seq, nowT, dst), from)
+			msgs[nm] = sentMsg{kindDirected, dst}
+			nm++
 		}
-		e.seq++
-		from := len(b)
-		b = sh.wire(s, appendChat(b, e.n, e.seq, nowT, dst), from)
-		msgs[nm] = sentMsg{kindDirected, dst}
-		nm++
 		s.nextDM = now + jittered(d, sc.Chat.Jitter)
 	}
 	if d := sc.Markers.Interval.Duration; d > 0 && now >= s.nextMarker {

@@ -25,27 +25,33 @@ const slotDur = 100 * time.Millisecond
 //     connection's horizon).
 //
 // A broadcast (SA, All Chat Rooms chat, marker) is owed to every eligible connection of
-// another client; a directed chat only to the connection of the named callsign, if eligible
+// another client in the sender's group (with groups.count, the server's IN/OUT groups
+// partition the clients; without, everyone is in one); a directed chat only to the connection of the named callsign, if eligible
 // when it was sent. Broadcasts are counted per slot once for the whole run; each connection
 // counts, for slots from its eligibility on, what it received, its own broadcasts (not owed
 // to itself) and the directed messages owed to it. The last window of those counts is kept
 // in a small ring so that, when the connection ends, what falls after its horizon can be
 // taken back out. Owed and received are therefore counted over exactly the same slots.
 type Ledger struct {
-	start  int64 // unix nanos of the run's start; slot 0 begins here
-	window int64 // measure.window in slots, rounded up
-	settle int64 // measure.settle in nanoseconds
-	bcast  []atomic.Uint64
+	start  int64             // unix nanos of the run's start; slot 0 begins here
+	window int64             // measure.window in slots, rounded up
+	settle int64             // measure.settle in nanoseconds
+	bcast  [][]atomic.Uint64 // broadcasts sent per group and slot
 
 	mu   sync.Mutex
 	done []SessionTally
 }
 
-// NewLedger returns a ledger for a run starting at start whose sends end by sendPhase.
-func NewLedger(start time.Time, sendPhase, window, settle time.Duration) *Ledger {
+// NewLedger returns a ledger for a run starting at start whose sends end by sendPhase, with
+// the clients in groups routing groups (0 or 1: one group).
+func NewLedger(start time.Time, sendPhase, window, settle time.Duration, groups int) *Ledger {
 	w := int64((window + slotDur - 1) / slotDur)
 	n := int64(sendPhase/slotDur) + w + 4
-	return &Ledger{start: start.UnixNano(), window: w, settle: int64(settle), bcast: make([]atomic.Uint64, n)}
+	l := &Ledger{start: start.UnixNano(), window: w, settle: int64(settle)}
+	for range max(groups, 1) {
+		l.bcast = append(l.bcast, make([]atomic.Uint64, n))
+	}
+	return l
 }
 
 // slot returns the slot of a unix-nanosecond time; -1 before the start.
@@ -70,6 +76,7 @@ const (
 type account struct {
 	// eligible is the first slot this connection is owed; MaxInt64 until its first SA.
 	eligible atomic.Int64
+	group    int // the routing group of its client
 
 	mu    sync.Mutex
 	final bool
@@ -78,8 +85,8 @@ type account struct {
 	total [numTally]uint64   // everything recorded at slots >= eligible
 }
 
-func newAccount() *account {
-	a := &account{}
+func newAccount(group int) *account {
+	a := &account{group: group}
 	a.eligible.Store(math.MaxInt64)
 	return a
 }
@@ -126,10 +133,11 @@ func (a *account) record(s int64, field int) bool {
 // a's own so that it is not owed to a itself.
 func (l *Ledger) sent(a *account, unixNanos int64) {
 	s := l.slot(unixNanos)
-	if s < 0 || s >= int64(len(l.bcast)) {
+	bc := l.bcast[a.group]
+	if s < 0 || s >= int64(len(bc)) {
 		return
 	}
-	l.bcast[s].Add(1)
+	bc[s].Add(1)
 	a.record(s, tallyOwn)
 }
 
@@ -166,7 +174,7 @@ func (l *Ledger) close(a *account, client int, unixNanos int64) {
 	if a.ring == nil {
 		return // never eligible: owed nothing
 	}
-	t := SessionTally{Client: client, Eligible: a.eligible.Load(), Horizon: l.slot(unixNanos) - l.window}
+	t := SessionTally{Client: client, Group: a.group, Eligible: a.eligible.Load(), Horizon: l.slot(unixNanos) - l.window}
 	tot := a.total
 	n := int64(len(a.ring))
 	for s := max(t.Horizon, a.head-n+1, t.Eligible); s <= a.head; s++ {
@@ -184,7 +192,7 @@ func (l *Ledger) close(a *account, client int, unixNanos int64) {
 // SessionTally is what one connection was owed and received, over the slots
 // [Eligible, Horizon).
 type SessionTally struct {
-	Client                      int
+	Client, Group               int
 	Eligible, Horizon           int64
 	RecvBroadcast, RecvDirected uint64
 	Own, OwedDirected           uint64
@@ -224,11 +232,14 @@ type RecipientLoss struct {
 
 // Tally computes the loss over every connection closed so far; call it after all closed.
 func (l *Ledger) Tally() Loss {
-	prefix := make([]uint64, len(l.bcast)+1)
-	for i := range l.bcast {
-		prefix[i+1] = prefix[i] + l.bcast[i].Load()
+	prefix := make([][]uint64, len(l.bcast))
+	for g, bc := range l.bcast {
+		prefix[g] = make([]uint64, len(bc)+1)
+		for i := range bc {
+			prefix[g][i+1] = prefix[g][i] + bc[i].Load()
+		}
 	}
-	clamp := func(s int64) int64 { return min(max(s, 0), int64(len(l.bcast))) }
+	clamp := func(s int64) int64 { return min(max(s, 0), int64(len(l.bcast[0]))) }
 
 	l.mu.Lock()
 	done := append([]SessionTally(nil), l.done...)
@@ -240,7 +251,7 @@ func (l *Ledger) Tally() Loss {
 		if t.Horizon <= t.Eligible {
 			continue
 		}
-		owedB := prefix[clamp(t.Horizon)] - prefix[clamp(t.Eligible)]
+		owedB := prefix[t.Group][clamp(t.Horizon)] - prefix[t.Group][clamp(t.Eligible)]
 		owedB -= min(t.Own, owedB)
 		out.OwedBroadcast += owedB
 		out.OwedDirected += t.OwedDirected

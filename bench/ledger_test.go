@@ -9,14 +9,14 @@ import (
 // Slots are 100 ms; the window is 1 s (10 slots) and the settle time 200 ms.
 func newTestLedger() (*Ledger, func(ms int64) int64) {
 	start := time.Unix(1_700_000_000, 0)
-	l := NewLedger(start, 10*time.Second, time.Second, 200*time.Millisecond)
+	l := NewLedger(start, 10*time.Second, time.Second, 200*time.Millisecond, 0)
 	at := func(ms int64) int64 { return start.UnixNano() + ms*int64(time.Millisecond) }
 	return l, at
 }
 
 func TestLedgerBroadcastOwedOnlyInsideTheWindow(t *testing.T) {
 	l, at := newTestLedger()
-	a, b := newAccount(), newAccount()
+	a, b := newAccount(0), newAccount(0)
 	// a's first SA at 0 ms: eligible from slot 3 (0.2 s settle ends in slot 2).
 	l.sent(a, at(0))
 	l.firstSA(a, at(0))
@@ -41,7 +41,7 @@ func TestLedgerBroadcastOwedOnlyInsideTheWindow(t *testing.T) {
 
 func TestLedgerCountsLossPerRecipient(t *testing.T) {
 	l, at := newTestLedger()
-	accts := []*account{newAccount(), newAccount(), newAccount()}
+	accts := []*account{newAccount(0), newAccount(0), newAccount(0)}
 	for i, a := range accts {
 		l.firstSA(a, at(int64(i)))
 	}
@@ -74,7 +74,7 @@ func TestLedgerCountsLossPerRecipient(t *testing.T) {
 
 func TestLedgerDirectedAndExcess(t *testing.T) {
 	l, at := newTestLedger()
-	dst := newAccount()
+	dst := newAccount(0)
 	// Owed before eligibility: not counted.
 	l.owedDirected(dst, at(100))
 	l.firstSA(dst, at(0))
@@ -98,7 +98,7 @@ func TestLedgerDirectedAndExcess(t *testing.T) {
 // when it arrived long after (ring wrap-around).
 func TestLedgerHorizonRing(t *testing.T) {
 	l, at := newTestLedger()
-	a, b := newAccount(), newAccount()
+	a, b := newAccount(0), newAccount(0)
 	l.firstSA(a, at(0))
 	l.firstSA(b, at(0))
 	for ms := int64(0); ms < 8000; ms += 50 {
@@ -119,7 +119,7 @@ func TestLedgerHorizonRing(t *testing.T) {
 
 func TestLedgerNeverEligibleOwesNothing(t *testing.T) {
 	l, at := newTestLedger()
-	a, b := newAccount(), newAccount()
+	a, b := newAccount(0), newAccount(0)
 	l.firstSA(b, at(0))
 	l.sent(b, at(500))
 	l.received(a, at(500), false)
@@ -127,5 +127,30 @@ func TestLedgerNeverEligibleOwesNothing(t *testing.T) {
 	l.close(b, 1, at(5000))
 	if got := l.Tally(); got.Owed != 0 || got.Received != 0 || got.Recipients != 0 {
 		t.Errorf("tally %+v", got)
+	}
+}
+
+// With routing groups a broadcast is owed only to the sender's group.
+func TestLedgerOwesBroadcastsWithinTheGroup(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	l := NewLedger(start, 10*time.Second, time.Second, 200*time.Millisecond, 2)
+	at := func(ms int64) int64 { return start.UnixNano() + ms*int64(time.Millisecond) }
+	accts := []*account{newAccount(0), newAccount(0), newAccount(1), newAccount(1)}
+	for _, a := range accts {
+		l.firstSA(a, at(0))
+	}
+	// From 1 s to 2 s each sends 10 broadcasts; only its group partner hears them.
+	for ms := int64(1000); ms < 2000; ms += 100 {
+		for i, a := range accts {
+			l.sent(a, at(ms))
+			l.received(accts[i^1], at(ms), false)
+		}
+	}
+	for i, a := range accts {
+		l.close(a, i, at(10_000))
+	}
+	got := l.Tally()
+	if got.Owed != 40 || got.Received != 40 || got.Lost != 0 || got.Recipients != 4 {
+		t.Errorf("tally %+v, want 10 owed to and received by each of 4", got)
 	}
 }

@@ -101,6 +101,8 @@ type ClientMix struct {
 	OwnCerts int `json:"own_certs"`
 	// V1 is how many clients ask for TAK protocol v1 (transport.v1_fraction).
 	V1 int `json:"v1"`
+	// Groups is the number of routing groups (groups.count); 0 or 1: one.
+	Groups int `json:"groups,omitempty"`
 }
 
 // ConnectReport covers connects of honest clients (stalled ones are in StalledReport).
@@ -211,6 +213,9 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 	}
 	mix := &rep.Clients
 	mix.Total = len(r.euds)
+	if r.groups > 1 {
+		mix.Groups = r.groups
+	}
 	for _, e := range r.euds {
 		switch {
 		case e.stalled:
@@ -557,6 +562,9 @@ func mixExtras(m ClientMix) string {
 	}
 	if m.OwnCerts > 0 {
 		fmt.Fprintf(&b, "; %d with certificates of their own", m.OwnCerts)
+	}
+	if m.Groups > 1 {
+		fmt.Fprintf(&b, "; in %d routing groups", m.Groups)
 	}
 	return b.String()
 }

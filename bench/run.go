@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -51,6 +52,7 @@ type runner struct {
 	euds   []*eud
 	shards []*shard
 	honest int
+	groups int // routing groups (groups.count); 1 when there are none
 
 	start, sendEnd time.Time
 	stopping       atomic.Bool
@@ -93,9 +95,13 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 			}
 			material = pki.Material()
 		}
+		var users []byte
+		if sc.Groups.Count > 1 {
+			users = GroupUsers(sc.honest(), sc.Groups.Count)
+		}
 		sp, err = StartCotd(ctx, SpawnOptions{
 			Binary: opt.Cotd, Dir: dir, TCP: sc.NeedsTCP(), TLS: sc.NeedsTLS(), PKI: pki,
-			Settings: sc.Spawn, Log: opt.Log,
+			Settings: sc.Spawn, Users: users, Log: opt.Log,
 		})
 		if err != nil {
 			// Keep the directory only if cotd ran and left a log (the error names it).
@@ -208,7 +214,7 @@ func checkDescriptors(clients int) error {
 }
 
 func newRunner(sc *Scenario, d *dialer, log zerolog.Logger) *runner {
-	r := &runner{sc: sc, dialer: d, log: log, st: newStats(), honest: sc.honest()}
+	r := &runner{sc: sc, dialer: d, log: log, st: newStats(), honest: sc.honest(), groups: max(sc.Groups.Count, 1)}
 	n := max(4, 2*runtime.GOMAXPROCS(0))
 	for range n {
 		r.shards = append(r.shards, newShard(r))
@@ -232,6 +238,24 @@ func newRunner(sc *Scenario, d *dialer, log zerolog.Logger) *runner {
 		r.euds = append(r.euds, e)
 	}
 	return r
+}
+
+// groupOf is client n's routing group.
+func (r *runner) groupOf(n int) int { return n % r.groups }
+
+// groupPeer picks a random honest client other than n in n's group; ok is false when n is
+// alone in it.
+func (r *runner) groupPeer(n int) (peer int, ok bool) {
+	g := r.groupOf(n)
+	members := (r.honest - g + r.groups - 1) / r.groups // g, g+groups, … below honest
+	if members < 2 {
+		return 0, false
+	}
+	k := rand.IntN(members - 1)
+	if self := (n - g) / r.groups; k >= self {
+		k++
+	}
+	return g + k*r.groups, true
 }
 
 // issueCerts gives every honest TLS client a certificate of its own, CN bench-<n>.
@@ -259,7 +283,7 @@ func (r *runner) run(ctx context.Context, opt Options, tgt RunTarget, sp *Spawne
 	loadBefore := loadAverage()
 	r.start = time.Now()
 	r.sendEnd = r.start.Add(sc.Duration.Duration)
-	r.ledger = NewLedger(r.start, sc.Duration.Duration, sc.Measure.Window.Duration, sc.Measure.Settle.Duration)
+	r.ledger = NewLedger(r.start, sc.Duration.Duration, sc.Measure.Window.Duration, sc.Measure.Settle.Duration, r.groups)
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 

@@ -48,6 +48,7 @@ type Scenario struct {
 	Target    Target    `toml:"target"`
 	Connect   Connect   `toml:"connect"`
 	Transport Transport `toml:"transport"`
+	Groups    Groups    `toml:"groups"`
 	Reconnect Reconnect `toml:"reconnect"`
 	Stalled   Stalled   `toml:"stalled"`
 	SA        SA        `toml:"sa"`
@@ -119,6 +120,18 @@ type Transport struct {
 	// can issue per-client certificates for a run against a server it did not spawn. Its
 	// certificate must be the first in transport.ca. Default "".
 	CAKey string `toml:"ca_key"`
+}
+
+// Groups splits the clients into TAK routing groups, as units on one server are: client n
+// is in group G<n mod count>, both IN and OUT, by the CN of its certificate (bench-<n>). A
+// message is then owed only within its group, and one that crosses groups is counted as
+// misrouted. It needs every honest client on TLS with its own certificate
+// (transport.tls_fraction = 1, transport.client_certs = "per_client"). With --spawn
+// cotbench writes the users file; against another server, put user bench-<n> in group
+// G<n mod count> there.
+type Groups struct {
+	// Count (groups.count) of groups; default 0 (everyone hears everyone).
+	Count int `toml:"count"`
 }
 
 // The values of transport.client_certs.
@@ -438,6 +451,16 @@ func (sc *Scenario) validate() []error {
 	fraction("transport.tls_fraction", sc.Transport.TLSFraction)
 	fraction("transport.utls_fraction", sc.Transport.UTLSFraction)
 	fraction("transport.v1_fraction", sc.Transport.V1Fraction)
+	if g := sc.Groups.Count; g < 0 {
+		bad("groups.count must not be negative")
+	} else if g > 1 {
+		if sc.Transport.TLSFraction != 1 || sc.Transport.ClientCerts != ClientCertsPerClient {
+			bad("groups.count needs every client on TLS with its own certificate (its CN names its user): transport.tls_fraction = 1 and transport.client_certs = %q", ClientCertsPerClient)
+		}
+		if sc.Clients > 0 && g > sc.Clients {
+			bad("groups.count (%d) must not exceed clients (%d)", g, sc.Clients)
+		}
+	}
 	switch sc.Transport.ClientCerts {
 	case "", ClientCertsShared, ClientCertsPerClient:
 	default:

@@ -41,6 +41,12 @@ timeout = "-1s"
 [transport]
 tls_fraction = 1.5
 cert = "client.pem"
+client_certs = "some"
+v1_fraction = -1
+ca_key = "ca.key"
+
+[groups]
+count = 3
 
 [sa]
 interval = "1ms"
@@ -69,6 +75,10 @@ max_loss_pct = 101
 		`connect.timeout must be positive`,
 		`transport.tls_fraction must be between 0 and 1, got 1.5`,
 		`transport.cert and transport.key go together`,
+		`transport.client_certs "some" is not "shared" or "per_client"`,
+		`transport.v1_fraction must be between 0 and 1`,
+		`transport.ca_key needs transport.ca`,
+		`groups.count needs every client on TLS with its own certificate`,
 		`sa.interval must be at least 10ms`,
 		`sa.jitter: want a number, got a string`,
 		`unknown key "chat.shout"`,

@@ -40,6 +40,9 @@ type SpawnOptions struct {
 	PKI      *PKI
 	// Settings are the scenario's [spawn] adjustments.
 	Settings Spawn
+	// Users, when not nil, is written as cotd's users file ([auth] users_file): the
+	// routing groups of a scenario with groups.count.
+	Users []byte
 	// ReadyTimeout bounds start-up; 0 means 30s.
 	ReadyTimeout time.Duration
 	Log          zerolog.Logger
@@ -100,7 +103,14 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
 		}
 	}
-	cfg := spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, o.Settings)
+	usersPath := ""
+	if o.Users != nil {
+		usersPath = filepath.Join(o.Dir, "users.toml")
+		if err := os.WriteFile(usersPath, o.Users, 0o600); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
+		}
+	}
+	cfg := spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, usersPath, o.Settings)
 	if _, err := configs.Parse(cfg); err != nil {
 		return nil, fmt.Errorf("%w: the generated cotd config does not validate: %w", ErrSpawn, err)
 	}
@@ -221,7 +231,7 @@ func (s *Spawned) Stop() error {
 
 // spawnConfig writes a cotd config with only the keys cotbench sets; everything else keeps
 // cotd's embedded defaults, so that an older or newer cotd reads it alike.
-func spawnConfig(tcp, tlsAddr, admin string, f PKIFiles, st Spawn) []byte {
+func spawnConfig(tcp, tlsAddr, admin string, f PKIFiles, users string, st Spawn) []byte {
 	var b bytes.Buffer
 	q := strconv.Quote
 	b.WriteString("# Written by cotbench for one run.\n\n[tcp]\naddr = " + q(tcp) + "\n\n[tls]\naddr = " + q(tlsAddr) + "\n")
@@ -247,6 +257,9 @@ func spawnConfig(tcp, tlsAddr, admin string, f PKIFiles, st Spawn) []byte {
 		if kv.n > 0 {
 			b.WriteString(kv.key + " = " + strconv.Itoa(kv.n) + "\n")
 		}
+	}
+	if users != "" {
+		b.WriteString("\n[auth]\nusers_file = " + q(users) + "\n")
 	}
 	b.WriteString("\n[admin]\naddr = " + q(admin) + "\n\n[log]\nlevel = " + q(st.LogLevel) + "\nformat = \"json\"\n")
 	return b.Bytes()
@@ -412,4 +425,15 @@ func metricsDelta(before, after map[string]float64) map[string]float64 {
 		}
 	}
 	return out
+}
+
+// GroupUsers is a cotd users file putting user bench-<n> (the CN of client n's certificate)
+// in group G<n mod groups>, both ways, for clients 0 to clients-1.
+func GroupUsers(clients, groups int) []byte {
+	var b bytes.Buffer
+	b.WriteString("# Written by cotbench: the routing groups of the run.\n")
+	for n := range clients {
+		fmt.Fprintf(&b, "\n[[user]]\nname = \"bench-%d\"\ngroups = [\"G%d\"]\n", n, n%groups)
+	}
+	return b.Bytes()
 }

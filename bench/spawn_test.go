@@ -19,25 +19,31 @@ func TestSpawnConfigValidates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	files, err := pki.WriteFiles(t.TempDir())
+	dir := t.TempDir()
+	files, err := pki.WriteFiles(dir)
 	if err != nil {
+		t.Fatal(err)
+	}
+	users := filepath.Join(dir, "users.toml")
+	if err := os.WriteFile(users, GroupUsers(4, 2), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	st := DefaultScenario().Spawn
 	st.HandshakeTimeout, st.IdleTimeout = dur(3*time.Second), dur(time.Minute)
 	st.OutboundSoftBytes, st.OutboundHardBytes = 1<<20, 4<<20
-	data := spawnConfig("127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003", files, st)
+	data := spawnConfig("127.0.0.1:1001", "127.0.0.1:1002", "127.0.0.1:1003", files, users, st)
 	cfg, err := configs.Parse(data)
 	if err != nil {
 		t.Fatalf("%v\n%s", err, data)
 	}
 	if cfg.TCP.Addr != "127.0.0.1:1001" || cfg.TLS.Addr != "127.0.0.1:1002" || cfg.Admin.Addr != "127.0.0.1:1003" ||
 		cfg.TLS.Cert != files.ServerCert || cfg.TLS.CA != files.CA || cfg.TLS.HandshakeTimeout.Duration != 3*time.Second ||
-		cfg.Limits.IdleTimeout.Duration != time.Minute || cfg.Limits.OutboundHardBytes != 4<<20 || cfg.Limits.WriteTimeout != configs.Default().Limits.WriteTimeout {
+		cfg.Limits.IdleTimeout.Duration != time.Minute || cfg.Limits.OutboundHardBytes != 4<<20 || cfg.Limits.WriteTimeout != configs.Default().Limits.WriteTimeout ||
+		cfg.Auth.UsersFile != users {
 		t.Errorf("config %+v", cfg)
 	}
-	tcpOnly := spawnConfig("127.0.0.1:1001", "", "127.0.0.1:1003", PKIFiles{}, DefaultScenario().Spawn)
-	if cfg, err := configs.Parse(tcpOnly); err != nil || cfg.TLSEnabled() {
+	tcpOnly := spawnConfig("127.0.0.1:1001", "", "127.0.0.1:1003", PKIFiles{}, "", DefaultScenario().Spawn)
+	if cfg, err := configs.Parse(tcpOnly); err != nil || cfg.TLSEnabled() || cfg.Auth.UsersFile != "" {
 		t.Errorf("tcp-only config: %v\n%s", err, tcpOnly)
 	}
 }

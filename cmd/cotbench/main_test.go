@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cotd/bench"
+	"cotd/configs"
 	"cotd/cot"
 	"cotd/engine"
 	"cotd/engine/enginetest"
@@ -294,4 +295,84 @@ func TestSmokeWithV1ClientsAgainstInProcessCotd(t *testing.T) {
 	if !strings.Contains(out, "tak v1") {
 		t.Errorf("the table does not report the negotiation:\n%s", out)
 	}
+}
+
+// groupsScenario is a short all-TLS run in 2 routing groups, one certificate per client.
+const groupsScenario = `name = "groups"
+clients = 12
+duration = "4s"
+[connect]
+ramp = "1s"
+timeout = "10s"
+[transport]
+tls_fraction = 1.0
+utls_fraction = 0.5
+client_certs = "per_client"
+[groups]
+count = 2
+[sa]
+interval = "500ms"
+[chat]
+all_interval = "2s"
+directed_interval = "1s"
+[markers]
+interval = "2s"
+[measure]
+window = "2s"
+settle = "500ms"
+[pass]
+max_loss_pct = 0.0
+max_unexpected = 0
+`
+
+// Two routing groups against a cotd whose users file puts bench-<n> in G<n mod 2>: every
+// client gets all its group's traffic and nothing of the other's. Against a users file
+// that puts everyone in one group, the harness catches the leak as misrouted traffic.
+func TestGroupsAgainstInProcessCotd(t *testing.T) {
+	dir := t.TempDir()
+	p, err := bench.NewPKI("cotbench")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := p.WriteFiles(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scenario := filepath.Join(dir, "groups.toml")
+	if err := os.WriteFile(scenario, []byte(groupsScenario), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(t *testing.T, users []byte) (*bench.Report, int, string) {
+		usersPath := filepath.Join(t.TempDir(), "users.toml")
+		if err := os.WriteFile(usersPath, users, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		h := enginetest.Start(t, func(c *configs.Config) {
+			c.TLS.Addr = "127.0.0.1:0"
+			c.TLS.Cert, c.TLS.Key, c.TLS.CA = files.ServerCert, files.ServerKey, files.CA
+			c.Auth.UsersFile = usersPath
+		})
+		jsonPath := filepath.Join(t.TempDir(), "r.json")
+		code, out, errs := runCLI(t, "run", scenario, "--target", h.TLSAddr(), "--tls", "--cert", files.ClientCert,
+			"--key", files.ClientKey, "--ca", files.CA, "--ca-key", files.CAKey, "--json", jsonPath)
+		rep, err := bench.ReadReport(jsonPath)
+		if err != nil {
+			t.Fatalf("exit %d, no report: %v\n%s\n%s", code, err, out, errs)
+		}
+		return rep, code, out
+	}
+
+	t.Run("isolated", func(t *testing.T) {
+		rep, code, out := run(t, bench.GroupUsers(12, 2))
+		l := rep.Loss
+		if code != 0 || l.Owed == 0 || l.Lost != 0 || rep.Unexpected.Total != 0 || rep.Clients.OwnCerts != 12 {
+			t.Errorf("exit %d, loss %+v, unexpected %+v, own certificates %d\n%s", code, l, rep.Unexpected, rep.Clients.OwnCerts, out)
+		}
+	})
+	t.Run("leaking", func(t *testing.T) {
+		rep, code, out := run(t, bench.GroupUsers(12, 1))
+		if code != 1 || rep.Unexpected.Misrouted == 0 {
+			t.Errorf("a server that routes across groups: exit %d, unexpected %+v\n%s", code, rep.Unexpected, out)
+		}
+	})
 }
