@@ -1,10 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -184,70 +182,22 @@ func isFramerError(err error) bool {
 	return ok
 }
 
-// errSwitched stops the XML framer at the response that switched s to TAK protocol v1.
-var errSwitched = errors.New("bench: switched to TAK protocol v1")
-
 // read reads and accounts everything that arrives on s until the connection fails or is
 // closed: XML, and TAK protocol v1 frames from the byte after a granted response.
 func (e *eud) read(s *session) error {
-	f := cot.NewXMLFramer(maxInboundFrame)
-	var pf *takproto.Framer
-	var tm takproto.TakMessage
-	var xml []byte
+	in := takproto.NewClientReader(maxInboundFrame, false)
 	buf := make([]byte, readBuf)
 	var h cot.Header
-	var now int64
-	onXML := func(doc []byte) error {
-		if e.v1 && bytes.Contains(doc, []byte(cot.TypeTakpResponse)) {
-			if _, granted, ok := takproto.ParseResponse(doc); ok {
-				if granted {
-					e.r.st.v1Granted.Add(1)
-					return errSwitched
-				}
-				e.r.st.v1Refused.Add(1)
-				return nil
-			}
-		}
-		e.r.onDoc(s, doc, &h, now)
-		return nil
-	}
-	onV1 := func(payload []byte) error {
-		if err := tm.Unmarshal(payload); err != nil {
-			return err
-		}
-		if tm.CotEvent == nil {
-			return nil // a bare TakControl: nothing to account
-		}
-		doc, err := takproto.AppendXML(xml[:0], &tm)
-		if err != nil {
-			return err
-		}
-		xml = doc
-		e.r.onDoc(s, doc, &h, now)
-		return nil
-	}
 	for {
 		n, err := s.conn.Read(buf)
 		if n > 0 {
-			now = time.Now().UnixNano()
+			now := time.Now().UnixNano()
 			s.lastRecv.Store(now)
-			p := buf[:n]
-			if pf == nil {
-				ferr := f.Feed(p, onXML)
-				switch {
-				case ferr == errSwitched:
-					p = p[len(p)-f.Unread():]
-					pf = takproto.NewFramer(maxInboundFrame)
-				case ferr != nil:
-					return framerErr{ferr}
-				default:
-					p = nil
-				}
-			}
-			if pf != nil && len(p) > 0 {
-				if ferr := pf.Feed(p, onV1); ferr != nil {
-					return framerErr{ferr}
-				}
+			if ferr := in.Feed(buf[:n], func(doc []byte) error {
+				e.r.onDoc(s, doc, &h, now)
+				return nil
+			}); ferr != nil {
+				return framerErr{ferr}
 			}
 		}
 		if err != nil {
@@ -276,6 +226,13 @@ func (r *runner) onDoc(s *session, doc []byte, h *cot.Header, now int64) {
 			uid := h.UID
 			s.offer.Store(&uid)
 			s.e.shard.schedule(s, now)
+		}
+		return
+	case cot.TypeTakpResponse:
+		if _, granted, ok := takproto.ParseResponse(doc); ok && granted {
+			st.v1Granted.Add(1)
+		} else {
+			st.v1Refused.Add(1)
 		}
 		return
 	case cot.TypePong:

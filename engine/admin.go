@@ -157,11 +157,7 @@ func (s *Server) serveDisconnect(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The audit record: who asked, for whom. Disconnect logs each connection.
-	ev := s.log.Info().Str("uid", uid).Int("connections", n).Str("admin_remote", r.RemoteAddr)
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		ev = ev.Str("admin_cn", r.TLS.PeerCertificates[0].Subject.CommonName)
-	}
-	ev.Msg("admin disconnect")
+	s.audit(r).Str("uid", uid).Int("connections", n).Msg("admin disconnect")
 	writeJSON(w, http.StatusOK, disconnectResult{UID: uid, Disconnected: n})
 }
 
@@ -199,15 +195,21 @@ func (s *Server) serveDisconnectConnection(w http.ResponseWriter, r *http.Reques
 		writeJSON(w, http.StatusNotFound, apiError{Error: fmt.Sprintf("no open connection has id %d", id)})
 		return
 	}
-	ev := s.log.Info().Uint64("conn", id).Str("admin_remote", r.RemoteAddr)
-	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
-		ev = ev.Str("admin_cn", r.TLS.PeerCertificates[0].Subject.CommonName)
-	}
-	ev.Msg("admin disconnect")
+	s.audit(r).Uint64("conn", id).Msg("admin disconnect")
 	writeJSON(w, http.StatusOK, struct {
 		ID           uint64 `json:"id"`
 		Disconnected int    `json:"disconnected"`
 	}{id, 1})
+}
+
+// audit starts the log line that records an administrator's action: who
+// asked, by address and, with client certificates, by name.
+func (s *Server) audit(r *http.Request) *zerolog.Event {
+	ev := s.log.Info().Str("admin_remote", r.RemoteAddr)
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
+		ev = ev.Str("admin_cn", r.TLS.PeerCertificates[0].Subject.CommonName)
+	}
+	return ev
 }
 
 // apiError is the body of every admin API error.

@@ -342,27 +342,23 @@ func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
 		s.broker.Leave(ss.client)
 	}
 	s.stats.Open[ss.ln.kind].Add(-1)
-	if ss.tls == nil {
-		s.closed(ss, err, unsent, nil)
-		return gnet.None
+	if ss.tls != nil && !ss.established.Load() {
+		s.stats.Handshaking[ss.ln.kind].Add(-1)
+		if ss.reason.Load() == uint32(reasonUnset) {
+			// Closed mid-handshake with no reason yet: the client hung up.
+			// If its certificate had just been refused, it hung up on the
+			// alert, possibly before the handshake goroutine that sent it
+			// returned: the close is counted when that result is known (at
+			// once, or when the goroutine returns), so a refusal is never
+			// counted as a client that went away.
+			ss.tls.CloseThen(func(hsErr error) { s.closed(ss, err, unsent, hsErr) })
+			return gnet.None
+		}
 	}
-	if ss.established.Load() {
+	if ss.tls != nil {
 		ss.tls.Close()
-		s.closed(ss, err, unsent, nil)
-		return gnet.None
 	}
-	s.stats.Handshaking[ss.ln.kind].Add(-1)
-	if ss.reason.Load() != uint32(reasonUnset) {
-		ss.tls.Close()
-		s.closed(ss, err, unsent, nil)
-		return gnet.None
-	}
-	// Closed mid-handshake with no reason yet: the client hung up. If its
-	// certificate had just been refused, it hung up on the alert, possibly
-	// before the handshake goroutine that sent it returned: the close is
-	// counted when that result is known (at once, or when the goroutine
-	// returns), so a refusal is never counted as a client that went away.
-	ss.tls.CloseThen(func(hsErr error) { s.closed(ss, err, unsent, hsErr) })
+	s.closed(ss, err, unsent, nil)
 	return gnet.None
 }
 

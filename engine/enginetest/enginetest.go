@@ -7,7 +7,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -209,16 +208,8 @@ func DialSilent(t testing.TB, addr string) net.Conn {
 	return conn
 }
 
-// errSwitched stops the XML framer at the response that switched the
-// stream to TAK protocol v1.
-var errSwitched = errors.New("enginetest: switched to v1")
-
 func (c *Client) read() {
-	f := cot.NewXMLFramer(8 << 20)
-	var pf *takproto.Framer
-	if c.v1.Load() {
-		pf = takproto.NewFramer(8 << 20)
-	}
+	r := takproto.NewClientReader(8<<20, c.v1.Load())
 	buf := make([]byte, 64<<10)
 	var err error
 	for err == nil {
@@ -227,40 +218,12 @@ func (c *Client) read() {
 		if n == 0 {
 			continue
 		}
-		p := buf[:n]
-		if pf == nil {
-			ferr := f.Feed(p, func(doc []byte) error {
-				ev := c.record(bytes.Clone(doc))
-				if ev.H.Type == cot.TypeTakpResponse {
-					if _, granted, ok := takproto.ParseResponse(doc); ok && granted {
-						return errSwitched
-					}
-				}
-				return nil
-			})
-			if !errors.Is(ferr, errSwitched) {
-				if ferr != nil {
-					err = ferr
-				}
-				continue
+		if ferr := r.Feed(buf[:n], func(doc []byte) error {
+			// Before the response is recorded: whoever sees it sends v1 next.
+			if r.V1() {
+				c.v1.Store(true)
 			}
-			p = p[len(p)-f.Unread():]
-			pf = takproto.NewFramer(8 << 20)
-			c.v1.Store(true)
-		}
-		if ferr := pf.Feed(p, func(payload []byte) error {
-			var m takproto.TakMessage
-			if err := m.Unmarshal(payload); err != nil {
-				return err
-			}
-			if m.CotEvent == nil {
-				return nil
-			}
-			doc, err := takproto.AppendXML(nil, &m)
-			if err != nil {
-				return err
-			}
-			c.record(doc)
+			c.record(bytes.Clone(doc))
 			return nil
 		}); ferr != nil {
 			err = ferr
