@@ -37,6 +37,10 @@ func TestNegotiationAndMixedClients(t *testing.T) {
 			}
 			xml := et.Dial(t, h.TCPAddr())
 			watcher := et.Dial(t, h.TCPAddr()) // stays XML and never asks
+			// A dial returns before the server accepts; a client offered v1
+			// has been accepted and joined, so broadcasts reach it.
+			xml.Expect("the offer, once joined", et.Type(cot.TypeTakpOffer))
+			watcher.Expect("the offer, once joined", et.Type(cot.TypeTakpOffer))
 			resp := v1.Negotiate()
 			if !bytes.Contains(resp.Raw, []byte(`status="true"`)) {
 				t.Fatalf("response: %s", resp.Raw)
