@@ -95,6 +95,7 @@ type Broker struct {
 	shards []*shard
 
 	inflight atomic.Int64
+	replays  atomic.Int64 // SA replays running (Join)
 	quit     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -185,8 +186,9 @@ func (b *Broker) Drain(ctx context.Context) error {
 	return nil
 }
 
-// Idle reports whether every accepted frame has been routed.
-func (b *Broker) Idle() bool { return b.inflight.Load() == 0 }
+// Idle reports whether every accepted frame has been routed and no SA
+// replay is running: every delivery made so far has been counted.
+func (b *Broker) Idle() bool { return b.inflight.Load() == 0 && b.replays.Load() == 0 }
 
 // Stop ends the goroutines. Frames still queued are dropped and counted;
 // call Drain first for a clean stop.
@@ -225,7 +227,9 @@ func (b *Broker) Join(c *Client, then func()) {
 	// After the add: what was cached up to here is replayed, what comes
 	// later reaches c live.
 	upto := b.sa.seq.Load()
+	b.replays.Add(1)
 	go func() {
+		defer b.replays.Add(-1)
 		b.replay(c, upto)
 		if then != nil && !c.left.Load() {
 			then()
