@@ -31,6 +31,7 @@ type Config struct {
 	Admin  Admin  `toml:"admin"`
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
+	Web    Web    `toml:"web"`
 }
 
 // TCP is the plain streaming listener.
@@ -145,6 +146,30 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is json (default) or console.
 	Format string `toml:"format"`
+}
+
+// Web is the browser console (live map, clients, charts, chat) served on
+// the admin listener at "/", behind the admin listener's auth.
+type Web struct {
+	// Enabled serves the console; default true (it needs admin.addr).
+	Enabled bool `toml:"enabled"`
+	// Tiles is the map tile URL template ({z}, {x}, {y}, optionally {s});
+	// default OpenStreetMap's. "" draws a plain coordinate grid and fetches
+	// nothing, for air-gapped deployments.
+	Tiles string `toml:"tiles"`
+	// TilesAttribution is shown on the map for the tiles; default
+	// OpenStreetMap's credit; "" shows none.
+	TilesAttribution string `toml:"tiles_attribution"`
+	// History is how far back the charts reach, sampled every 10 s;
+	// default "1h". Must be at least 1m and at most 24h.
+	History Duration `toml:"history"`
+	// ViewerQueue is how many updates one browser may have waiting; past it
+	// that browser misses updates (counted) and is sent a fresh picture
+	// when it catches up; default 256. Must be at least 16.
+	ViewerQueue int `toml:"viewer_queue"`
+	// ChatCallsign is the sender's callsign of chats typed in the console;
+	// default "cotd". Must not be empty.
+	ChatCallsign string `toml:"chat_callsign"`
 }
 
 // Duration is a time.Duration that must be written with units ("10s"); a
@@ -322,6 +347,20 @@ func (c *Config) validate() []error {
 	}
 	if c.Broker.Inbox < 16 {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)
+	}
+	if c.Web.Enabled {
+		if c.Web.History.Duration < time.Minute || c.Web.History.Duration > 24*time.Hour {
+			bad("web.history must be between 1m and 24h, got %q", c.Web.History.Duration)
+		}
+		if c.Web.ViewerQueue < 16 {
+			bad("web.viewer_queue must be at least 16, got %d", c.Web.ViewerQueue)
+		}
+		if strings.TrimSpace(c.Web.ChatCallsign) == "" {
+			bad("web.chat_callsign must not be empty")
+		}
+		if c.Web.Tiles != "" && !strings.Contains(c.Web.Tiles, "{z}") {
+			bad("web.tiles must be a URL template with {z}, {x} and {y}, or \"\" for a plain grid, got %q", c.Web.Tiles)
+		}
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":

@@ -119,3 +119,23 @@ func TestLoadNamesTheFile(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+func TestWebDefaultsAndChecks(t *testing.T) {
+	c := Default()
+	if !c.Web.Enabled || c.Web.History.Duration != time.Hour || c.Web.ViewerQueue != 256 ||
+		c.Web.ChatCallsign != "cotd" || !strings.Contains(c.Web.Tiles, "openstreetmap") {
+		t.Errorf("web defaults: %+v", c.Web)
+	}
+	if _, err := Parse([]byte("[web]\ntiles = \"\"\n")); err != nil {
+		t.Errorf("tiles = \"\" (plain grid) refused: %v", err)
+	}
+	_, err := Parse([]byte("[web]\nhistory = \"10s\"\nviewer_queue = 1\nchat_callsign = \" \"\ntiles = \"http://x/a.png\"\n"))
+	for _, want := range []string{"web.history", "web.viewer_queue", "web.chat_callsign", "web.tiles"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
+		}
+	}
+	if _, err := Parse([]byte("[web]\nenabled = false\nviewer_queue = 1\n")); err != nil {
+		t.Errorf("a disabled console's settings are checked: %v", err)
+	}
+}
