@@ -16,10 +16,16 @@ import (
 // trailLength is how many past positions of each client the map draws.
 const trailLength = 20
 
-// subscriptionCapacity is the hub's own queue from the engine. The hub
-// does little per event, so it rarely holds more than a few; the margin
-// absorbs a burst of joins at startup.
-const subscriptionCapacity = 4096
+// The hub's two queues from the engine. The picture (joins, leaves,
+// positions) is apart from routed messages, which the hub reads only for
+// chats: a flood of markers or file shares can then drop only chat lines,
+// never a position, and does not force every browser to reload. The hub
+// does little per event, so a queue rarely holds more than a few; the
+// margin absorbs a burst of joins at startup.
+const (
+	pictureCapacity = 4096
+	routedCapacity  = 1024
+)
 
 // statsEvery is how often viewers get the table's changing counters.
 const statsEvery = 5 * time.Second
@@ -100,8 +106,9 @@ func newHub(dir directory.Directory, queue int, log zerolog.Logger) *hub {
 
 // run consumes the engine's events until ctx ends. It is the only writer
 // of tracks.
-func (h *hub) run(ctx context.Context, sub directory.Subscription, samples <-chan sample) {
+func (h *hub) run(ctx context.Context, sub, routed directory.Subscription, samples <-chan sample) {
 	defer sub.Close()
+	defer routed.Close()
 	tick := time.NewTicker(statsEvery)
 	defer tick.Stop()
 	var lost uint64
@@ -110,6 +117,11 @@ func (h *hub) run(ctx context.Context, sub directory.Subscription, samples <-cha
 		case <-ctx.Done():
 			return
 		case ev, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			h.handle(ev)
+		case ev, ok := <-routed.C():
 			if !ok {
 				return
 			}

@@ -170,9 +170,10 @@ func New(ctx context.Context, dir directory.Directory, opts Options) *Handler {
 	}
 	h.routes()
 	samples := make(chan sample, 4)
-	events := dir.Subscribe("web", directory.AllKinds, subscriptionCapacity)
+	picture := dir.Subscribe("web", directory.KindsOf(directory.Join, directory.Leave, directory.SA), pictureCapacity)
+	routed := dir.Subscribe("web_chat", directory.KindsOf(directory.Routed), routedCapacity)
 	h.wg.Add(2)
-	go func() { defer h.wg.Done(); h.hub.run(ctx, events, samples) }()
+	go func() { defer h.wg.Done(); h.hub.run(ctx, picture, routed, samples) }()
 	go func() { defer h.wg.Done(); h.sample(ctx, every, samples) }()
 	return h
 }
