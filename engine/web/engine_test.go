@@ -283,7 +283,10 @@ func TestChatReachesOneContactOrEveryone(t *testing.T) {
 	}
 	bravo.Expect("the chat to All Chat Rooms", fromConsole)
 
-	for _, tc := range []struct{ body string; status int }{
+	for _, tc := range []struct {
+		body   string
+		status int
+	}{
 		{`{"text":"x","to":"NOBODY"}`, http.StatusNotFound},
 		{`{"text":""}`, http.StatusBadRequest},
 		{`{"text":"` + strings.Repeat("x", maxChatBytes+1) + `"}`, http.StatusBadRequest},

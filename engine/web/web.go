@@ -283,6 +283,9 @@ func (h *Handler) serveUsers(w http.ResponseWriter, _ *http.Request) {
 	if us == nil {
 		us = []User{}
 	}
+	for i := range us {
+		us[i].In, us[i].Out = nonNil(us[i].In), nonNil(us[i].Out) // a one-way user has no groups the other way
+	}
 	writeJSON(w, http.StatusOK, us)
 }
 

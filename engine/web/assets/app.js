@@ -62,7 +62,14 @@
       c.width = size.x; c.height = size.y;
       const g = c.getContext('2d');
       g.fillStyle = '#f4f1ea'; g.fillRect(0, 0, size.x, size.y);
-      g.strokeStyle = '#cfc7b4'; g.lineWidth = 1;
+      g.strokeStyle = '#e6e0d2'; g.lineWidth = 1;
+      g.beginPath();
+      for (let i = 1; i < 4; i++) {
+        const x = Math.round(size.x * i / 4) + 0.5, y = Math.round(size.y * i / 4) + 0.5;
+        g.moveTo(x, 0); g.lineTo(x, size.y); g.moveTo(0, y); g.lineTo(size.x, y);
+      }
+      g.stroke();
+      g.strokeStyle = '#c4bba5';
       g.strokeRect(0.5, 0.5, size.x, size.y);
       const nw = map.unproject(coords.scaleBy(size), coords.z);
       const digits = Math.max(0, Math.min(5, Math.floor(coords.z / 3)));
@@ -279,14 +286,16 @@
     log.scrollTop = log.scrollHeight;
   }
 
+  const ALL = 'All Chat Rooms';
+
   function renderContacts() {
     const sel = $('chat-to');
     const want = [...new Set([...state.clients.values()].map(c => c.callsign).filter(Boolean))].sort();
     const have = [...sel.options].slice(1).map(o => o.value);
     if (want.join('\n') === have.join('\n')) return;
     const cur = sel.value;
-    sel.replaceChildren(el('option', { value: '', text: 'All Chat Rooms' }), ...want.map(cs => el('option', { value: cs, text: cs })));
-    sel.value = want.includes(cur) ? cur : '';
+    sel.replaceChildren(el('option', { value: ALL, text: ALL }), ...want.map(cs => el('option', { value: cs, text: cs })));
+    sel.value = want.includes(cur) ? cur : ALL;
   }
 
   $('chat-form').addEventListener('submit', async (e) => {
@@ -324,7 +333,8 @@
     for (const { key, unit } of SERIES) {
       const svg = $('chart-' + key);
       const pts = state.samples.filter(s => s[key] != null);
-      const max = Math.max(1, ...pts.map(s => s[key]));
+      const top = Math.max(...pts.map(s => s[key]));
+      const max = Math.max(1, top); // the scale: a flat zero line sits at the bottom
       const line = document.createElementNS(svgNS, 'polyline');
       line.setAttribute('points', pts.map(s =>
         ((s.at - from) / state.cfg.history * 300).toFixed(1) + ',' + (98 - s[key] / max * 94).toFixed(1)).join(' '));
@@ -336,7 +346,7 @@
       svg.replaceChildren(...grid, line);
       svg.setAttribute('data-points', String(pts.length));
       const last = pts.length ? pts[pts.length - 1][key] : null;
-      $('value-' + key).textContent = 'now ' + fmtNum(last) + unit + ' · max ' + fmtNum(pts.length ? max : null) + unit;
+      $('value-' + key).textContent = 'now ' + fmtNum(last) + unit + ' · max ' + fmtNum(pts.length ? top : null) + unit;
     }
   }
 
