@@ -35,6 +35,9 @@ var rules = map[string]rule{
 	"engine":       {project: []string{"engine", "cot", "tlsstate", "configs"}},
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
+	// The web console: a peer that sees the engine only through directory
+	// (engine/web/imports_test.go pins which engine package that is).
+	"engine/web": {project: []string{"cot", "configs", "engine"}, external: []string{"github.com/coder/websocket", "github.com/rs/zerolog"}, isolated: true},
 	"bench":            {project: []string{"bench", "cot", "tlsstate", "configs"}},
 	"cmd":              {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
 }
