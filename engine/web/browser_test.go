@@ -3,14 +3,19 @@ package web
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/fetch"
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
@@ -286,4 +291,82 @@ func TestBrowser(t *testing.T) {
 		t.Error("BRAVO left the table too")
 	}
 	blog.check(t, "after the session")
+}
+
+// basicAuth stands in for the admin listener's auth in front of the
+// console, and records whether the WebSocket handshake carried the
+// credentials.
+type basicAuth struct {
+	next     http.Handler
+	wsAuthed atomic.Bool
+	refused  atomic.Int64
+}
+
+func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u, p, ok := r.BasicAuth()
+	if !ok || u != "ops" || p != "s3cret" {
+		b.refused.Add(1)
+		w.Header().Set("WWW-Authenticate", `Basic realm="cotd admin"`)
+		http.Error(w, "unauthorized", http.StatusUnauthorized)
+		return
+	}
+	if r.URL.Path == "/web/ws" {
+		b.wsAuthed.Store(true)
+	}
+	b.next.ServeHTTP(w, r)
+}
+
+// TestBrowserBehindBasicAuth: behind the admin listener's basic auth, the
+// credentials an operator types once cover the page, its API calls and the
+// live feed's WebSocket (which a browser sends from its auth cache).
+func TestBrowserBehindBasicAuth(t *testing.T) {
+	c := startConsole(t, nil)
+	guard := &basicAuth{next: c.web}
+	srv := httptest.NewServer(guard)
+	t.Cleanup(srv.Close)
+	ctx, blog := startBrowser(t, srv.URL)
+
+	// The operator answers the browser's credentials prompt; every other
+	// request goes on untouched.
+	ictx, stop := context.WithCancel(ctx)
+	paused := chromedp.Events(ictx, fetch.RequestPaused)
+	challenges := chromedp.Events(ictx, fetch.AuthRequired)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer stop()
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for ev, err := range paused {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, fetch.ContinueRequest, fetch.ContinueRequestParams{RequestID: ev.RequestID})
+		}
+	}()
+	go func() {
+		defer wg.Done()
+		for ev, err := range challenges {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
+				AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: "ops", Password: "s3cret"}})
+		}
+	}()
+	handle := true
+	if _, err := chromedp.Call(ctx, fetch.Enable, fetch.EnableParams{HandleAuthRequests: &handle}); err != nil {
+		t.Fatal(err)
+	}
+
+	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
+	waitJS(t, ctx, "the feed to be live", `document.body.dataset.live === "true"`)
+	alpha := enginetest.Dial(t, c.eng.TCPAddr())
+	alpha.Send(sa("ALPHA-1", "ALPHA", "Cyan", 47.6205, -122.3493, 90, 5))
+	waitJS(t, ctx, "ALPHA on the map", `document.querySelector('#map .unit[data-uid="ALPHA-1"]') !== null`)
+	if !guard.wsAuthed.Load() || guard.refused.Load() == 0 {
+		t.Errorf("the WebSocket carried credentials: %v; requests challenged: %d", guard.wsAuthed.Load(), guard.refused.Load())
+	}
+	blog.check(t, "behind basic auth")
+	_, _ = chromedp.Call(ctx, fetch.Disable, cdp.Empty{})
 }
