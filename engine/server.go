@@ -74,6 +74,8 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 			Inbox:  cfg.Broker.Inbox,
 			Replay: cfg.SA.Replay,
 			Log:    log.With().Str("component", "broker").Logger(),
+
+			EncodeV1: encodeV1, // the broker knows no wire format but XML
 		}),
 	}
 	if cfg.TCP.Addr != "" {
@@ -261,7 +263,8 @@ func (r *reactor) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		if s.protocolOf(ln) == configs.ProtocolProtobuf {
 			ss.speakV1()
 		}
-		s.broker.Join(ss.client, ss.startProtocol())
+		ss.startProtocol()
+		s.broker.Join(ss.client)
 		s.joined(ss)
 	}
 	return nil, gnet.None
