@@ -19,6 +19,8 @@ type rule struct {
 	// isolated: the package may not use the rest of its own tree (the
 	// engine's narrow interfaces import nothing of the engine).
 	isolated bool
+	// deny: project trees it may not import even where project allows.
+	deny []string
 }
 
 // rules, by package directory; the longest matching prefix applies. Arrows
@@ -36,9 +38,12 @@ var rules = map[string]rule{
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
 	// The admin API sees the engine only through Directory.
-	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"}, isolated: true},
-	"bench":        {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"cmd":          {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
+	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
+		isolated: true, deny: []string{"cot/takproto"}},
+	// The broker routes bytes: the engine hands it the wire encoders.
+	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
+	"bench":         {project: []string{"bench", "cot", "tlsstate", "configs"}},
+	"cmd":           {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
 }
 
 func ruleFor(dir string) (rule, bool) {
@@ -89,6 +94,10 @@ func TestImportsPointOneWay(t *testing.T) {
 				target := strings.SplitN(strings.TrimPrefix(p, "cotd/"), "/", 2)[0]
 				if target == "cmd" {
 					t.Errorf("%s imports %s: nothing imports cmd", rel, p)
+					continue
+				}
+				if !isTest && under(r.deny, strings.TrimPrefix(p, "cotd/")) {
+					t.Errorf("%s imports %s: %s may not import %v", rel, p, dir, r.deny)
 					continue
 				}
 				if isTest || target == strings.SplitN(dir, "/", 2)[0] && r.project != nil && !r.isolated {
