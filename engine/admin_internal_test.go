@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
+	"cotd/engine/admin"
 	"cotd/tlsstate/pki"
 )
 
@@ -37,6 +38,7 @@ func newTestServer(t *testing.T, mutate func(*configs.Config)) *Server {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	s.HandleAdmin(admin.New(admin.Options{Directory: s.Directory(), Metrics: s.WriteMetrics, Ready: s.Readiness}))
 	return s
 }
 

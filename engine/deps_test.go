@@ -11,14 +11,16 @@ import (
 )
 
 // rule says what the non-test files of a package tree may import: project
-// trees (by their first path elements under cotd/) and modules outside the
-// standard library (by path prefix; nil means any).
+// trees (by their paths under cotd/, each with what lies below it) and
+// modules outside the standard library (by path prefix; nil means any).
 type rule struct {
 	project  []string
 	external []string
 	// isolated: the package may not use the rest of its own tree (the
 	// engine's narrow interfaces import nothing of the engine).
 	isolated bool
+	// deny: project trees it may not import even where project allows.
+	deny []string
 }
 
 // rules, by package directory; the longest matching prefix applies. Arrows
@@ -35,11 +37,16 @@ var rules = map[string]rule{
 	"engine":       {project: []string{"engine", "cot", "tlsstate", "configs"}},
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
-	// The web console: a peer that sees the engine only through directory
-	// (engine/web/imports_test.go pins which engine package that is).
-	"engine/web": {project: []string{"cot", "configs", "engine"}, external: []string{"github.com/coder/websocket", "github.com/rs/zerolog"}, isolated: true},
-	"bench":            {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"cmd":              {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
+	// The admin API sees the engine only through Directory.
+	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
+		isolated: true, deny: []string{"cot/takproto"}},
+	// The broker routes bytes: the engine hands it the wire encoders.
+	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
+	// The web console sees the engine only through Directory.
+	"engine/web": {project: []string{"engine/directory", "configs", "cot"},
+		external: []string{"github.com/coder/websocket", "github.com/rs/zerolog"}, isolated: true, deny: []string{"cot/takproto"}},
+	"bench": {project: []string{"bench", "cot", "tlsstate", "configs"}},
+	"cmd":   {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
 }
 
 func ruleFor(dir string) (rule, bool) {
@@ -92,10 +99,14 @@ func TestImportsPointOneWay(t *testing.T) {
 					t.Errorf("%s imports %s: nothing imports cmd", rel, p)
 					continue
 				}
+				if !isTest && under(r.deny, strings.TrimPrefix(p, "cotd/")) {
+					t.Errorf("%s imports %s: %s may not import %v", rel, p, dir, r.deny)
+					continue
+				}
 				if isTest || target == strings.SplitN(dir, "/", 2)[0] && r.project != nil && !r.isolated {
 					continue // tests may use any harness; a tree may use itself
 				}
-				if !contains(r.project, target) {
+				if !under(r.project, strings.TrimPrefix(p, "cotd/")) {
 					t.Errorf("%s imports %s: %s may import only %v of the project", rel, p, dir, r.project)
 				}
 			case strings.Contains(first, "."):
@@ -121,9 +132,10 @@ func TestImportsPointOneWay(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+// under reports whether the project path p is one of trees or below one.
+func under(trees []string, p string) bool {
+	for _, t := range trees {
+		if p == t || strings.HasPrefix(p, t+"/") {
 			return true
 		}
 	}

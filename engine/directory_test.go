@@ -99,11 +99,11 @@ func TestDirectoryFullSubscriberDropsAndCounts(t *testing.T) {
 	if d := sub.Dropped(); d != n-2 {
 		t.Fatalf("dropped %d, want %d", d, n-2)
 	}
-	waitSample(t, h, `cotd_directory_dropped_total{subscriber="slow"}`, n-2)
-	waitSample(t, h, `cotd_directory_queued{subscriber="slow"}`, 2)
+	h.WaitSample(t, `cotd_directory_dropped_total{subscriber="slow"}`, n-2)
+	h.WaitSample(t, `cotd_directory_queued{subscriber="slow"}`, 2)
 	sub.Close()
 	// The counter outlives the subscription.
-	waitSample(t, h, `cotd_directory_dropped_total{subscriber="slow"}`, n-2)
+	h.WaitSample(t, `cotd_directory_dropped_total{subscriber="slow"}`, n-2)
 }
 
 func TestDirectoryPublishFollowsGroupsAndDest(t *testing.T) {
@@ -169,7 +169,7 @@ func TestDirectoryDisconnectByIdentity(t *testing.T) {
 	}
 	// Everyone else is still served.
 	w.expectOnly(t, "blue2", "after", et.Marker("after"), "out-only", "two")
-	waitSample(t, w.h, `cotd_closes_total{reason="revoked"}`, 1)
+	w.h.WaitSample(t, `cotd_closes_total{reason="revoked"}`, 1)
 }
 
 func TestDirectorySetActiveGroups(t *testing.T) {

@@ -77,13 +77,12 @@ func serve(args []string, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
 	srv, err := engine.New(cfg, log)
-	if err == nil {
-		srv.Version = version
-	}
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
+	srv.Version = version
+	wireAdmin(srv, cfg, log)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
