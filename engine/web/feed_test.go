@@ -3,6 +3,8 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -136,5 +138,43 @@ func TestSlowViewerDropsAndNeverSlowsRouting(t *testing.T) {
 	}
 	if !found || m.Dropped == 0 {
 		t.Errorf("the snapshot lacks ALPHA's last position or the drop count: %+v", m)
+	}
+}
+
+// Another site's page cannot open the feed with the administrator's
+// browser, and the number of browsers is bounded.
+func TestFeedRefusesOtherOriginsAndTooManyViewers(t *testing.T) {
+	c := startConsole(t, nil)
+	url := "ws" + strings.TrimPrefix(c.srv.URL, "http") + "/web/ws"
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Wait)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://evil.example"}}})
+	if err == nil || resp == nil || resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a feed from another origin: %v, %v", resp, err)
+	}
+
+	var feeds []*feed
+	for range MaxViewers {
+		f := c.feed(t)
+		f.next("a snapshot", func(m message) bool { return m.T == "snapshot" })
+		feeds = append(feeds, f)
+	}
+	_, resp, err = websocket.Dial(ctx, url, nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("viewer %d: %v, %v; want 503", MaxViewers+1, resp, err)
+	}
+	m := c.metrics(t)
+	for _, want := range []string{fmt.Sprintf("cotd_web_viewers %d", MaxViewers), `cotd_web_refused_total{reason="too_many_viewers"} 1`, `cotd_web_refused_total{reason="cross_site"} 1`} {
+		if !strings.Contains(m, want) {
+			t.Errorf("metrics lack %s:\n%s", want, m)
+		}
+	}
+
+	// Closing the console closes every browser's socket.
+	c.web.Close()
+	for _, f := range feeds {
+		if _, _, err := f.conn.Read(ctx); websocket.CloseStatus(err) != websocket.StatusGoingAway {
+			t.Fatalf("after Close a browser's socket read %v, want going away", err)
+		}
 	}
 }

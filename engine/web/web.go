@@ -470,18 +470,23 @@ func (h *Handler) serveWS(w http.ResponseWriter, r *http.Request) {
 	v := newViewer(h.opts.Config.ViewerQueue)
 	h.hub.add(v)
 	defer h.hub.remove(v)
-	ctx, cancel := context.WithCancel(r.Context())
+	// The page sends nothing: CloseRead's context ends when the browser
+	// goes away (or breaks that rule). Shutdown is apart from it, so that
+	// the browser is told why with a close frame rather than a reset.
+	gone := c.CloseRead(context.Background())
+	stopCtx, cancel := context.WithCancel(gone)
 	defer cancel()
 	stop := context.AfterFunc(h.ctx, cancel)
 	defer stop()
-	ctx = c.CloseRead(ctx) // the page sends nothing; a message from it closes the socket
 	for {
-		b := v.next(ctx, h.hub)
+		b := v.next(stopCtx, h.hub)
 		if b == nil {
-			_ = c.Close(websocket.StatusGoingAway, "closing")
+			if gone.Err() == nil {
+				_ = c.Close(websocket.StatusGoingAway, "cotd console closing")
+			}
 			return
 		}
-		wctx, wcancel := context.WithTimeout(ctx, writeTimeout)
+		wctx, wcancel := context.WithTimeout(gone, writeTimeout)
 		err := c.Write(wctx, websocket.MessageText, b)
 		wcancel()
 		if err != nil {

@@ -265,6 +265,13 @@
     renderClients();
   });
 
+  async function getJSON(path) {
+    const r = await fetch(path);
+    const j = await r.json().catch(() => ({}));
+    if (!r.ok) throw new Error(j.error || (path + ': ' + r.status));
+    return j;
+  }
+
   async function post(path, body) {
     const r = await fetch(path, {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
@@ -352,7 +359,7 @@
 
   // ---- users, groups and files ----
   async function loadUsers() {
-    const users = await (await fetch('/web/api/users')).json();
+    const users = await getJSON('/web/api/users');
     $('users').tBodies[0].replaceChildren(...users.map(u => el('tr', { 'data-user': u.name },
       el('td', { text: u.name }), el('td', { text: u.in.join(', ') }), el('td', { text: u.out.join(', ') }),
       el('td', { text: u.password ? 'password or certificate' : 'certificate' }),
@@ -369,7 +376,7 @@
   }
 
   async function loadFiles() {
-    const files = await (await fetch('/web/api/files')).json();
+    const files = await getJSON('/web/api/files');
     $('files').tBodies[0].replaceChildren(...files.map(f => el('tr', { 'data-file': f.id },
       el('td', { text: f.name }), el('td', { class: 'num', text: fmtBytes(f.size) }), el('td', { text: f.submitter }),
       el('td', { text: fmtTime(Date.parse(f.uploaded)) }),
@@ -389,23 +396,23 @@
       backoff = Math.min(backoff * 2, 15000);
     };
   }
-  function setStatus(on) {
+  function setStatus(on, why) {
     const s = $('status');
-    s.textContent = on ? 'live' : 'disconnected, retrying';
+    s.textContent = on ? 'live' : (why || 'disconnected, retrying');
     s.className = 'status ' + (on ? 'on' : 'off');
     document.body.setAttribute('data-live', on ? 'true' : 'false');
   }
 
   async function start() {
-    state.cfg = await (await fetch('/web/api/config')).json();
+    state.cfg = await getJSON('/web/api/config');
     $('history-span').textContent = Math.round(state.cfg.history / 60000) + ' min';
     startMap(state.cfg);
-    state.samples = await (await fetch('/web/api/history')).json();
+    state.samples = await getJSON('/web/api/history');
     renderCharts();
-    if (state.cfg.users) loadUsers();
-    if (state.cfg.files) loadFiles();
+    if (state.cfg.users) loadUsers().catch(err => { $('users-panel').hidden = false; $('users-panel').append(el('p', { class: 'error', text: err.message })); });
+    if (state.cfg.files) loadFiles().catch(err => { $('files-panel').hidden = false; $('files-panel').append(el('p', { class: 'error', text: err.message })); });
     connect();
     setInterval(scheduleRender, 5000); // the table's counters and the disarmed buttons
   }
-  start();
+  start().catch(err => setStatus(false, 'cannot start: ' + err.message));
 })();
