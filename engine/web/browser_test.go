@@ -1,8 +1,12 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -69,7 +73,7 @@ func (b *browserLog) check(t *testing.T, when string) {
 // startBrowser runs a headless chromium with a fresh profile and none of
 // its background traffic (the machine may have no network), watching the
 // page for problems.
-func startBrowser(t *testing.T, origin string) (context.Context, *browserLog) {
+func startBrowser(t *testing.T, origin string, others ...string) (context.Context, *browserLog) {
 	t.Helper()
 	path := chromium(t)
 	opts := []chromedp.ExecAllocatorOption{
@@ -104,7 +108,14 @@ func startBrowser(t *testing.T, origin string) (context.Context, *browserLog) {
 	console := chromedp.Console(ctx)
 	requests := chromedp.Events(ctx, network.RequestWillBeSent)
 	failures := chromedp.Events(ctx, network.LoadingFailed)
-	ws := "ws" + strings.TrimPrefix(origin, "http") + "/"
+	allowed := func(u string) bool {
+		for _, o := range append([]string{origin, "ws" + strings.TrimPrefix(origin, "http"), "data:"}, others...) {
+			if u == o || strings.HasPrefix(u, strings.TrimSuffix(o, ":")+"/") || o == "data:" && strings.HasPrefix(u, o) {
+				return true
+			}
+		}
+		return false
+	}
 	go func() {
 		defer func() { done <- struct{}{} }()
 		for m, err := range console {
@@ -123,8 +134,8 @@ func startBrowser(t *testing.T, origin string) (context.Context, *browserLog) {
 			if err != nil {
 				return
 			}
-			if u := ev.Request.URL; !strings.HasPrefix(u, origin+"/") && !strings.HasPrefix(u, ws) && !strings.HasPrefix(u, "data:") {
-				log.add("request to %s: with tiles = \"\" nothing may leave cotd", u)
+			if u := ev.Request.URL; !allowed(u) {
+				log.add("request to %s: nothing may leave cotd but for the configured tiles", u)
 			}
 		}
 	}()
@@ -266,12 +277,12 @@ func TestBrowser(t *testing.T) {
 	// The charts have sampled the two clients and their traffic.
 	waitJS(t, ctx, "the connections chart at 2", `document.getElementById("value-connections").textContent.startsWith("now 2")`)
 	waitJS(t, ctx, "deliveries charted", `!document.getElementById("value-deliveries").textContent.includes("max n/a")`)
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	shotPNG, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
 	}
 	shot := filepath.Join(screenshotDir(t), "console.png")
-	if err := os.WriteFile(shot, png, 0o644); err != nil {
+	if err := os.WriteFile(shot, shotPNG, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("screenshot: %s", shot)
@@ -318,13 +329,21 @@ func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // TestBrowserBehindBasicAuth: behind the admin listener's basic auth, the
 // credentials an operator types once cover the page, its API calls and the
-// live feed's WebSocket (which a browser sends from its auth cache).
+// live feed's WebSocket (which a browser sends from its auth cache). The
+// map draws tiles from the configured template (a local tile server here).
 func TestBrowserBehindBasicAuth(t *testing.T) {
-	c := startConsole(t, nil)
+	var tiles atomic.Int64
+	tileSrv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tiles.Add(1)
+		w.Header().Set("Content-Type", "image/png")
+		_, _ = w.Write(onePixelPNG)
+	}))
+	t.Cleanup(tileSrv.Close)
+	c := startConsole(t, func(o *Options) { o.Config.Tiles = tileSrv.URL + "/tiles/{z}/{x}/{y}.png" })
 	guard := &basicAuth{next: c.web}
 	srv := httptest.NewServer(guard)
 	t.Cleanup(srv.Close)
-	ctx, blog := startBrowser(t, srv.URL)
+	ctx, blog := startBrowser(t, srv.URL, tileSrv.URL+"/tiles")
 
 	// The operator answers the browser's credentials prompt; every other
 	// request goes on untouched.
@@ -364,9 +383,34 @@ func TestBrowserBehindBasicAuth(t *testing.T) {
 	alpha := enginetest.Dial(t, c.eng.TCPAddr())
 	alpha.Send(sa("ALPHA-1", "ALPHA", "Cyan", 47.6205, -122.3493, 90, 5))
 	waitJS(t, ctx, "ALPHA on the map", `document.querySelector('#map .unit[data-uid="ALPHA-1"]') !== null`)
+	waitJS(t, ctx, "tiles from the template", `document.querySelectorAll('#map img.leaflet-tile[src^="`+tileSrv.URL+`/tiles/"]').length > 0`)
+	if tiles.Load() == 0 {
+		t.Error("the tile server saw no request")
+	}
+
+	// A state-changing request goes with the cached credentials too.
+	waitJS(t, ctx, "ALPHA in the chat's contacts", `[...document.querySelectorAll("#chat-to option")].some(o => o.value === "ALPHA")`)
+	do(t, ctx,
+		chromedp.SetValue(chromedp.CSS(`#chat-to`), "ALPHA"),
+		chromedp.SendKeys(chromedp.CSS(`#chat-text`), "behind the auth"),
+		chromedp.Click(chromedp.CSS(`#chat-send`)),
+	)
+	got := alpha.Expect("the chat typed in the page", func(h *cot.Header) bool { return h.Type == cot.TypeChat })
+	if ch, err := readChat(got.Raw); err != nil || ch.Text != "behind the auth" {
+		t.Errorf("ALPHA got %+v, %v", ch, err)
+	}
 	if !guard.wsAuthed.Load() || guard.refused.Load() == 0 {
 		t.Errorf("the WebSocket carried credentials: %v; requests challenged: %d", guard.wsAuthed.Load(), guard.refused.Load())
 	}
 	blog.check(t, "behind basic auth")
 	_, _ = chromedp.Call(ctx, fetch.Disable, cdp.Empty{})
 }
+
+// onePixelPNG is a map tile as far as the browser is concerned.
+var onePixelPNG = func() []byte {
+	var b bytes.Buffer
+	img := image.NewNRGBA(image.Rect(0, 0, 1, 1))
+	img.Set(0, 0, color.NRGBA{R: 0xe0, G: 0xe8, B: 0xd8, A: 0xff})
+	_ = png.Encode(&b, img)
+	return b.Bytes()
+}()

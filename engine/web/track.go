@@ -3,7 +3,6 @@ package web
 import (
 	"bytes"
 	"encoding/xml"
-	"errors"
 	"io"
 	"strconv"
 	"strings"
@@ -74,8 +73,6 @@ type chatLine struct {
 	Text     string `json:"text"`
 	AtMillis int64  `json:"at"`
 }
-
-var errNoChat = errors.New("web: no <__chat> in the document")
 
 // readChat reads the sender, room and text of a b-t-f document:
 // <__chat senderCallsign chatroom> and the text of <remarks>.

@@ -35,6 +35,7 @@ var (
 	errBadRequest   = errors.New("web: bad request")
 	errNoContact    = errors.New("web: no connected client has that callsign")
 	errTooManyViews = errors.New("web: too many browsers connected")
+	errNoChat       = errors.New("web: no <__chat> in the document")
 )
 
 // MaxViewers bounds the browsers connected at once; each holds a queue of

@@ -205,11 +205,17 @@
     scheduleRender();
   }
 
-  let renderPending = false;
+  // The table is rebuilt at most twice a second, however fast positions
+  // arrive: with thousands of clients a rebuild per update would make the
+  // page the slowest part of the picture. Markers move at once.
+  let renderTimer = null, lastRender = 0;
   function scheduleRender() {
-    if (renderPending) return;
-    renderPending = true;
-    requestAnimationFrame(() => { renderPending = false; renderClients(); renderContacts(); renderSummary(); });
+    if (renderTimer) return;
+    renderTimer = setTimeout(() => {
+      renderTimer = null;
+      lastRender = Date.now();
+      renderClients(); renderContacts(); renderSummary();
+    }, Math.max(0, lastRender + 500 - Date.now()));
   }
 
   function renderSummary() {
