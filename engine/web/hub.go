@@ -64,9 +64,24 @@ type viewClient struct {
 	Trail       [][2]float64 `json:"trail,omitempty"`
 }
 
+// updateKind says what a message to the browser carries; the names are the
+// page's (app.js).
+type updateKind string
+
+// The kinds of message to the browser.
+const (
+	updateSnapshot updateKind = "snapshot" // the whole picture; replaces what the page has
+	updateJoin     updateKind = "join"     // a connection joined routing
+	updateLeave    updateKind = "leave"    // a connection closed
+	updateSA       updateKind = "sa"       // a client's position report
+	updateChat     updateKind = "chat"     // a GeoChat was routed
+	updateStats    updateKind = "stats"    // the table's changing counters
+	updateSample   updateKind = "sample"   // a new chart point
+)
+
 // message is one update to the browser; T says which fields are set.
 type message struct {
-	T       string       `json:"t"`
+	T       updateKind   `json:"t"`
 	Clients []viewClient `json:"clients,omitempty"` // snapshot
 	Client  *viewClient  `json:"c,omitempty"`       // join, sa
 	ID      uint64       `json:"id,omitempty"`      // leave
@@ -127,7 +142,7 @@ func (h *hub) run(ctx context.Context, sub, routed directory.Subscription, sampl
 			}
 			h.handle(ev)
 		case s := <-samples:
-			h.broadcast(message{T: "sample", Sample: &s})
+			h.broadcast(message{T: updateSample, Sample: &s})
 		case <-tick.C:
 			// Events the engine dropped for the hub leave every viewer's
 			// picture stale: send everyone a fresh one.
@@ -146,12 +161,12 @@ func (h *hub) handle(ev directory.Event) {
 	switch ev.Kind {
 	case directory.Join:
 		vc := h.view(ev.Client)
-		h.broadcast(message{T: "join", Client: &vc})
+		h.broadcast(message{T: updateJoin, Client: &vc})
 	case directory.Leave:
 		h.mu.Lock()
 		delete(h.tracks, ev.Client.ConnID)
 		h.mu.Unlock()
-		h.broadcast(message{T: "leave", ID: ev.Client.ConnID, Reason: ev.Reason})
+		h.broadcast(message{T: updateLeave, ID: ev.Client.ConnID, Reason: ev.Reason})
 	case directory.SA:
 		if ev.Message == nil || ev.Message.Header == nil || ev.Client.ConnID == 0 {
 			return
@@ -174,7 +189,7 @@ func (h *hub) handle(ev directory.Event) {
 		}
 		h.mu.Unlock()
 		vc := h.view(ev.Client)
-		h.broadcast(message{T: "sa", Client: &vc})
+		h.broadcast(message{T: updateSA, Client: &vc})
 	case directory.Routed:
 		if ev.Message == nil || ev.Message.Header == nil || ev.Message.Header.Type != cot.TypeChat {
 			return
@@ -190,7 +205,7 @@ func (h *hub) handle(ev directory.Event) {
 		}
 		h.chats = append(h.chats, c)
 		h.mu.Unlock()
-		h.broadcast(message{T: "chat", Chat: &c})
+		h.broadcast(message{T: updateChat, Chat: &c})
 	}
 }
 
@@ -252,7 +267,7 @@ func (h *hub) clients() []viewClient {
 
 // snapshot is the whole picture for one viewer.
 func (h *hub) snapshot(v *viewer) []byte {
-	b, _ := json.Marshal(message{T: "snapshot", Clients: h.clients(), Chats: h.recentChats(), Dropped: v.dropped.Load()})
+	b, _ := json.Marshal(message{T: updateSnapshot, Clients: h.clients(), Chats: h.recentChats(), Dropped: v.dropped.Load()})
 	return b
 }
 
@@ -273,7 +288,7 @@ func (h *hub) broadcast(m message) {
 	}
 	b, err := json.Marshal(m)
 	if err != nil {
-		h.log.Error().Err(err).Str("kind", m.T).Msg("web: cannot encode an update")
+		h.log.Error().Err(err).Str("kind", string(m.T)).Msg("web: cannot encode an update")
 		return
 	}
 	h.mu.Lock()
@@ -301,7 +316,7 @@ func (h *hub) broadcastStats() {
 		}
 		st[i] = [4]int64{int64(c.ConnID), int64(c.BytesIn), c.QueuedBytes, seen}
 	}
-	h.broadcast(message{T: "stats", Stats: st})
+	h.broadcast(message{T: updateStats, Stats: st})
 }
 
 func (h *hub) resyncAll() {

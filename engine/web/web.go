@@ -131,6 +131,8 @@ type Handler struct {
 	sampler *sampler
 	mux     *http.ServeMux
 	static  http.Handler
+	every   time.Duration // between chart samples
+	history time.Duration // the charts' span
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -139,8 +141,10 @@ type Handler struct {
 	refused [numRefuseReasons]atomic.Uint64
 }
 
-// New starts the console: one subscription to dir and the chart sampler,
-// both running until ctx ends or Close.
+// New starts the console: its two subscriptions to dir (the picture, and
+// routed messages for the chat) and the chart sampler, running until ctx
+// ends or Close. Zero fields of opts.Config take the defaults of
+// configs.Default().Web.
 func New(ctx context.Context, dir directory.Directory, opts Options) *Handler {
 	if opts.Config.ViewerQueue < 1 {
 		opts.Config.ViewerQueue = 256
@@ -167,7 +171,8 @@ func New(ctx context.Context, dir directory.Directory, opts Options) *Handler {
 		hub:     newHub(dir, opts.Config.ViewerQueue, opts.Log),
 		sampler: newSampler(int(history/every), counters),
 		static:  http.StripPrefix("/web/assets/", http.FileServerFS(sub)),
-		ctx:     ctx, cancel: cancel,
+		every:   every, history: history,
+		ctx: ctx, cancel: cancel,
 	}
 	h.routes()
 	samples := make(chan sample, 4)
@@ -255,14 +260,10 @@ type pageConfig struct {
 }
 
 func (h *Handler) serveConfig(w http.ResponseWriter, _ *http.Request) {
-	every := h.opts.SampleEvery
-	if every <= 0 {
-		every = SampleEvery
-	}
 	writeJSON(w, http.StatusOK, pageConfig{
 		Tiles: h.opts.Config.Tiles, TilesAttribution: h.opts.Config.TilesAttribution,
-		ChatCallsign: h.opts.Config.ChatCallsign, SampleEveryMs: every.Milliseconds(),
-		HistoryMs: h.opts.Config.History.Milliseconds(),
+		ChatCallsign: h.opts.Config.ChatCallsign, SampleEveryMs: h.every.Milliseconds(),
+		HistoryMs: h.history.Milliseconds(),
 		Users:     h.opts.Users != nil, Files: h.opts.Files != nil,
 	})
 }
