@@ -25,7 +25,7 @@ import (
 
 // newTestServer builds (does not run) a server on loopback with
 // kernel-chosen ports and no TLS listener unless mutate adds one.
-func newTestServer(t *testing.T, mutate func(*configs.Config)) *Server {
+func newTestServer(t testing.TB, mutate func(*configs.Config)) *Server {
 	t.Helper()
 	cfg := configs.Default()
 	cfg.TCP.Addr = "127.0.0.1:0"
