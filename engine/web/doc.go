@@ -16,6 +16,18 @@
 // assets/README.md); nothing is built at run time and, with tiles = "",
 // nothing is fetched from anywhere but cotd.
 //
+// Wiring (cmd/cotd), with cfg.Web.Enabled and the admin listener on:
+//
+//	console := web.New(ctx, srv.Directory(), web.Options{
+//		Config:   cfg.Web,
+//		Counters: func() web.Counters { ... from srv.Stats() and srv.Broker().Stats() ... },
+//		Users:    func() []web.User { ... from auth.Load(cfg.Auth.UsersFile) ... },
+//		Log:      log.With().Str("component", "web").Logger(),
+//	})
+//
+// and the admin API mounts it at "/" inside its authenticated mux; its
+// WriteMetrics joins the admin listener's /metrics.
+//
 // The package imports only the standard library, cot, configs,
 // engine/directory, coder/websocket and zerolog.
 package web
