@@ -235,6 +235,16 @@ func TestBrowser(t *testing.T) {
 	if colour := eval[string](t, ctx, marker+`.querySelector("path").getAttribute("fill")`); colour != "#00bcd4" {
 		t.Errorf("team Cyan drawn in %q", colour)
 	}
+	// Its popup tells course and speed.
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#map .unit[data-uid="ALPHA-1"]`)))
+	waitJS(t, ctx, "ALPHA's popup", `document.querySelector("#map .leaflet-popup-content") !== null`)
+	popup := eval[string](t, ctx, `document.querySelector("#map .leaflet-popup-content").innerText`)
+	for _, want := range []string{"ALPHA-1", "Cyan / Team Member", "a-f-G-U-C", "47.62050, -122.34930", "90°", "5.0 m/s (18.0 km/h)"} {
+		if !strings.Contains(popup, want) {
+			t.Errorf("popup %q lacks %q", popup, want)
+		}
+	}
+	do(t, ctx, chromedp.Click(chromedp.CSS(`#map .leaflet-popup-close-button`)))
 	transform := marker + `.closest(".leaflet-marker-icon").style.transform`
 	before := eval[string](t, ctx, transform)
 
