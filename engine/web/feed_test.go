@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/coder/websocket"
 
@@ -126,7 +125,7 @@ func TestSlowViewerDropsAndNeverSlowsRouting(t *testing.T) {
 		}
 		return false
 	})
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Wait)
 	defer cancel()
 	var m message
 	if err := json.Unmarshal(v.next(ctx, c.web.hub), &m); err != nil || m.T != "snapshot" {

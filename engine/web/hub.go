@@ -353,6 +353,8 @@ type viewer struct {
 	wake    chan struct{} // capacity 1: a resync was requested
 	resync  atomic.Bool
 	dropped atomic.Uint64
+	// lastSnapshot is when the writer last sent one; only it touches it.
+	lastSnapshot time.Time
 }
 
 func newViewer(capacity int) *viewer {
@@ -382,15 +384,31 @@ func (v *viewer) requestResync() {
 	}
 }
 
+// minResync spaces the snapshots of a browser that keeps falling behind: a
+// snapshot of thousands of clients is megabytes, and a browser too slow
+// for the updates would otherwise be sent nothing else.
+const minResync = time.Second
+
 // next returns the next bytes to send: a fresh snapshot when one was asked
 // for (after discarding what was queued, which it supersedes), otherwise
 // the next queued update. It returns nil when ctx ends.
 func (v *viewer) next(ctx context.Context, h *hub) []byte {
 	for {
-		if v.resync.Swap(false) {
+		if v.resync.Load() {
+			if wait := minResync - time.Since(v.lastSnapshot); !v.lastSnapshot.IsZero() && wait > 0 {
+				t := time.NewTimer(wait)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+					return nil
+				}
+			}
+			v.resync.Store(false)
 			for len(v.q) > 0 {
 				<-v.q
 			}
+			v.lastSnapshot = time.Now()
 			return h.snapshot(v)
 		}
 		select {
