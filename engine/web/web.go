@@ -202,7 +202,7 @@ func (h *Handler) sample(ctx context.Context, every time.Duration, out chan<- sa
 			s := h.sampler.take(now)
 			select {
 			case out <- s:
-			default: // the hub is busy; the page reloads history on reconnect
+			default: // the hub is busy: this point reaches a page through the history it loads when its feed (re)connects
 			}
 		}
 	}

@@ -163,7 +163,7 @@
   // ---- state ----
   function upsert(c) {
     const old = state.clients.get(c.id);
-    if (old && old.pos && c.pos && c.pos.at < old.pos.at) c.pos = old.pos; // an older report arrived late
+    if (old && old.pos && c.pos && c.pos.at < old.pos.at) { c.pos = old.pos; c.trail = old.trail; } // an older report arrived late
     if (old && !c.pos && old.pos) { c.pos = old.pos; c.trail = old.trail; }
     state.clients.set(c.id, c);
     drawClient(c);
@@ -394,7 +394,13 @@
   let backoff = 500;
   function connect() {
     const ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/web/ws');
-    ws.onopen = () => { backoff = 500; setStatus(true); };
+    ws.onopen = () => {
+      backoff = 500;
+      setStatus(true);
+      // Samples taken while the feed was down are in the history.
+      if (state.reconnecting) getJSON('/web/api/history').then(h => { state.samples = h; renderCharts(); }).catch(() => {});
+      state.reconnecting = true;
+    };
     ws.onmessage = (e) => handle(JSON.parse(e.data));
     ws.onclose = () => {
       setStatus(false);
