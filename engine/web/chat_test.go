@@ -99,11 +99,25 @@ func TestReadMotion(t *testing.T) {
 		t.Errorf("ATAK's SA: %+v", m)
 	}
 	for name, doc := range map[string]string{
+		"double quotes, spaced": `<event><point lat="1"/><detail ><contact callsign="A"/><track  speed = "2.5"  course="3" /></detail></event>`,
+		"after a deeper track":  `<event><detail><x><track course="9" speed="9"/></x><!-- c --><track course='3' speed='2.5'></track></detail></event>`,
+		"after CDATA":           `<event><detail><remarks><![CDATA[a </detail> b]]></remarks><track course="3" speed="2.5"/></detail></event>`,
+	} {
+		if m := readMotion([]byte(doc)); !m.OK || m.Course != 3 || m.Speed != 2.5 {
+			t.Errorf("%s: %+v", name, m)
+		}
+	}
+	for name, doc := range map[string]string{
 		"no track":        `<event><point lat="1" lon="2"/><detail><contact callsign="A"/></detail></event>`,
 		"track elsewhere": `<event><point lat="1" lon="2"/><detail/><track course="1" speed="2"/></event>`,
 		"not numbers":     `<event><detail><track course="north" speed="fast"/></detail></event>`,
 		"NaN":             `<event><detail><track course="NaN" speed="1"/></detail></event>`,
 		"broken":          `<event><detail><track course="1" speed="2"`,
+		"in CDATA":        `<event><detail><remarks><![CDATA[<track course="1" speed="2"/>]]></remarks></detail></event>`,
+		"in a comment":    `<event><detail><!-- <track course="1" speed="2"/> --></detail></event>`,
+		"in a value":      `<event><detail><remarks note='<track course="1" speed="2"/>'/></detail></event>`,
+		"nested deeper":   `<event><detail><x><track course="1" speed="2"/></x></detail></event>`,
+		"not in an event": `<auth><detail><track course="1" speed="2"/></detail></auth>`,
 	} {
 		if m := readMotion([]byte(doc)); m.OK {
 			t.Errorf("%s: read %+v", name, m)
