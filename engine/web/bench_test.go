@@ -27,7 +27,7 @@ func BenchmarkHubSA(b *testing.B) {
 	}
 	for _, viewers := range []int{1, 16} {
 		b.Run(map[int]string{1: "viewers=1", 16: "viewers=16"}[viewers], func(b *testing.B) {
-			hb := newHub(nil, 256, zerolog.Nop())
+			hb := newHub(nil, zerolog.Nop())
 			var wg sync.WaitGroup
 			stop := make(chan struct{})
 			for range viewers {

@@ -177,3 +177,44 @@ func TestFeedRefusesOtherOriginsAndTooManyViewers(t *testing.T) {
 		}
 	}
 }
+
+// When the engine drops events for the console (its queue was full), the
+// console cannot patch the browsers' picture: it sends every browser the
+// whole picture again.
+func TestLostEventsResendThePicture(t *testing.T) {
+	defer func(n int) { pictureCapacity = n }(pictureCapacity)
+	pictureCapacity = 4
+	c := startConsole(t, nil)
+	f := c.feed(t)
+	f.next("the first snapshot", func(m message) bool { return m.T == updateSnapshot })
+
+	alpha := enginetest.Dial(t, c.eng.TCPAddr())
+	c.web.hub.mu.Lock() // the hub stalls: the engine's queue to it fills
+	locked := true
+	defer func() {
+		if locked {
+			c.web.hub.mu.Unlock()
+		}
+	}()
+	const n = 40
+	for i := range n {
+		alpha.Send(sa("ALPHA-1", "ALPHA", "Cyan", 10+float64(i)/100, 20, 0, 0))
+	}
+	enginetest.Eventually(t, "the engine dropping events for the console", func() bool {
+		var b strings.Builder
+		_ = c.eng.Srv.WriteMetrics(&b)
+		return strings.Contains(b.String(), `cotd_directory_dropped_total{subscriber="web"}`) &&
+			!strings.Contains(b.String(), `cotd_directory_dropped_total{subscriber="web"} 0`)
+	})
+	c.web.hub.mu.Unlock()
+	locked = false
+
+	last := 10 + float64(n-1)/100
+	m := f.next("a fresh snapshot", func(m message) bool { return m.T == updateSnapshot })
+	if len(m.Clients) != 1 || m.Clients[0].Pos == nil || m.Clients[0].Pos.Lat != last {
+		t.Fatalf("the resent picture %+v; want ALPHA at %v", m.Clients, last)
+	}
+	if !strings.Contains(c.logs.String(), "lost events") {
+		t.Errorf("the loss is not logged:\n%s", c.logs.String())
+	}
+}

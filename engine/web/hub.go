@@ -22,8 +22,8 @@ const trailLength = 20
 // never a position, and does not force every browser to reload. The hub
 // does little per event, so a queue rarely holds more than a few; the
 // margin absorbs a burst of joins at startup.
-const (
-	pictureCapacity = 4096
+var (
+	pictureCapacity = 4096 // a variable only so that a test can make it overflow
 	routedCapacity  = 1024
 )
 
@@ -99,11 +99,24 @@ type track struct {
 	trail [][2]float64
 }
 
-// hub owns the one subscription to the engine and the viewers' queues.
+// add records a new position: the last one, and the trail's newest point
+// unless the client did not move.
+func (tr *track) add(p position) {
+	tr.pos = p
+	pt := [2]float64{p.Lat, p.Lon}
+	if n := len(tr.trail); n == 0 || tr.trail[n-1] != pt {
+		if n == trailLength {
+			copy(tr.trail, tr.trail[1:])
+			tr.trail = tr.trail[:n-1]
+		}
+		tr.trail = append(tr.trail, pt)
+	}
+}
+
+// hub owns the subscriptions to the engine and the viewers' queues.
 type hub struct {
 	dir     directory.Directory
 	log     zerolog.Logger
-	queue   int
 	dropped atomic.Uint64 // every viewer's drops, for cotd_web_dropped_total
 
 	mu      sync.Mutex
@@ -115,8 +128,8 @@ type hub struct {
 // maxChats is how many chat lines a new viewer is shown.
 const maxChats = 50
 
-func newHub(dir directory.Directory, queue int, log zerolog.Logger) *hub {
-	return &hub{dir: dir, log: log, queue: queue, viewers: map[*viewer]struct{}{}, tracks: map[uint64]*track{}}
+func newHub(dir directory.Directory, log zerolog.Logger) *hub {
+	return &hub{dir: dir, log: log, viewers: map[*viewer]struct{}{}, tracks: map[uint64]*track{}}
 }
 
 // run consumes the engine's events until ctx ends. It is the only writer
@@ -149,6 +162,7 @@ func (h *hub) run(ctx context.Context, sub, routed directory.Subscription, sampl
 			if d := sub.Dropped(); d != lost {
 				h.log.Warn().Uint64("dropped", d-lost).Msg("web: the console's subscription lost events; resending the picture")
 				lost = d
+				h.reconcile()
 				h.resyncAll()
 				continue
 			}
@@ -178,15 +192,13 @@ func (h *hub) handle(ev directory.Event) {
 			tr = &track{}
 			h.tracks[ev.Client.ConnID] = tr
 		}
-		tr.pos = p
-		pt := [2]float64{p.Lat, p.Lon}
-		if n := len(tr.trail); n == 0 || tr.trail[n-1] != pt {
-			if n == trailLength {
-				copy(tr.trail, tr.trail[1:])
-				tr.trail = tr.trail[:n-1]
-			}
-			tr.trail = append(tr.trail, pt)
+		if p.AtMillis < tr.pos.AtMillis {
+			// Older than what reconcile read from the engine after lost
+			// events: the picture already has a newer position.
+			h.mu.Unlock()
+			return
 		}
+		tr.add(p)
 		h.mu.Unlock()
 		vc := h.view(ev.Client)
 		h.broadcast(message{T: updateSA, Client: &vc})
@@ -317,6 +329,36 @@ func (h *hub) broadcastStats() {
 		st[i] = [4]int64{int64(c.ConnID), int64(c.BytesIn), c.QueuedBytes, seen}
 	}
 	h.broadcast(message{T: updateStats, Stats: st})
+}
+
+// reconcile brings the tracks back in line with the engine after lost
+// events: it forgets connections that are gone (a Leave may have been
+// lost) and moves each client to its last SA where that is newer than
+// what the hub saw (SAs may have been lost). Only run calls it.
+func (h *hub) reconcile() {
+	cs := h.dir.Clients()
+	open := make(map[uint64]bool, len(cs))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, c := range cs {
+		open[c.ConnID] = true
+		if c.LastSA == nil || c.LastSA.Header == nil {
+			continue
+		}
+		tr := h.tracks[c.ConnID]
+		if tr == nil {
+			tr = &track{}
+			h.tracks[c.ConnID] = tr
+		} else if tr.pos.AtMillis >= c.LastSA.Recv.UnixMilli() {
+			continue
+		}
+		tr.add(positionOf(c.LastSA))
+	}
+	for id := range h.tracks {
+		if !open[id] {
+			delete(h.tracks, id)
+		}
+	}
 }
 
 func (h *hub) resyncAll() {

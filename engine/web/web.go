@@ -168,7 +168,7 @@ func New(ctx context.Context, dir directory.Directory, opts Options) *Handler {
 	sub, _ := fs.Sub(assets, "assets")
 	h := &Handler{
 		dir: dir, opts: opts,
-		hub:     newHub(dir, opts.Config.ViewerQueue, opts.Log),
+		hub:     newHub(dir, opts.Log),
 		sampler: newSampler(int(history/every), counters),
 		static:  http.StripPrefix("/web/assets/", http.FileServerFS(sub)),
 		every:   every, history: history,
