@@ -206,10 +206,14 @@ func TestLostEventsResendThePicture(t *testing.T) {
 		return strings.Contains(b.String(), `cotd_directory_dropped_total{subscriber="web"}`) &&
 			!strings.Contains(b.String(), `cotd_directory_dropped_total{subscriber="web"} 0`)
 	})
+	last := 10 + float64(n-1)/100
+	enginetest.Eventually(t, "the engine routing ALPHA's last SA", func() bool {
+		cs := c.eng.Srv.Directory().Client("ALPHA-1")
+		return len(cs) == 1 && cs[0].LastSA != nil && cs[0].LastSA.Header.Lat == last
+	})
 	c.web.hub.mu.Unlock()
 	locked = false
 
-	last := 10 + float64(n-1)/100
 	m := f.next("a fresh snapshot", func(m message) bool { return m.T == updateSnapshot })
 	if len(m.Clients) != 1 || m.Clients[0].Pos == nil || m.Clients[0].Pos.Lat != last {
 		t.Fatalf("the resent picture %+v; want ALPHA at %v", m.Clients, last)

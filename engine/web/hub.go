@@ -162,7 +162,7 @@ func (h *hub) run(ctx context.Context, sub, routed directory.Subscription, sampl
 			if d := sub.Dropped(); d != lost {
 				h.log.Warn().Uint64("dropped", d-lost).Msg("web: the console's subscription lost events; resending the picture")
 				lost = d
-				h.reconcile()
+				h.reconcile(sub)
 				h.resyncAll()
 				continue
 			}
@@ -234,7 +234,7 @@ func positionOf(m *directory.Message) position {
 
 // view converts a snapshot of a connection, with what the hub knows of its
 // positions. A client the hub has no track of (it reported before the
-// console started) is placed at its last SA.
+// console started), or a newer one, is placed at its last SA.
 func (h *hub) view(c directory.Client) viewClient {
 	vc := viewClient{
 		ID: c.ConnID, Identity: c.Identity, UID: c.UID, Callsign: c.Callsign,
@@ -252,10 +252,15 @@ func (h *hub) view(c directory.Client) viewClient {
 		vc.Trail = append([][2]float64(nil), tr.trail...)
 	}
 	h.mu.Unlock()
-	if vc.Pos == nil && c.LastSA != nil && c.LastSA.Header != nil {
-		p := positionOf(c.LastSA)
+	// A snapshot's LastSA is the engine's latest word on where the client
+	// is: the hub may not have caught up, or events were lost. (The
+	// clients of events carry none.)
+	if sa := c.LastSA; sa != nil && sa.Header != nil {
+		p := positionOf(sa)
 		vc.Pos = &p
-		vc.Trail = [][2]float64{{p.Lat, p.Lon}}
+		if pt := [2]float64{p.Lat, p.Lon}; len(vc.Trail) == 0 || vc.Trail[len(vc.Trail)-1] != pt {
+			vc.Trail = append(vc.Trail, pt)
+		}
 	}
 	return vc
 }
@@ -332,10 +337,22 @@ func (h *hub) broadcastStats() {
 }
 
 // reconcile brings the tracks back in line with the engine after lost
-// events: it forgets connections that are gone (a Leave may have been
-// lost) and moves each client to its last SA where that is newer than
-// what the hub saw (SAs may have been lost). Only run calls it.
-func (h *hub) reconcile() {
+// events: it first handles what is still queued (older than what the
+// engine reports now), then forgets connections that are gone (a Leave
+// may have been lost) and moves each client to its last SA (SAs may have
+// been lost). Only run calls it.
+func (h *hub) reconcile(sub directory.Subscription) {
+	for drained := false; !drained; {
+		select {
+		case ev, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			h.handle(ev)
+		default:
+			drained = true
+		}
+	}
 	cs := h.dir.Clients()
 	open := make(map[uint64]bool, len(cs))
 	h.mu.Lock()
@@ -349,8 +366,6 @@ func (h *hub) reconcile() {
 		if tr == nil {
 			tr = &track{}
 			h.tracks[c.ConnID] = tr
-		} else if tr.pos.AtMillis >= c.LastSA.Recv.UnixMilli() {
-			continue
 		}
 		tr.add(positionOf(c.LastSA))
 	}
