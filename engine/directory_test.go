@@ -126,8 +126,14 @@ func TestDirectoryPublishFollowsGroupsAndDest(t *testing.T) {
 			t.Errorf("%s: %d deliveries, want %d (%v)", uid, got, len(want), want)
 		}
 	}
+	sub := dir.Subscribe("test", directory.KindsOf(directory.Routed), 16)
+	defer sub.Close()
 	red := directory.Sender{Identity: "console", Out: []string{"Red"}}
 	publish(red, "srv-red", et.Marker("srv-red"), "red", "two")
+	// Subscribers hear the server's own publications, named by the sender.
+	if ev := next(t, sub, 0); ev.Client.Identity != "console" || ev.Message.Header.UID != "srv-red" {
+		t.Errorf("event %v from %+v, want console's srv-red", ev.Kind, ev.Client)
+	}
 	publish(directory.Sender{Identity: "console", Out: []string{"Blue"}}, "srv-blue", et.Marker("srv-blue"),
 		"blue", "blue2", "out-only", "two")
 	// nil Out: every group a client hears.
@@ -154,8 +160,22 @@ func TestDirectoryPublishFollowsGroupsAndDest(t *testing.T) {
 func TestDirectoryDisconnectByIdentity(t *testing.T) {
 	w := newGroupWorld(t, "", nil)
 	dir := w.h.Srv.Directory()
+	var blue uint64
+	for _, c := range dir.Clients() {
+		if c.Identity == "blue" {
+			blue = c.ConnID
+		}
+	}
+	if blue == 0 {
+		t.Fatalf("no connection of identity blue in %+v", dir.Clients())
+	}
+	sub := dir.Subscribe("test", directory.KindsOf(directory.Leave), 16)
+	defer sub.Close()
 	if n := dir.Disconnect(directory.Selector{Identity: "blue"}, directory.ReasonRevoked); n != 1 {
 		t.Fatalf("Disconnect(blue) = %d, want 1", n)
+	}
+	if ev := next(t, sub, blue); ev.Kind != directory.Leave || ev.Reason != "revoked" || ev.Client.Identity != "blue" {
+		t.Errorf("event %v %q for %+v, want blue's leave, revoked", ev.Kind, ev.Reason, ev.Client)
 	}
 	if err := w.clients["blue"].Closed(); err == nil {
 		t.Fatal("blue's connection still open")
