@@ -172,17 +172,18 @@ func checkXMLDetail(x []byte) (shadowed [numTyped]bool, err error) {
 	if bytes.Contains(x, []byte("</event")) || bytes.Contains(x, []byte("</auth")) {
 		return shadowed, fmt.Errorf("%w: xmlDetail contains a document end tag", ErrMalformed)
 	}
-	s := scanner{src: x, fragment: true}
+	var lx cot.Lexer
+	lx.Reset(x, cot.StrictContent)
 	for {
-		t, ok, err := s.next()
+		t, ok, err := lx.Next()
 		if err != nil {
 			return shadowed, fmt.Errorf("%w: xmlDetail: %w", ErrMalformed, err)
 		}
 		if !ok {
 			return shadowed, nil
 		}
-		if t.depth == 0 && t.kind != tokEnd {
-			if k, ok := typedByName(t.name); ok {
+		if t.Depth == 0 && t.Kind != cot.TokenEnd {
+			if k, ok := typedByName(t.Name); ok {
 				shadowed[k] = true
 			}
 		}
