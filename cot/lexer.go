@@ -14,11 +14,11 @@ import (
 // StrictContent) to convert between XML and TAK protocol v1.
 //
 // It works on a complete document held in memory, not on a stream: XMLFramer has already
-// cut the stream, so every caller has the whole document, and a slice-based lexer can skip
-// text, comments and values with bytes.IndexByte instead of stepping a state machine byte by
-// byte (the difference is most of ScanHeader's time). XMLFramer stays a separate, resumable
-// byte machine because it must take a stream in arbitrary pieces and bound its buffer before
-// a document is complete; it shares this file's character classes.
+// cut the stream, so every caller has the whole document. The lexer therefore keeps no state
+// between documents, its tokens alias the document, and it skips text, comments and values
+// with bytes.IndexByte. XMLFramer stays a separate, resumable byte machine because it must
+// take a stream in whatever pieces reads return and bound its buffer before a document is
+// complete; it shares this file's character classes.
 
 // Strictness says how much of XML's syntax a Lexer checks. It is chosen once per input with
 // Reset: no transitions.
