@@ -101,8 +101,10 @@ type Lexer struct {
 	pos   int
 	mode  Strictness
 	depth int
-	// done: (Strict) the root element has ended; what follows it is not read.
+	// done: the root element has ended (Strict: what follows it is not read), or err is
+	// set; Next returns err from then on.
 	done bool
+	err  error
 	// marks counts the '<' bytes the lexer has read as the start of markup (a tag, comment,
 	// CDATA section or processing instruction). Any other '<' in the input stands inside a
 	// value, comment, CDATA section or processing instruction; ScanHeader compares the two
@@ -117,17 +119,14 @@ type Lexer struct {
 // tokens alias it. In the Strict modes an element starting beyond 2 GiB is an error (the
 // open-element table holds 32-bit offsets); no framer emits such a document.
 func (l *Lexer) Reset(src []byte, mode Strictness) {
-	l.src, l.pos, l.mode, l.depth, l.done, l.marks = src, 0, mode, 0, false, 0
+	l.src, l.pos, l.mode, l.depth, l.done, l.err, l.marks = src, 0, mode, 0, false, nil, 0
 }
 
-// Offset returns the index in the input where the lexer stands: just past the last token.
-func (l *Lexer) Offset() int { return l.pos }
-
-// Depth returns the number of elements open at the lexer's position.
-func (l *Lexer) Depth() int { return l.depth }
-
+// errorf makes the lexer's sticky error, at its current offset.
 func (l *Lexer) errorf(format string, args ...any) error {
-	return fmt.Errorf("%w: %s at offset %d", ErrMalformed, fmt.Sprintf(format, args...), l.pos)
+	l.done = true
+	l.err = fmt.Errorf("%w: %s at offset %d", ErrMalformed, fmt.Sprintf(format, args...), l.pos)
+	return l.err
 }
 
 var (
@@ -140,11 +139,11 @@ var (
 )
 
 // Next returns the next tag. ok is false, with a nil error, at the end of the input or (in
-// Strict) of the root element. Errors wrap ErrMalformed and give the offset; after one, the
-// lexer's position is unspecified and Next should not be called again without Reset.
+// Strict) of the root element. Errors wrap ErrMalformed and give the offset; they are sticky:
+// every later Next returns the same error until Reset.
 func (l *Lexer) Next() (t Token, ok bool, err error) {
 	if l.done {
-		return t, false, nil
+		return t, false, l.err
 	}
 	for {
 		j := bytes.IndexByte(l.src[l.pos:], '<')

@@ -87,6 +87,17 @@ func TestLexer(t *testing.T) {
 				if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "at offset") {
 					t.Fatalf("err = %v, want ErrMalformed with %q and an offset", err, tt.wantErr)
 				}
+				// Sticky until Reset.
+				var lx Lexer
+				lx.Reset([]byte(tt.in), tt.mode)
+				for {
+					if _, ok, e := lx.Next(); e != nil || !ok {
+						break
+					}
+				}
+				if _, ok, again := lx.Next(); ok || again == nil || again.Error() != err.Error() {
+					t.Errorf("after the error Next = %v, %v", ok, again)
+				}
 				return
 			}
 			if err != nil || !slices.Equal(got, tt.want) {
