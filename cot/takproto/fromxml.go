@@ -154,10 +154,12 @@ var eventAttrNames = [numEventStrs]string{
 // doc is what cot.XMLFramer emits; a leading byte order mark, declaration, comments and
 // whitespace are skipped, and nothing after the root element is read. Errors wrap
 // cot.ErrNotEvent when the root is not <event>, and cot.ErrMalformed when doc is not UTF-8,
-// is not well-formed, has a time, point value or event attribute value that cannot be read,
-// or has a <detail> that keeps "</event" or "</auth" in XmlDetail (commo and others cut
-// streams at these bytes wherever they are, so an XML recipient could not receive the event
-// back). On error m is left reset.
+// is not well-formed (read with a cot.Strict lexer), has a time, point value or event
+// attribute value that cannot be read, or has a <detail> that keeps "</event" or "</auth" in
+// XmlDetail (commo and others cut streams at these bytes wherever they are, so an XML
+// recipient could not receive the event back). The time errors also wrap
+// cot.ErrImplausibleTime and the end-tag errors cot.ErrEmbeddedEventEnd, as AppendXML's do.
+// On error m is left reset.
 //
 // It allocates twice: one string holding every string field (so any one of them keeps it
 // alive), and one block for the sub-messages. doc is not retained.
@@ -325,7 +327,7 @@ func (p *eventParts) build(m *TakMessage) error {
 		p.eachPiece(holes[:nholes], func(piece []byte) { sb.Write(piece) })
 		d.XmlDetail = sb.String()[from:]
 		if strings.Contains(d.XmlDetail, "</event") || strings.Contains(d.XmlDetail, "</auth") {
-			return fmt.Errorf("%w: detail contains a document end tag", cot.ErrMalformed)
+			return fmt.Errorf("%w: %w: detail contains a document end tag", cot.ErrMalformed, cot.ErrEmbeddedEventEnd)
 		}
 	}
 	for k := range numTyped {
@@ -403,7 +405,7 @@ func readEvent(a cot.Attrs, ev *CotEvent, raw *[numEventStrs]cot.Value) error {
 			*seen = true
 			v, ok := parseMillis(val)
 			if !ok {
-				return fmt.Errorf("%w: event %s %q", cot.ErrMalformed, name, val)
+				return fmt.Errorf("%w: %w: event %s %q", cot.ErrMalformed, cot.ErrImplausibleTime, name, val)
 			}
 			*ms = v
 			continue

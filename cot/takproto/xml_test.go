@@ -435,6 +435,21 @@ func TestFromXMLErrors(t *testing.T) {
 			}
 		})
 	}
+	// Errors about the event alone carry the cot sentinel the engine drops events by.
+	for doc, want := range map[string]error{
+		ev(`time="yesterday"`, ""):                                         cot.ErrImplausibleTime,
+		ev(`stale="1969-12-31T23:59:59.999Z"`, ""):                         cot.ErrImplausibleTime,
+		ev("", `<detail><remarks><![CDATA[</event>]]></remarks></detail>`): cot.ErrEmbeddedEventEnd,
+		ev("", `<detail><!--</auth>--></detail>`):                          cot.ErrEmbeddedEventEnd,
+		ev("", `<detail><a></b></detail>`):                                 nil,
+	} {
+		err := FromXML([]byte(doc), &TakMessage{})
+		for _, e := range []error{cot.ErrImplausibleTime, cot.ErrEmbeddedEventEnd} {
+			if errors.Is(err, e) != (e == want) {
+				t.Errorf("FromXML(%s) = %v: wraps %v = %v", doc, err, e, !(e == want))
+			}
+		}
+	}
 	// A typed element's value may hold what would be refused in XmlDetail: it is escaped on
 	// the way out.
 	var m TakMessage
