@@ -130,7 +130,7 @@ func scanHeader(doc []byte, h *Header) error {
 			return fmt.Errorf("%w: <%s> is not closed", ErrMalformed, h.Kind)
 		}
 		if t.Kind == TokenEnd {
-			if t.Depth > 0 && bytes.HasPrefix(t.Name, eventName) {
+			if t.Depth > 0 && h.Kind == DocEvent && bytes.HasPrefix(t.Name, eventName) {
 				return fmt.Errorf("%w at offset %d", ErrEmbeddedEventEnd, t.Start)
 			}
 			if inMarti && t.Depth == 2 {

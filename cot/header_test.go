@@ -210,6 +210,8 @@ func TestScanHeaderCases(t *testing.T) {
 			check: func(h *Header) bool { return h.UID == "u" }},
 		{name: "escaped event end is text", doc: `<event><detail><remarks>&lt;/event&gt;</remarks></detail></event>`,
 			check: func(h *Header) bool { return h.Kind == DocEvent }},
+		{name: "event end tag inside auth is not an event's", doc: `<auth><event></event><cot username="u"/></auth>`,
+			check: func(h *Header) bool { return h.Kind == DocAuth && h.AuthUsername == "u" }},
 		{name: "auth end in auth is not an event's", doc: `<auth><cot username="</auth>"/></auth>`,
 			check: func(h *Header) bool { return h.Kind == DocAuth && h.AuthUsername == "</auth>" }},
 	}
