@@ -69,6 +69,7 @@ type session struct {
 	stallMark    uint64 // bytes known written (sent - buffered) at stallAt
 	readAt       int64  // unix nanos of the current read, stamped on what it routes
 	spare        []outItem
+	badEvents    badEventLog // rate limit of the dropped-event log line
 
 	// The outbound queue: appended by any goroutine, drained by the loop.
 	mu         sync.Mutex
@@ -363,8 +364,8 @@ func (ss *session) feed(p []byte) error {
 func (ss *session) onDoc(doc []byte) error {
 	st := &ss.srv.stats
 	h := &ss.lp.hdr // scratch of the loop: one header per loop, not per connection
-	if err := cot.ScanHeader(doc, h); err != nil {
-		return &errFrame{reason: ReasonBadFrame, err: err}
+	if err := ss.scan(doc, h); err != nil {
+		return ss.refuse(err)
 	}
 	if ss.auth == authPending {
 		return ss.hold(doc)
