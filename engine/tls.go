@@ -18,8 +18,9 @@ import (
 )
 
 // tlsFiles is the server's TLS material. The config handed to every
-// connection is fixed; it asks current() for the one to use, so SIGHUP can
-// swap certificate, key, CA and CRL without touching open connections.
+// connection (base) is fixed; its GetConfigForClient loads cur, the config
+// of the latest successful reload, so SIGHUP can swap certificate, key, CA
+// and CRL without touching open connections.
 type tlsFiles struct {
 	cert, key, ca, crl string
 	ticketKey          [32]byte
