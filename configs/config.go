@@ -243,13 +243,24 @@ var ErrInvalid = errors.New("configs: invalid configuration")
 // the result. An unknown key, a wrong type and every failed check are
 // reported together.
 func Parse(data []byte) (*Config, error) {
+	c, errs := decode(data)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// decode is Parse returning every problem as a list, and the configuration
+// even when it has problems (nil only when the TOML does not decode), so
+// that `cotd config check` can go on to load the files it names.
+func decode(data []byte) (*Config, []error) {
 	c := &Config{}
 	if !bytes.Equal(data, defaultTOML) {
 		c = Default()
 	}
 	md, err := toml.Decode(string(data), c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, []error{err}
 	}
 	var errs []error
 	for _, k := range md.Undecoded() {
@@ -257,10 +268,7 @@ func Parse(data []byte) (*Config, error) {
 	}
 	errs = append(errs, durationErrors(reflect.ValueOf(*c), "")...)
 	errs = append(errs, c.validate()...)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
-	}
-	return c, nil
+	return c, errs
 }
 
 // Load reads and parses the file at path.
