@@ -132,7 +132,7 @@ func tlsPaths(c *configs.Config, log zerolog.Logger) (cert, key, ca string, err 
 	if !c.TLSDev() {
 		return c.TLS.Cert, c.TLS.Key, c.TLS.CA, nil
 	}
-	dev, created, err := pki.EnsureDev(c.TLS.DevDir, pki.DefaultHosts(), pki.KeyECDSAP256)
+	dev, created, err := pki.EnsureDevFor(c.TLS.DevDir, pki.DefaultHosts(), pki.KeyECDSAP256, c.Server.AdvertiseHost)
 	if err != nil {
 		return "", "", "", fmt.Errorf("engine: development certificates in %s: %w", c.TLS.DevDir, err)
 	}
