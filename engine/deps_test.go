@@ -32,8 +32,15 @@ var rules = map[string]rule{
 	"engine/auth":  {external: []string{"github.com/BurntSushi/toml", "golang.org/x/crypto/bcrypt", "golang.org/x/sys/unix"}},
 	"engine":       {project: []string{"engine", "cot", "tlsstate", "configs"}},
 	"bench":        {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"takclient":    {project: []string{"cot"}, external: []string{}},
 	"cmd":          {project: []string{"engine", "bench", "takclient", "cot", "tlsstate", "configs"}},
+
+	// cotd send / cotd listen: a small client on cot and the standard library.
+	"takclient": {project: []string{"cot"}, external: []string{}},
+	// The one poll helper for tests: the standard library only, so that the
+	// packages enginetest depends on can use it too.
+	"internal/poll": {external: []string{}},
+	// The test harness may use the project's test helpers.
+	"engine/enginetest": {project: []string{"engine", "cot", "tlsstate", "configs", "internal"}},
 }
 
 func ruleFor(dir string) (rule, bool) {

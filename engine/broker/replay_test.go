@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"cotd/internal/poll"
 )
 
 // gateBox refuses every delivery as back-pressure until opened, as a socket
@@ -31,17 +33,6 @@ func cacheSA(b *Broker, id uint64, uid string) {
 	b.sa.put(uid, saEntry{msg: NewMessage([]byte(doc), "a-f-G-U-C", true, 0, nil), owner: owner})
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // An SA cached after a client joined reached it live (a shard caches an SA
 // before broadcasting it); the replay, which walks the cache a stripe at a
 // time and may take long on a slow socket, must not send it again.
@@ -59,7 +50,7 @@ func TestReplaySkipsWhatArrivedAfterTheJoin(t *testing.T) {
 	box := &gateBox{}
 	done := make(chan struct{})
 	b.Join(NewClient(2, box, nil), func() { close(done) })
-	waitUntil(t, "the replay to stall on its first SA", func() bool { return box.tries.Load() > 0 })
+	poll.Until(t, "the replay to stall on its first SA", 20*time.Second, func() bool { return box.tries.Load() > 0 })
 	for i := range 200 {
 		cacheSA(b, uint64(10+i), fmt.Sprintf("LATE-%d", i))
 	}
@@ -97,7 +88,7 @@ func TestReplayHoldsLittleWhileWaiting(t *testing.T) {
 		b.Join(NewClient(uint64(cached+1+i), box, nil), nil)
 	}
 	for _, box := range boxes {
-		waitUntil(t, "every replay to stall", func() bool { return box.tries.Load() > 0 })
+		poll.Until(t, "every replay to stall", 20*time.Second, func() bool { return box.tries.Load() > 0 })
 	}
 	per := float64(liveHeap()-before) / joiners
 	t.Logf("%.0f B held per waiting replay of %d cached SAs (goroutine stack included)", per, cached)
@@ -108,7 +99,7 @@ func TestReplayHoldsLittleWhileWaiting(t *testing.T) {
 	for _, box := range boxes {
 		box.open.Store(true)
 	}
-	waitUntil(t, "every replay to finish", func() bool { return b.stats.Replayed.Value() == joiners*cached })
+	poll.Until(t, "every replay to finish", 20*time.Second, func() bool { return b.stats.Replayed.Value() == joiners*cached })
 }
 
 func liveHeap() int64 {
