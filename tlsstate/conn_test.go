@@ -554,8 +554,16 @@ func TestIdleConnMemory(t *testing.T) {
 			per := float64(withHello-before) / n
 			hello := float64(withHello-without) / n
 			t.Logf("%s: %.0f B per idle established conn (HelloInfo %.0f B of it)", tc.name, per, hello)
-			if per > 12<<10 {
-				t.Errorf("%.0f B per idle conn, over the 12 KiB budget", per)
+			// The race detector's runtime allocates beside the code under
+			// test, by amounts that vary from run to run: under -race (make
+			// test) the budget has a third more room, enough that only a real
+			// regression crosses it; without -race it is exact.
+			budget := 12 << 10
+			if raceEnabled {
+				budget = 16 << 10
+			}
+			if per > float64(budget) {
+				t.Errorf("%.0f B per idle conn, over the %d KiB budget", per, budget>>10)
 			}
 			for _, c := range conns {
 				if c.Phase() != Established {
