@@ -193,6 +193,15 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Problem is why the text given to UnmarshalText was refused, or nil.
+// Decoders other than Parse (cotbench's scenarios) check it after decoding.
+func (d Duration) Problem() error {
+	if d.invalid == "" {
+		return nil
+	}
+	return errors.New(d.invalid)
+}
+
 // durationErrors finds every Duration in v that did not parse, named by its
 // TOML key, in every section (those added later included).
 func durationErrors(v reflect.Value, prefix string) []error {
