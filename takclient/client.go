@@ -234,12 +234,13 @@ func (p *printer) event(doc []byte, h *cot.Header) {
 	case h.Type == cot.TypePong:
 		p.printf("%s  %s: pong", clock(), h.Type)
 	case h.Callsign != "":
-		p.printf("%s  %s from %s (uid %s) at %.5f,%.5f, sent %s", clock(), h.Type, h.Callsign, h.UID, h.Lat, h.Lon, h.Time.Format(time.TimeOnly))
+		p.printf("%s  %s from %s (uid %s) at %.5f,%.5f, sent %s", clock(), h.Type, h.Callsign, h.UID, h.Lat, h.Lon, h.Time.Local().Format(time.TimeOnly))
 	default:
 		p.printf("%s  %s (uid %s)", clock(), h.Type, h.UID)
 	}
 }
 
+// clock is the local time of day, like the "sent" time printed beside it.
 func clock() string { return time.Now().Format(time.TimeOnly) }
 
 // position is the sender's SA, as ATAK writes one: time and start now,
