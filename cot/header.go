@@ -338,8 +338,9 @@ func readPoint(a Attrs, h *Header) {
 	}
 }
 
-// eachDest calls fn for the callsign and uid attributes of one <dest> (fn may be nil) and
-// returns their summed raw length.
+// eachDest returns the summed raw length of the callsign and uid attributes of one <dest>;
+// when h is not nil it also decodes each into sb and appends it to h.DestCallsigns or
+// h.DestUIDs. The first pass calls it with h nil to size the arena, the second to fill h.
 func eachDest(a Attrs, h *Header, sb *strings.Builder) int {
 	n := 0
 	for {

@@ -154,7 +154,7 @@ func TestDisconnectNoticeCarriesLinkAndType(t *testing.T) {
 }
 
 func TestNodeTAKFixtureIsRoutedAsSent(t *testing.T) {
-	stream, err := os.ReadFile("../../shared/fixtures/node-tak/connect-stream.bin")
+	stream, err := os.ReadFile("../testdata/node-tak/connect-stream.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestNodeTAKFixtureIsRoutedAsSent(t *testing.T) {
 	if got.H.Callsign != "PROXY" || got.H.GroupName != "Cyan" {
 		t.Errorf("fixture header = %+v", got.H)
 	}
-	want, err := os.ReadFile("../../shared/fixtures/node-tak/position.xml")
+	want, err := os.ReadFile("../testdata/node-tak/position.xml")
 	if err != nil {
 		t.Fatal(err)
 	}

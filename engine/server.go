@@ -186,7 +186,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("engine: gnet stopped before it booted")
 		}
-		return fmt.Errorf("engine: %w", err)
+		return listenError(err, s.listeners)
 	case <-s.ready:
 	}
 

@@ -22,7 +22,6 @@ type Stats struct {
 	// written (an upper bound; see OnClose).
 	UnsentBytes metrics.Counter
 	Pongs       metrics.Counter
-	WakeFails   metrics.Counter
 	Refused     metrics.Counter // connections refused while draining
 	Handshakes  [numHandshakeResults]metrics.Counter
 	Logins      [numLoginResults]metrics.Counter
