@@ -34,6 +34,25 @@ func (db *DB) openSQLite(ctx context.Context) error {
 	// commit) and loses at most the last transactions on power loss.
 	// Immediate transactions take the write lock at BEGIN, so two writers
 	// wait on busy_timeout instead of failing on a lock upgrade.
+	// A file that exists is inspected read-only first: the pragmas below
+	// rewrite its header (WAL), which must not happen to a file that turns
+	// out to be someone else's.
+	if st, err := os.Stat(path); err == nil && st.Size() > 0 {
+		ro, err := sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?mode=ro&_pragma=busy_timeout(10000)")
+		if err != nil {
+			return fmt.Errorf("store: %s: %w", path, err)
+		}
+		err = checkClaim(ctx, ro, path)
+		_ = ro.Close()
+		if err != nil {
+			return err
+		}
+	}
+	// WAL lets readers run beside the writer; synchronous=NORMAL is durable
+	// against a crash of the process (the WAL is in the OS's hands at
+	// commit) and loses at most the last transactions on power loss.
+	// Immediate transactions take the write lock at BEGIN, so two writers
+	// wait on busy_timeout instead of failing on a lock upgrade.
 	q := url.Values{}
 	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
 		q.Add("_pragma", p)
@@ -47,7 +66,15 @@ func (db *DB) openSQLite(ctx context.Context) error {
 	sdb.SetMaxOpenConns(db.cfg.PoolSize + 1)
 	sdb.SetMaxIdleConns(db.cfg.PoolSize + 1)
 	db.sql = sdb
-	if err := db.claimSQLite(ctx); err != nil {
+	err = checkClaim(ctx, sdb, path)
+	if err == nil {
+		// New, or already ours: mark it (a no-op for ours).
+		_, err = sdb.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, sqliteApplicationID))
+		if err != nil {
+			err = sqliteOpenError(path, err)
+		}
+	}
+	if err != nil {
 		_ = sdb.Close()
 		db.sql = nil
 		return err
@@ -78,16 +105,14 @@ func checkSQLiteFile(path string) error {
 	return nil
 }
 
-// claimSQLite checks that the file is readable and cotd's (or new), and
-// marks a new one as cotd's.
-func (db *DB) claimSQLite(ctx context.Context) error {
-	path := db.cfg.Path
+// checkClaim checks that the database is readable and cotd's, or new.
+func checkClaim(ctx context.Context, sdb *sql.DB, path string) error {
 	var appID int64
-	if err := db.sql.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
+	if err := sdb.QueryRowContext(ctx, `PRAGMA application_id`).Scan(&appID); err != nil {
 		return sqliteOpenError(path, err)
 	}
 	var tables []string
-	rows, err := db.sql.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
+	rows, err := sdb.QueryContext(ctx, `SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`)
 	if err != nil {
 		return sqliteOpenError(path, err)
 	}
@@ -112,9 +137,6 @@ func (db *DB) claimSQLite(ctx context.Context) error {
 		return fmt.Errorf("%w: %s belongs to another application (SQLite application_id %#x)", ErrForeign, path, appID)
 	case len(tables) > 0:
 		return fmt.Errorf("%w: %s already holds tables cotd did not create (%s)", ErrForeign, path, strings.Join(tables, ", "))
-	}
-	if _, err := db.sql.ExecContext(ctx, fmt.Sprintf(`PRAGMA application_id = %d`, sqliteApplicationID)); err != nil {
-		return sqliteOpenError(path, err)
 	}
 	return nil
 }

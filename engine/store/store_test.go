@@ -38,7 +38,7 @@ func TestEventHistory(t *testing.T) {
 				t.Fatalf("event %d dropped", i)
 			}
 		}
-		sync(t, db)
+		flush(t, db)
 
 		latest, err := db.LatestEvent(ctx, "alpha", store.Everything)
 		if err != nil {
@@ -118,7 +118,7 @@ func TestArchiveParsedDocuments(t *testing.T) {
 		if err := db.Archive(ping, t0, sender); !errors.Is(err, store.ErrNotArchived) {
 			t.Errorf("ping: err = %v, want ErrNotArchived", err)
 		}
-		sync(t, db)
+		flush(t, db)
 		for _, f := range []string{"sa.xml", "drawing.xml", "node-tak-position.xml"} {
 			doc := fixture(t, f)
 			var want cot.Header
@@ -173,7 +173,7 @@ func TestChatAndOfflineDelivery(t *testing.T) {
 		db.ArchiveChat(*toDelta)
 		_, all, _ := store.FromEvent(chatDoc("m3", "to all", nil), t0.Add(4*time.Minute), sender)
 		db.ArchiveChat(*all)
-		sync(t, db)
+		flush(t, db)
 
 		chats, err := db.Chats(ctx, store.EventQuery{Scope: store.Everything})
 		if err != nil {
@@ -230,7 +230,7 @@ func TestOfflineChatOff(t *testing.T) {
 		db.RecordConn(store.ConnRecord{Status: store.StatusDisconnected, UID: "b", Callsign: "BRAVO", Time: t0})
 		_, c, _ := store.FromEvent(chatDoc("m1", "hi", []string{"BRAVO"}), t0, store.Sender{UID: "a"})
 		db.ArchiveChat(*c)
-		sync(t, db)
+		flush(t, db)
 		if chats, _ := db.Chats(ctxT(t), store.EventQuery{Scope: store.Everything}); len(chats) != 1 {
 			t.Fatalf("chat not stored: %v", chats)
 		}
@@ -273,7 +273,7 @@ func TestClientEndpoints(t *testing.T) {
 		if db.RecordConn(store.ConnRecord{UID: "x"}) {
 			t.Error("a record without a status was accepted")
 		}
-		sync(t, db)
+		flush(t, db)
 		eps, err := db.ClientEndpoints(ctx, store.EndpointQuery{Scope: store.Everything})
 		if err != nil {
 			t.Fatal(err)
