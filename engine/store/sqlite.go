@@ -54,7 +54,8 @@ func (db *DB) openSQLite(ctx context.Context) error {
 	// Immediate transactions take the write lock at BEGIN, so two writers
 	// wait on busy_timeout instead of failing on a lock upgrade.
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"} {
+	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)",
+		"cache_size(-65536)", "wal_autocheckpoint(8192)"} {
 		q.Add("_pragma", p)
 	}
 	q.Set("_txlock", "immediate")
@@ -164,6 +165,18 @@ func (b Backend) eventArgs(r *EventRecord) []any {
 		clean(r.SenderUID), clean(r.SenderCallsign), clean(r.SenderUser), clean(encodeList(r.Groups))}
 }
 
+// sqliteRowsPerInsert rows per INSERT stay far below SQLite's limit of
+// 32766 parameters.
+const sqliteRowsPerInsert = 64
+
+const eventColCount = 17
+
+// multiInsert is an INSERT of n event rows.
+func multiInsert(n int) string {
+	row := "(" + placeholders(eventColCount) + ")"
+	return `INSERT INTO cot_router (` + insertEventCols + `) VALUES ` + strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
 // writeSQLite writes one batch in one transaction.
 func (db *DB) writeSQLite(ctx context.Context, bt *batch) error {
 	tx, err := db.sql.BeginTx(ctx, nil)
@@ -171,18 +184,33 @@ func (db *DB) writeSQLite(ctx context.Context, bt *batch) error {
 		return err
 	}
 	defer func() { _ = tx.Rollback() }()
-	if len(bt.events) > 0 {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO cot_router (`+insertEventCols+`) VALUES (`+placeholders(17)+`)`)
+	// Rows go in groups of sqliteRowsPerInsert per statement: the cost of
+	// a statement execution in the driver, not the row, dominates.
+	events := bt.events
+	var full *sql.Stmt
+	if len(events) >= sqliteRowsPerInsert {
+		full, err = tx.PrepareContext(ctx, multiInsert(sqliteRowsPerInsert))
 		if err != nil {
 			return err
 		}
-		for _, r := range bt.events {
-			if _, err := stmt.ExecContext(ctx, db.backend.eventArgs(r)...); err != nil {
-				stmt.Close()
-				return err
-			}
+		defer full.Close()
+	}
+	args := make([]any, 0, sqliteRowsPerInsert*eventColCount)
+	for len(events) > 0 {
+		n := min(len(events), sqliteRowsPerInsert)
+		args = args[:0]
+		for _, r := range events[:n] {
+			args = append(args, db.backend.eventArgs(r)...)
 		}
-		stmt.Close()
+		if n == sqliteRowsPerInsert {
+			_, err = full.ExecContext(ctx, args...)
+		} else {
+			_, err = tx.ExecContext(ctx, multiInsert(n), args...)
+		}
+		if err != nil {
+			return err
+		}
+		events = events[n:]
 	}
 	if err := db.writeOps(ctx, sqlTx{tx}, bt); err != nil {
 		return err
