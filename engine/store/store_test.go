@@ -153,11 +153,13 @@ func TestChatAndOfflineDelivery(t *testing.T) {
 			alpha = "ANDROID-5f3c9a1e2b7d4c60"
 			bravo = "ANDROID-9d8e7f6a5b4c3d21"
 		)
-		// BRAVO was here and left; DELTA is online; CHARLIE was never seen.
+		// BRAVO was here and left; DELTA is online; CHARLIE was never seen;
+		// ECHO left too but shares no group with the sender.
 		for _, r := range []store.ConnRecord{
-			{Status: store.StatusConnected, UID: bravo, Callsign: "BRAVO", Time: t0},
-			{Status: store.StatusConnected, UID: "delta-1", Callsign: "DELTA", Time: t0},
+			{Status: store.StatusConnected, UID: bravo, Callsign: "BRAVO", Groups: []string{"Cyan", "HQ"}, Time: t0},
+			{Status: store.StatusConnected, UID: "delta-1", Callsign: "DELTA", Groups: []string{"Cyan"}, Time: t0},
 			{Status: store.StatusDisconnected, UID: bravo, Time: t0.Add(time.Minute)},
+			{Status: store.StatusDisconnected, UID: "echo-1", Callsign: "ECHO", Groups: []string{"Red"}, Time: t0},
 		} {
 			db.RecordConn(r)
 		}
@@ -173,14 +175,16 @@ func TestChatAndOfflineDelivery(t *testing.T) {
 		db.ArchiveChat(*toDelta)
 		_, all, _ := store.FromEvent(chatDoc("m3", "to all", nil), t0.Add(4*time.Minute), sender)
 		db.ArchiveChat(*all)
+		_, toEcho, _ := store.FromEvent(chatDoc("m4", "to echo", []string{"ECHO"}), t0.Add(4*time.Minute), sender)
+		db.ArchiveChat(*toEcho)
 		flush(t, db)
 
 		chats, err := db.Chats(ctx, store.EventQuery{Scope: store.Everything})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(chats) != 3 {
-			t.Fatalf("%d chats stored, want 3", len(chats))
+		if len(chats) != 4 {
+			t.Fatalf("%d chats stored, want 4", len(chats))
 		}
 		c := chats[0]
 		if c.Text != "Meet at the north gate & bring the spare radio <PRC-152>" || c.Room != "BRAVO" ||
@@ -208,7 +212,7 @@ func TestChatAndOfflineDelivery(t *testing.T) {
 				t.Errorf("pending chat XML: %s", x)
 			}
 		}
-		for _, who := range [][2]string{{"delta-1", "DELTA"}, {"charlie", "CHARLIE"}, {alpha, "ALPHA"}} {
+		for _, who := range [][2]string{{"delta-1", "DELTA"}, {"charlie", "CHARLIE"}, {alpha, "ALPHA"}, {"echo-1", "ECHO"}} {
 			if p, _ := db.PendingChats(ctx, who[0], who[1]); len(p) != 0 {
 				t.Errorf("pending for %v = %+v, want none", who, p)
 			}
