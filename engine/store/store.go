@@ -96,9 +96,11 @@ type DB struct {
 	closed   atomic.Bool
 	inflight atomic.Int64
 
-	// drainCtx bounds the writes of the final drain; Close sets it before
-	// it closes stop, and the writer reads it only after stop closed.
-	drainCtx  context.Context
+	// wctx is the writer's context; Close cancels it when the drain runs
+	// out of time, which aborts a write in progress (a PostgreSQL that
+	// stopped answering would otherwise hold shutdown for its timeouts).
+	wctx      context.Context
+	wcancel   context.CancelFunc
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -151,7 +153,7 @@ func Open(ctx context.Context, cfg configs.Store, opts Options) (*DB, error) {
 	db.stats.init()
 	db.queue = make(chan item, cfg.QueueSize)
 	db.stop = make(chan struct{})
-	db.drainCtx = context.Background()
+	db.wctx, db.wcancel = context.WithCancel(context.Background())
 	db.done = make(chan struct{})
 	go db.writer()
 	return db, nil
@@ -293,14 +295,15 @@ func (db *DB) Close(ctx context.Context) error {
 		}
 		ctx, cancel := context.WithTimeout(ctx, db.cfg.DrainTimeout.Duration)
 		defer cancel()
-		db.drainCtx = ctx
 		close(db.stop)
 		select {
 		case <-db.done:
 		case <-ctx.Done():
 			db.log.Error().Int("queued", len(db.queue)).Msg("store: drain timed out; abandoning queued records")
-			<-db.done // the writer gives up at its next batch boundary
+			db.wcancel()
+			<-db.done
 		}
+		db.wcancel()
 		if n := db.discardQueue(); n > 0 {
 			db.log.Error().Int("dropped", n).Msg("store: records left unwritten at shutdown")
 		}

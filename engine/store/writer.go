@@ -36,7 +36,7 @@ const errLogEvery = 10 * time.Second
 // writer is the one goroutine that writes queued records and prunes.
 func (db *DB) writer() {
 	defer close(db.done)
-	ctx := context.Background()
+	ctx := db.wctx
 	var (
 		bt       batch
 		barriers []chan struct{}
@@ -96,11 +96,7 @@ func (db *DB) writer() {
 			}
 		}
 		if bt.n > 0 {
-			wctx := ctx
-			if stopping {
-				wctx = db.drainCtx
-			}
-			if err := db.writeBatch(wctx, &bt); err != nil {
+			if err := db.writeBatch(ctx, &bt); err != nil {
 				failed += uint64(bt.n)
 				db.stats.Dropped[DropWriteError].Add(uint64(bt.n))
 				if !db.down.Swap(true) || time.Since(lastLog) >= errLogEvery {
@@ -123,7 +119,7 @@ func (db *DB) writer() {
 			// branch; one prune step per batch keeps retention going.
 			pruning = db.pruneStep(ctx, pruning)
 		}
-		if stopping && (len(db.queue) == 0 || db.drainCtx.Err() != nil) {
+		if stopping && (len(db.queue) == 0 || ctx.Err() != nil) {
 			return
 		}
 	}
