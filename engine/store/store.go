@@ -55,6 +55,7 @@ type Store interface {
 	Cert(ctx context.Context, serial string) (CertRecord, error)
 	CertsByUser(ctx context.Context, user string) ([]CertRecord, error)
 	RevokeCert(ctx context.Context, serial string, at time.Time) error
+	RevokeUserCerts(ctx context.Context, user string, at time.Time) (int, error)
 	RevokedCerts(ctx context.Context) ([]CertRecord, error)
 
 	Backend() Backend
@@ -119,8 +120,9 @@ type item struct {
 	barrier chan struct{}
 }
 
-// Open connects to (or creates) the database the configuration names,
-// brings its schema up to date and starts the writer.
+// Open connects to (or creates) the database the configuration names
+// (PostgreSQL when URL is set, else the SQLite file at Path; the caller
+// checks Enabled), brings its schema up to date and starts the writer.
 func Open(ctx context.Context, cfg configs.Store, opts Options) (*DB, error) {
 	if cfg.QueueSize < 1 || cfg.BatchSize < 1 || cfg.PoolSize < 1 || cfg.PruneBatch < 1 {
 		return nil, fmt.Errorf("%w: queue_size, batch_size, pool_size and prune_batch must be positive", ErrConfig)

@@ -441,6 +441,15 @@ func TestCertificates(t *testing.T) {
 		if len(r) != 1 || r[0].Serial != "0c2d" || !r[0].Revoked.Equal(t0.Add(2*time.Hour)) {
 			t.Errorf("revoked = %+v", r)
 		}
+		if n, err := db.RevokeUserCerts(ctx, "alice", t0.Add(6*time.Hour)); err != nil || n != 1 {
+			t.Errorf("RevokeUserCerts(alice) = %d, %v; want the one still valid", n, err)
+		}
+		if r, _ := db.RevokedCerts(ctx); len(r) != 2 || !r[0].Revoked.Equal(t0.Add(6*time.Hour)) || !r[1].Revoked.Equal(t0.Add(2*time.Hour)) {
+			t.Errorf("revoked after disabling alice = %+v", r)
+		}
+		if c, _ := db.Cert(ctx, "ffff"); !c.Revoked.IsZero() {
+			t.Errorf("bob's certificate revoked: %+v", c)
+		}
 		if _, err := db.Cert(ctx, "1234"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown serial: %v", err)
 		}
