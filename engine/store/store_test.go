@@ -455,3 +455,30 @@ func TestCertificates(t *testing.T) {
 		}
 	})
 }
+
+// TestArchiveOff: with archive = false events are not kept, chats and
+// connections still are.
+func TestArchiveOff(t *testing.T) {
+	eachBackend(t, func(t *testing.T, cfg configs.Store) {
+		cfg.Archive = false
+		db := open(t, cfg, store.Options{})
+		if err := db.Archive(fixture(t, "sa.xml"), t0, store.Sender{UID: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Archive(chatDoc("m", "hi", nil), t0, store.Sender{UID: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		db.RecordConn(store.ConnRecord{Status: store.StatusConnected, UID: "a", Time: t0})
+		flush(t, db)
+		ctx := ctxT(t)
+		if e, _ := db.Events(ctx, store.EventQuery{Scope: store.Everything}); len(e) != 0 {
+			t.Errorf("archive=false stored %d events", len(e))
+		}
+		if c, _ := db.Chats(ctx, store.EventQuery{Scope: store.Everything}); len(c) != 1 {
+			t.Errorf("chats = %d, want 1", len(c))
+		}
+		if eps, _ := db.ClientEndpoints(ctx, store.EndpointQuery{Scope: store.Everything}); len(eps) != 1 {
+			t.Errorf("endpoints = %d, want 1", len(eps))
+		}
+	})
+}
