@@ -249,7 +249,7 @@ func (db *DB) Archive(doc []byte, recv time.Time, s Sender) error {
 	if err != nil {
 		return err
 	}
-	ok := true
+	var ok bool
 	if chat != nil {
 		ok = db.ArchiveChat(*chat)
 	} else {
