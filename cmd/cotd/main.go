@@ -25,6 +25,7 @@ const usage = `usage:
   cotd users add|passwd|del|disable|enable|list|hash   edit the users file
   cotd clients [--admin URL]   list connected clients (admin API)
   cotd send|listen [--addr A]  a small TAK client: send positions, or print what arrives
+  cotd store migrate [--config FILE]   bring the database schema up to date
   cotd config check FILE       validate a configuration file
   cotd config default          print the embedded default configuration
   cotd version, --version      print the version
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return clientsCmd(args[1:], stdout, stderr)
 	case "send", "listen":
 		return clientCmd(args[0], args[1:], stdout, stderr)
+	case "store":
+		return storeCmd(args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "cotd", version)
 		return 0
