@@ -37,6 +37,9 @@ var rules = map[string]rule{
 	"engine/auth":  {external: []string{"github.com/BurntSushi/toml", "golang.org/x/crypto/bcrypt", "golang.org/x/sys/unix"}},
 	"engine/store": {project: []string{"engine", "cot", "configs"}, external: []string{"github.com/jackc/pgx/v5", "github.com/rs/zerolog", "modernc.org/sqlite"}},
 	"engine":       {project: []string{"engine", "cot", "tlsstate", "configs"}},
+	// The store feed sees the engine only through Directory.
+	"engine/storefeed": {project: []string{"engine/directory", "engine/store", "cot", "configs"},
+		external: []string{"github.com/rs/zerolog"}, isolated: true},
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
 	// The admin API sees the engine only through Directory.

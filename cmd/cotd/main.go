@@ -92,7 +92,12 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	srv.Version = version
-	wireAdmin(srv, cfg, log)
+	persist, err := openPersistence(cfg.Store, srv.Directory(), log)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot open the store")
+		return 1
+	}
+	wireAdmin(srv, cfg, log, persist.writeMetrics)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)
@@ -105,7 +110,9 @@ func serve(args []string, stderr io.Writer) int {
 			_ = srv.ReloadUsers()
 		}
 	}()
-	if err := srv.Run(ctx); err != nil {
+	err = srv.Run(ctx)
+	persist.close() // after the engine: its last leaves reach the store
+	if err != nil {
 		log.Error().Err(err).Msg("server stopped with an error")
 		return 1
 	}

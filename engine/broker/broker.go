@@ -58,6 +58,9 @@ type Stats struct {
 	// DeliveryFailures counts b-t-f-s returned for directed chats that
 	// reached no one.
 	DeliveryFailures metrics.Counter
+	// KeptOffline counts directed chats that reached no one and that the
+	// Keeper kept for later delivery instead of a b-t-f-s.
+	KeptOffline metrics.Counter
 	// Drops counts messages dropped, by reason.
 	Drops [NumDropReasons]metrics.Counter
 }
@@ -99,6 +102,7 @@ type Broker struct {
 
 	inflight atomic.Int64
 	replays  atomic.Int64 // SA replays running (Join)
+	keeper   atomic.Pointer[Keeper]
 	quit     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -496,9 +500,33 @@ func (s *shard) route(j job, now time.Time) {
 	if sent == 0 {
 		b.stats.Unroutable.Inc()
 		if strings.HasPrefix(j.msg.Type, cot.TypeChat) && !strings.HasPrefix(j.msg.Type, cot.TypeChatDeliveryFailure) {
+			if j.msg.Type == cot.TypeChat && b.kept(from, j) {
+				b.stats.KeptOffline.Inc()
+				return
+			}
 			s.deliveryFailure(from, j.msg)
 		}
 	}
+}
+
+// Keeper is asked, from a shard, about a directed GeoChat message (b-t-f)
+// that reached nobody: true means someone kept it for later delivery, so
+// the sender gets no b-t-f-s. It must answer from memory at once (no I/O, no
+// contended lock) and not keep uids or callsigns, which are the job's.
+type Keeper func(from *Client, uids, callsigns []string) bool
+
+// SetKeeper installs k (nil removes it); any goroutine, at any time.
+func (b *Broker) SetKeeper(k Keeper) {
+	if k == nil {
+		b.keeper.Store(nil)
+		return
+	}
+	b.keeper.Store(&k)
+}
+
+func (b *Broker) kept(from *Client, j job) bool {
+	k := b.keeper.Load()
+	return k != nil && (*k)(from, j.uids, j.callsigns)
 }
 
 // deliveryFailure returns a directed chat that reached nobody to its sender
