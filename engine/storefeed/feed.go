@@ -235,8 +235,10 @@ func (f *Feed) identify(ev directory.Event) {
 		rec.Team, rec.Role = h.GroupName, h.GroupRole
 	}
 	c.rec = rec
-	f.o.Store.RecordConn(*rec)
+	// The keeper's copy changes first, so that once the store shows the
+	// new status the keeper answers by it too.
 	f.setKnown(uid, callsign, true, rec.Groups)
+	f.o.Store.RecordConn(*rec)
 	if !f.o.Config.OfflineChat {
 		return
 	}
@@ -270,23 +272,30 @@ func (f *Feed) leave(ev directory.Event) {
 		f.o.Store.RecordConn(store.ConnRecord{Status: store.StatusConnected, User: rec.User,
 			Groups: rec.Groups, Address: rec.Address, Listener: rec.Listener, Time: c.since})
 	}
-	f.o.Store.RecordConn(rec)
 	if rec.UID == "" {
+		f.o.Store.RecordConn(rec)
 		return
 	}
 	// A device that reconnected before its old connection was seen to
 	// close is still online: its endpoint must not say otherwise, or chats
 	// to it would be kept instead of delivered.
+	var still *store.ConnRecord
 	for _, other := range f.conns {
 		if other.rec != nil && other.rec.UID == rec.UID {
 			again := *other.rec
 			again.Time = ev.At
-			f.o.Store.RecordConn(again)
-			f.setKnown(again.UID, again.Callsign, true, again.Groups)
-			return
+			still = &again
+			break
 		}
 	}
+	if still != nil {
+		f.setKnown(still.UID, still.Callsign, true, still.Groups)
+		f.o.Store.RecordConn(rec)
+		f.o.Store.RecordConn(*still)
+		return
+	}
 	f.setKnown(rec.UID, rec.Callsign, false, rec.Groups)
+	f.o.Store.RecordConn(rec)
 }
 
 func (f *Feed) setKnown(uid, callsign string, online bool, groups []string) {
