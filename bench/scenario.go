@@ -260,6 +260,14 @@ type Spawn struct {
 	OutboundSoftBytes int `toml:"outbound_soft_bytes"`
 	OutboundHardBytes int `toml:"outbound_hard_bytes"`
 	SocketSendBytes   int `toml:"socket_send_bytes"`
+	// Store (spawn.store) is the spawned cotd's persistence: "sqlite" (default; a fresh
+	// file in the run's directory, so no run inherits another's archive), "postgres"
+	// (spawn.store_url) or "off" ([store] enabled = false), for comparing a run with the
+	// store on and off.
+	Store string `toml:"store"`
+	// StoreURL (spawn.store_url) is the PostgreSQL URL with spawn.store = "postgres";
+	// default "". Its database should be empty or cotd's own.
+	StoreURL string `toml:"store_url"`
 }
 
 // ConnectMode is how first connects are spread. It is fixed by the scenario; nothing
@@ -350,7 +358,7 @@ func DefaultScenario() *Scenario {
 		Ping:      Ping{Silence: dur(15 * time.Second), Repeat: dur(4500 * time.Millisecond), RxTimeout: dur(25 * time.Second)},
 		Measure:   Measure{Window: dur(5 * time.Second), Settle: dur(time.Second)},
 		Pass:      Pass{MaxP99Latency: dur(time.Second), MinConnectSuccessPct: 100},
-		Spawn:     Spawn{LogLevel: "info"},
+		Spawn:     Spawn{LogLevel: "info", Store: "sqlite"},
 	}
 }
 
@@ -530,6 +538,14 @@ func (sc *Scenario) validate() []error {
 	case "debug", "info", "warn", "error":
 	default:
 		bad("spawn.log_level must be debug, info, warn or error, got %q", sc.Spawn.LogLevel)
+	}
+	switch {
+	case sc.Spawn.Store != "sqlite" && sc.Spawn.Store != "postgres" && sc.Spawn.Store != "off":
+		bad("spawn.store must be sqlite, postgres or off, got %q", sc.Spawn.Store)
+	case sc.Spawn.Store == "postgres" && sc.Spawn.StoreURL == "":
+		bad("spawn.store = \"postgres\" needs spawn.store_url")
+	case sc.Spawn.Store != "postgres" && sc.Spawn.StoreURL != "":
+		bad("spawn.store_url is set but spawn.store is %q, not postgres", sc.Spawn.Store)
 	}
 	nonNegative("spawn.handshake_timeout", sc.Spawn.HandshakeTimeout)
 	nonNegative("spawn.idle_timeout", sc.Spawn.IdleTimeout)

@@ -111,6 +111,7 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 		}
 	}
 	cfg := spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, usersPath, o.Settings)
+	cfg = append(cfg, storeConfig(o.Settings, o.Dir)...)
 	if _, err := configs.Parse(cfg); err != nil {
 		return nil, fmt.Errorf("%w: the generated cotd config does not validate: %w", ErrSpawn, err)
 	}
@@ -263,6 +264,21 @@ func spawnConfig(tcp, tlsAddr, admin string, f PKIFiles, users string, st Spawn)
 	}
 	b.WriteString("\n[admin]\naddr = " + q(admin) + "\n\n[log]\nlevel = " + q(st.LogLevel) + "\nformat = \"json\"\n")
 	return b.Bytes()
+}
+
+// storeConfig is the spawned cotd's [store] section (spawn.store): off, PostgreSQL at
+// spawn.store_url, or SQLite in a fresh file under dir. Not left to cotd's default, whose
+// relative path would put the archive in cotbench's working directory and carry it from
+// run to run.
+func storeConfig(st Spawn, dir string) []byte {
+	q := strconv.Quote
+	switch st.Store {
+	case "off":
+		return []byte("\n[store]\nenabled = false\n")
+	case "postgres":
+		return []byte("\n[store]\nenabled = true\nurl = " + q(st.StoreURL) + "\n")
+	}
+	return []byte("\n[store]\nenabled = true\npath = " + q(filepath.Join(dir, "store", "cotd.db")) + "\n")
 }
 
 // freePorts returns n distinct loopback addresses with ports the kernel just handed out.

@@ -158,3 +158,41 @@ func TestFindRepo(t *testing.T) {
 		t.Errorf("root %s: %v", root, err)
 	}
 }
+
+// spawn.store picks the spawned cotd's persistence: a fresh SQLite file in the run's
+// directory by default, PostgreSQL at spawn.store_url, or none.
+func TestSpawnStoreConfig(t *testing.T) {
+	dir := t.TempDir()
+	base := spawnConfig("127.0.0.1:1001", "", "127.0.0.1:1003", PKIFiles{}, "", DefaultScenario().Spawn)
+	for _, tc := range []struct {
+		store, url string
+		check      func(configs.Store) bool
+	}{
+		{"sqlite", "", func(s configs.Store) bool {
+			return s.Enabled && s.URL == "" && s.Path == filepath.Join(dir, "store", "cotd.db")
+		}},
+		{"postgres", "postgres://u:p@127.0.0.1:5432/db", func(s configs.Store) bool {
+			return s.Enabled && s.URL == "postgres://u:p@127.0.0.1:5432/db"
+		}},
+		{"off", "", func(s configs.Store) bool { return !s.Enabled }},
+	} {
+		sc := DefaultScenario()
+		sc.Spawn.Store, sc.Spawn.StoreURL = tc.store, tc.url
+		if err := sc.Validate(); err != nil && strings.Contains(err.Error(), "spawn.store") {
+			t.Errorf("spawn.store = %q: %v", tc.store, err)
+		}
+		data := append(append([]byte{}, base...), storeConfig(sc.Spawn, dir)...)
+		cfg, err := configs.Parse(data)
+		if err != nil || !tc.check(cfg.Store) {
+			t.Errorf("spawn.store = %q: %v %+v\n%s", tc.store, err, cfg.Store, data)
+		}
+	}
+	for _, bad := range []Spawn{{LogLevel: "info", Store: "mysql"}, {LogLevel: "info", Store: "postgres"},
+		{LogLevel: "info", Store: "off", StoreURL: "postgres://x"}} {
+		sc := DefaultScenario()
+		sc.Spawn = bad
+		if err := sc.Validate(); err == nil || !strings.Contains(err.Error(), "spawn.store") {
+			t.Errorf("spawn %+v: %v, want a spawn.store problem", bad, err)
+		}
+	}
+}
