@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +32,7 @@ type Config struct {
 	Admin  Admin  `toml:"admin"`
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
+	Enroll Enroll `toml:"enroll"`
 }
 
 // TCP is the plain streaming listener.
@@ -54,8 +56,12 @@ type TLS struct {
 	Key  string `toml:"key"`
 	// CA is the PEM bundle client certificates must chain to.
 	CA string `toml:"ca"`
-	// CRL is an optional revocation list (PEM or DER) from CA; "" = none.
+	// CRL is an optional revocation list (PEM or DER) from CA; "" = none
+	// (with dev_certs: dev_dir/crl.pem once `cotd certs revoke` wrote it).
 	CRL string `toml:"crl"`
+	// CAKey is the CA's private key (PEM), which enrollment and `cotd certs
+	// revoke` sign with; default "" = none (with dev_certs: dev_dir/ca.key).
+	CAKey string `toml:"ca_key"`
 	// DevCerts, with Cert and Key empty, creates a development PKI in
 	// DevDir on first start and serves TLS with it; default true.
 	DevCerts bool `toml:"dev_certs"`
@@ -257,7 +263,7 @@ func (c *Config) validate() []error {
 	if c.TLS.Cert == "" && c.TLS.DevCerts && c.TLS.DevDir == "" {
 		bad("tls.dev_dir must name a directory when tls.dev_certs is on")
 	}
-	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": c.TLS.CRL} {
+	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": c.TLS.CRL, "tls.ca_key": c.TLS.CAKey} {
 		if path == "" {
 			continue
 		}
@@ -323,6 +329,7 @@ func (c *Config) validate() []error {
 	if c.Broker.Inbox < 16 {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)
 	}
+	errs = append(errs, c.Enroll.validate()...)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:
@@ -369,4 +376,149 @@ func port(addr string) string {
 func samePort(a, b string) bool {
 	pa, pb := port(a), port(b)
 	return pa != "0" && pa == pb
+}
+
+// Enroll is certificate enrollment (TAK Server's port 8446): ATAK, WinTAK
+// and iTAK send a user name and password (or a one-time token) and a CSR,
+// and get a client certificate signed by the CA.
+type Enroll struct {
+	// Addr is the HTTPS listener, host:port; default "0.0.0.0:8446"; ""
+	// disables it. It is served when the TLS stream listener is and
+	// auth.users_file is set (the passwords it checks), and it needs the CA
+	// key (tls.ca_key, or the development CA's).
+	Addr string `toml:"addr"`
+	// Validity of issued certificates; default "8760h" (365 days), never
+	// past the CA's own expiry. Zero is refused.
+	Validity Duration `toml:"validity"`
+	// O and OU are the name entries /Marti/api/tls/config announces and
+	// issued certificates carry; default "" (not announced).
+	O  string `toml:"o"`
+	OU string `toml:"ou"`
+	// StateFile records issued certificates and one-time tokens; default ""
+	// = enrollment.json next to auth.users_file.
+	StateFile string `toml:"state_file"`
+	// MinRSABits is the smallest RSA key a CSR may carry; default 2048.
+	// ECDSA P-256, P-384 and P-521 keys are always accepted.
+	MinRSABits int `toml:"min_rsa_bits"`
+	// ProfileDir, when set, is a directory whose files are sent as the
+	// enrollment profile data package (/Marti/api/tls/profile/enrollment);
+	// default "" = no profile (HTTP 204).
+	ProfileDir string `toml:"profile_dir"`
+	// RevokeOnDisable makes `cotd users disable` revoke the user's
+	// certificates too; default true.
+	RevokeOnDisable bool `toml:"revoke_on_disable"`
+	// CRLCheck is how often the server looks for a changed CRL (written by
+	// `cotd certs revoke`) and applies it: new handshakes refuse the
+	// revoked certificates and their connections are closed; default "2s".
+	CRLCheck Duration `toml:"crl_check"`
+	// ReadHeaderTimeout bounds the TLS handshake and request headers;
+	// default "10s". ReadTimeout bounds the whole request, WriteTimeout the
+	// response; default "30s" each. IdleTimeout closes an idle keep-alive
+	// connection; default "60s".
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	ReadTimeout       Duration `toml:"read_timeout"`
+	WriteTimeout      Duration `toml:"write_timeout"`
+	IdleTimeout       Duration `toml:"idle_timeout"`
+	// MaxBodyBytes caps a request body (a CSR); default 65536.
+	MaxBodyBytes int `toml:"max_body_bytes"`
+	// MaxConns caps open connections; more are closed at accept and
+	// counted; default 256.
+	MaxConns int `toml:"max_conns"`
+	// FreeFailures is how many failed logins a source address (or a user,
+	// from the sources that failed for it) may make before each further
+	// failure doubles a lock-out that starts at FailureDelay and stops at
+	// MaxFailureDelay; defaults 5, "1s", "5m".
+	FreeFailures    int      `toml:"free_failures"`
+	FailureDelay    Duration `toml:"failure_delay"`
+	MaxFailureDelay Duration `toml:"max_failure_delay"`
+}
+
+func (e *Enroll) validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if e.Addr != "" {
+		if err := validAddr(e.Addr); err != nil {
+			bad("enroll.addr: %v", err)
+		}
+	}
+	for key, d := range map[string]Duration{
+		"enroll.validity": e.Validity, "enroll.crl_check": e.CRLCheck,
+		"enroll.read_header_timeout": e.ReadHeaderTimeout, "enroll.read_timeout": e.ReadTimeout,
+		"enroll.write_timeout": e.WriteTimeout, "enroll.idle_timeout": e.IdleTimeout,
+		"enroll.failure_delay": e.FailureDelay, "enroll.max_failure_delay": e.MaxFailureDelay,
+	} {
+		if d.Duration <= 0 {
+			bad("%s must be positive, got %q", key, d.Duration)
+		}
+	}
+	if e.MaxFailureDelay.Duration < e.FailureDelay.Duration {
+		bad("enroll.max_failure_delay (%v) must not be below enroll.failure_delay (%v)", e.MaxFailureDelay.Duration, e.FailureDelay.Duration)
+	}
+	if e.MinRSABits < 2048 || e.MinRSABits > 8192 {
+		bad("enroll.min_rsa_bits must be between 2048 and 8192, got %d", e.MinRSABits)
+	}
+	if e.MaxBodyBytes < 4096 || e.MaxBodyBytes > 1<<20 {
+		bad("enroll.max_body_bytes must be between 4096 and 1048576, got %d", e.MaxBodyBytes)
+	}
+	if e.MaxConns < 1 {
+		bad("enroll.max_conns must be positive, got %d", e.MaxConns)
+	}
+	if e.FreeFailures < 1 {
+		bad("enroll.free_failures must be at least 1, got %d", e.FreeFailures)
+	}
+	for key, v := range map[string]string{"enroll.o": e.O, "enroll.ou": e.OU} {
+		if strings.ContainsAny(v, "\x00\r\n") {
+			bad("%s must be one line", key)
+		}
+	}
+	if e.ProfileDir != "" {
+		if fi, err := os.Stat(e.ProfileDir); err != nil {
+			bad("enroll.profile_dir: %v", err)
+		} else if !fi.IsDir() {
+			bad("enroll.profile_dir: %s is not a directory", e.ProfileDir)
+		}
+	}
+	return errs
+}
+
+// EnrollEnabled reports whether the enrollment listener is to be served:
+// it signs certificates for the TLS stream listener and checks passwords
+// from the users file.
+func (c *Config) EnrollEnabled() bool {
+	return c.Enroll.Addr != "" && c.TLSEnabled() && c.Auth.UsersFile != ""
+}
+
+// CAKeyPath is the CA private key enrollment and revocation sign with:
+// tls.ca_key, or the development CA's key; "" when there is none.
+func (c *Config) CAKeyPath() string {
+	if c.TLS.CAKey != "" || !c.TLSDev() {
+		return c.TLS.CAKey
+	}
+	return filepath.Join(c.TLS.DevDir, "ca.key")
+}
+
+// CAPath is the CA certificate bundle: tls.ca, or the development CA's.
+func (c *Config) CAPath() string {
+	if !c.TLSDev() {
+		return c.TLS.CA
+	}
+	return filepath.Join(c.TLS.DevDir, "ca.pem")
+}
+
+// CRLPath is where the revocation list is read and written: tls.crl, or
+// dev_dir/crl.pem with development certificates; "" when neither.
+func (c *Config) CRLPath() string {
+	if c.TLS.CRL != "" || !c.TLSDev() {
+		return c.TLS.CRL
+	}
+	return filepath.Join(c.TLS.DevDir, "crl.pem")
+}
+
+// EnrollStatePath is the enrollment state file: enroll.state_file, or
+// enrollment.json next to auth.users_file; "" when neither is set.
+func (c *Config) EnrollStatePath() string {
+	if c.Enroll.StateFile != "" || c.Auth.UsersFile == "" {
+		return c.Enroll.StateFile
+	}
+	return filepath.Join(filepath.Dir(c.Auth.UsersFile), "enrollment.json")
 }
