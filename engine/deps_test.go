@@ -38,8 +38,8 @@ var rules = map[string]rule{
 	// Enrollment: a peer of the engine, reaching it only through directory.
 	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics"},
 		external: []string{"github.com/rs/zerolog", "golang.org/x/sys/unix", "github.com/skip2/go-qrcode"}, isolated: true},
-	"bench":            {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"cmd":              {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
+	"bench": {project: []string{"bench", "cot", "tlsstate", "configs"}},
+	"cmd":   {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
 }
 
 func ruleFor(dir string) (rule, bool) {
