@@ -23,8 +23,8 @@ var version = "dev"
 
 const usage = `usage:
   cotd serve [--config FILE]   run the server (no file: embedded defaults)
-  cotd certs ca|server|client  make a CA, server and client certificates, ATAK data packages
-  cotd users add|passwd|del|disable|enable|list|hash   edit the users file
+  cotd certs ca|server|client|enroll-package|revoke|crl  certificates, data packages, revocation
+  cotd users add|passwd|del|disable|enable|list|hash|token   edit the users file, enrollment tokens
   cotd clients [--admin URL]   list connected clients (admin API)
   cotd config check FILE       validate a configuration file
   cotd config default          print the embedded default configuration
@@ -77,15 +77,18 @@ func serve(args []string, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
 	srv, err := engine.New(cfg, log)
-	if err == nil {
-		srv.Version = version
-	}
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
+	srv.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	en, err := startEnroll(ctx, cfg, srv, log) // certificate enrollment (8446) and the CRL watcher
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -94,6 +97,7 @@ func serve(args []string, stderr io.Writer) int {
 			// Each logs its own outcome and keeps the old state on error.
 			_ = srv.ReloadTLS()
 			_ = srv.ReloadUsers()
+			_ = en.Reload()
 		}
 	}()
 	if err := srv.Run(ctx); err != nil {
