@@ -29,9 +29,9 @@ import (
 // says why, and the streams are served without it. Reload the returned
 // service on SIGHUP.
 func startEnroll(ctx context.Context, cfg *configs.Config, srv *engine.Server, log zerolog.Logger) (*enroll.Server, error) {
-	deps := enroll.Deps{ReloadTLS: srv.ReloadTLS, Log: log.With().Str("component", "enroll").Logger()}
 	// The engine's Directory closes the connections of revoked certificates.
-	deps.Directory, _ = any(srv).(enroll.Disconnecter)
+	deps := enroll.Deps{Directory: srv.Directory(), ReloadTLS: srv.ReloadTLS,
+		Log: log.With().Str("component", "enroll").Logger()}
 	en, err := enroll.New(cfg, deps)
 	if errors.Is(err, enroll.ErrNoCAKey) {
 		log.Error().Err(err).Msg("certificate enrollment not started")
