@@ -42,7 +42,13 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("POST "+pathSignV1, s.authed(s.serveSignV1, true))
 	mux.HandleFunc("POST "+pathSignV2, s.authed(s.serveSignV2, true))
 	mux.HandleFunc("GET "+pathProfile, s.authed(s.serveProfile, false))
+	allowed := map[string]string{pathConfig: "GET", pathSignV1: "POST", pathSignV2: "POST", pathProfile: "GET"}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if m, ok := allowed[r.URL.Path]; ok {
+			w.Header().Set("Allow", m)
+			s.refuse(w, r, "", RefusedBadRequest, http.StatusMethodNotAllowed, r.URL.Path+" takes "+m, nil)
+			return
+		}
 		s.refuse(w, r, "", RefusedBadRequest, http.StatusNotFound, "no such enrollment endpoint", nil)
 	})
 	return mux
