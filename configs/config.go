@@ -57,7 +57,8 @@ type TLS struct {
 	// CA is the PEM bundle client certificates must chain to.
 	CA string `toml:"ca"`
 	// CRL is an optional revocation list (PEM or DER) from CA; "" = none
-	// (with dev_certs: dev_dir/crl.pem once `cotd certs revoke` wrote it).
+	// (with dev_certs: dev_dir/crl.pem). With CAKey set, cotd writes it
+	// (`cotd certs revoke`) and a missing file means nothing is revoked.
 	CRL string `toml:"crl"`
 	// CAKey is the CA's private key (PEM), which enrollment and `cotd certs
 	// revoke` sign with; default "" = none (with dev_certs: dev_dir/ca.key).
@@ -263,7 +264,11 @@ func (c *Config) validate() []error {
 	if c.TLS.Cert == "" && c.TLS.DevCerts && c.TLS.DevDir == "" {
 		bad("tls.dev_dir must name a directory when tls.dev_certs is on")
 	}
-	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": c.TLS.CRL, "tls.ca_key": c.TLS.CAKey} {
+	crl := c.TLS.CRL
+	if c.TLS.CAKey != "" {
+		crl = "" // cotd writes it (`cotd certs revoke`); until then nothing is revoked
+	}
+	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": crl, "tls.ca_key": c.TLS.CAKey} {
 		if path == "" {
 			continue
 		}

@@ -23,8 +23,9 @@ import (
 // swap certificate, key, CA and CRL without touching open connections.
 type tlsFiles struct {
 	cert, key, ca, crl string
-	// crlRequired: crl was configured (tls.crl), so a missing file is an
-	// error rather than the development CRL not written yet.
+	// crlRequired: crl was configured (tls.crl) without the CA key to
+	// write it, so a missing file is an error rather than a CRL that cotd
+	// has not written yet (nothing revoked).
 	crlRequired bool
 	ticketKey   [32]byte
 
@@ -77,8 +78,8 @@ func (f *tlsFiles) reload() error {
 		revoked, err := loadCRL(f.crl, caPEM)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && !f.crlRequired:
-			// The development CRL (dev_dir/crl.pem) appears with the first
-			// `cotd certs revoke`; until then nothing is revoked.
+			// The CRL cotd writes appears with the first `cotd certs
+			// revoke`; until then nothing is revoked.
 			revoked = nil
 		case err != nil:
 			return err
