@@ -37,7 +37,7 @@ var rules = map[string]rule{
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
 	// Enrollment: a peer of the engine, reaching it only through directory.
-	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics"},
+	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics", "engine/store"},
 		external: []string{"github.com/rs/zerolog", "golang.org/x/sys/unix", "github.com/skip2/go-qrcode"}, isolated: true},
 	"bench": {project: []string{"bench", "cot", "tlsstate", "configs"}},
 	"cmd":   {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},

@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"cotd/engine"
 	"cotd/engine/auth"
 	"cotd/engine/enroll"
+	"cotd/engine/store"
 	"cotd/tlsstate/pki"
 )
 
@@ -32,6 +34,16 @@ func startEnroll(ctx context.Context, cfg *configs.Config, srv *engine.Server, l
 	// The engine's Directory closes the connections of revoked certificates.
 	deps := enroll.Deps{Directory: srv.Directory(), ReloadTLS: srv.ReloadTLS,
 		Log: log.With().Str("component", "enroll").Logger()}
+	var db *store.DB
+	if cfg.Store.Enabled && cfg.EnrollEnabled() {
+		// Issued certificates go to the certificate table (tokens stay in
+		// the state file).
+		var err error
+		if db, err = store.Open(ctx, cfg.Store, store.Options{Log: deps.Log}); err != nil {
+			return nil, err
+		}
+		deps.Certs = db
+	}
 	en, err := enroll.New(cfg, deps)
 	if errors.Is(err, enroll.ErrNoCAKey) {
 		log.Error().Err(err).Msg("certificate enrollment not started")
@@ -43,11 +55,19 @@ func startEnroll(ctx context.Context, cfg *configs.Config, srv *engine.Server, l
 		err = en.Listen()
 	}
 	if err != nil {
+		if db != nil {
+			_ = db.Close(context.Background())
+		}
 		return nil, err
 	}
 	go func() {
 		if err := en.Run(ctx); err != nil {
 			log.Error().Err(err).Msg("certificate enrollment stopped")
+		}
+		if db != nil {
+			cctx, cancel := context.WithTimeout(context.Background(), cfg.Store.DrainTimeout.Duration)
+			_ = db.Close(cctx)
+			cancel()
 		}
 	}()
 	return en, nil
@@ -149,13 +169,28 @@ func writeEnrollPackages(dir, host string, port, enrollPort int) ([]string, erro
 	return out, nil
 }
 
-// stateFor is the enrollment state file of cfg.
-func stateFor(cfg *configs.Config) (*enroll.FileStore, error) {
-	st := cfg.EnrollStatePath()
-	if st == "" {
-		return nil, errors.New("no enrollment state file: set auth.users_file or enroll.state_file")
+// openStore opens where cfg keeps certificate records: the database
+// ([store], when enabled) with tokens in the state file, or the state file
+// alone. A SQLite file that does not exist yet holds no records and is not
+// created (create says whether to make it anyway, for a revocation by
+// serial). close releases it.
+func openStore(cfg *configs.Config, create bool) (st enroll.Store, close func(), err error) {
+	state := cfg.EnrollStatePath()
+	if state == "" {
+		return nil, nil, errors.New("no enrollment state file: set auth.users_file or enroll.state_file")
 	}
-	return enroll.NewFileStore(st), nil
+	if !cfg.Store.Enabled {
+		return enroll.NewFileStore(state), func() {}, nil
+	}
+	if _, err := os.Stat(cfg.Store.Path); cfg.Store.URL == "" && !create && errors.Is(err, fs.ErrNotExist) {
+		return enroll.NewFileStore(state), func() {}, nil
+	}
+	ctx := context.Background()
+	db, err := store.Open(ctx, cfg.Store, store.Options{Log: zerolog.Nop()})
+	if err != nil {
+		return nil, nil, err
+	}
+	return enroll.NewDBStore(db, state), func() { _ = db.Close(ctx) }, nil
 }
 
 // loadCA loads the CA with its key, which revocation signs the CRL with.
@@ -171,10 +206,12 @@ func revokeCmd(cfgPath, what string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := stateFor(cfg)
+	_, isSerial := enroll.ParseSerial(what)
+	st, closeStore, err := openStore(cfg, isSerial)
 	if err != nil {
 		return nil, err
 	}
+	defer closeStore()
 	sel := enroll.RevokeSelector{User: what}
 	if recs, err := st.Certs(what); err != nil {
 		return nil, err
@@ -188,7 +225,7 @@ func revokeCmd(cfgPath, what string) ([]string, error) {
 	return revoke(cfg, st, sel)
 }
 
-func revoke(cfg *configs.Config, st *enroll.FileStore, sel enroll.RevokeSelector) ([]string, error) {
+func revoke(cfg *configs.Config, st enroll.Store, sel enroll.RevokeSelector) ([]string, error) {
 	ca, err := loadCA(cfg)
 	if err != nil {
 		return nil, err
@@ -212,10 +249,11 @@ func crlCmd(cfgPath string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, err := stateFor(cfg)
+	st, closeStore, err := openStore(cfg, false)
 	if err != nil {
 		return nil, err
 	}
+	defer closeStore()
 	ca, err := loadCA(cfg)
 	if err != nil {
 		return nil, err
@@ -300,10 +338,11 @@ func revokeOnDisable(cfgPath, usersFile, name string) (string, error) {
 	if cfg.Auth.UsersFile == "" {
 		cfg.Auth.UsersFile = usersFile
 	}
-	st, err := stateFor(cfg)
+	st, closeStore, err := openStore(cfg, false)
 	if err != nil {
 		return "", err
 	}
+	defer closeStore()
 	recs, err := st.Certs(name)
 	if err != nil || !slices.ContainsFunc(recs, func(r enroll.CertRecord) bool { return r.Revoked.IsZero() }) {
 		return "", err

@@ -194,8 +194,15 @@ func prefEntries(t *testing.T, data []byte) map[string]string {
 }
 
 // revoke by name and by serial, and `users disable` revoking, all write a
-// CRL signed by the CA that lists the serials.
+// CRL signed by the CA that lists the serials: with the records in the
+// database (SQLite, [store] on) and in the state file ([store] off).
 func TestCertsRevokeAndDisable(t *testing.T) {
+	for _, backend := range []string{"sqlite", "file"} {
+		t.Run(backend, func(t *testing.T) { testRevokeAndDisable(t, backend) })
+	}
+}
+
+func testRevokeAndDisable(t *testing.T, backend string) {
 	dir := t.TempDir()
 	certs := filepath.Join(dir, "certs")
 	if code, _, stderr := runCerts(t, "ca", "--dir", certs); code != 0 {
@@ -212,6 +219,11 @@ func TestCertsRevokeAndDisable(t *testing.T) {
 	cfgPath := filepath.Join(dir, "cotd.toml")
 	cfg := "[tls]\ndev_certs = false\ncert = " + q(caPath) + "\nkey = " + q(caKey) + "\nca = " + q(caPath) +
 		"\nca_key = " + q(caKey) + "\n[auth]\nusers_file = " + q(users) + "\n"
+	if backend == "sqlite" {
+		cfg += "[store]\npath = " + q(filepath.Join(dir, "cotd.db")) + "\n"
+	} else {
+		cfg += "[store]\nenabled = false\n"
+	}
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -226,7 +238,17 @@ func TestCertsRevokeAndDisable(t *testing.T) {
 	if code, stdout, stderr := runCerts(t, "crl", "--config", cfgPath); code != 0 || !strings.Contains(stdout, crl) {
 		t.Fatalf("crl: %d %q %q", code, stdout, stderr)
 	}
-	st := enroll.NewFileStore(filepath.Join(dir, "enrollment.json"))
+	loaded, err := loadConfig(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, closeStore, err := openStore(loaded, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, isDB := st.(*enroll.DBStore); isDB != (backend == "sqlite") {
+		t.Fatalf("%s: store %T", backend, st)
+	}
 	ca, err := pki.LoadCA(certs)
 	if err != nil {
 		t.Fatal(err)
@@ -241,11 +263,12 @@ func TestCertsRevokeAndDisable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := st.RecordCert(enroll.CertRecord{User: n, Serial: cert.SerialNumber.String(), NotAfter: cert.NotAfter}); err != nil {
+		if err := st.RecordCert(enroll.CertRecord{User: n, Serial: cert.SerialNumber.String(), Issued: time.Now(), NotAfter: cert.NotAfter}); err != nil {
 			t.Fatal(err)
 		}
 		serials[cert.SerialNumber.String()] = n
 	}
+	closeStore()
 	if got := crlSerials(t, crl, ca); len(got) != 0 {
 		t.Fatalf("fresh CRL lists %v", got)
 	}

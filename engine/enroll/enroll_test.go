@@ -26,7 +26,13 @@ import (
 // signClient/v2 asking for XML, then the enrollment profile, then the
 // stream with the new certificate.
 func TestATAK55EnrollsWithXMLAndStreams(t *testing.T) {
-	e := start(t, nil)
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { testATAK55EnrollsWithXMLAndStreams(t, b) })
+	}
+}
+
+func testATAK55EnrollsWithXMLAndStreams(t *testing.T, backend string) {
+	e := startWith(t, backend, nil)
 	c := e.client()
 
 	r := e.do(c, "GET", "/Marti/api/tls/config", "alice", alicePW, nil, nil)
@@ -196,7 +202,7 @@ func TestWrongPasswordAndDisabledUserGet401(t *testing.T) {
 	if got := e.en.Stats().Refused[enroll.RefusedBadCredentials].Value(); got != uint64(len(cases)) {
 		t.Errorf("bad_credentials counted %d, want %d", got, len(cases))
 	}
-	if n, _ := e.en.Store().Certs(""); len(n) != 0 {
+	if n, _ := e.en.Store().Certs("alice"); len(n) != 0 {
 		t.Errorf("records after refusals: %+v", n)
 	}
 
@@ -220,7 +226,13 @@ func TestWrongPasswordAndDisabledUserGet401(t *testing.T) {
 }
 
 func TestTokenWorksOnce(t *testing.T) {
-	e := start(t, nil)
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { testTokenWorksOnce(t, b) })
+	}
+}
+
+func testTokenWorksOnce(t *testing.T, backend string) {
+	e := startWith(t, backend, nil)
 	c := e.client()
 	token, err := enroll.NewToken(e.en.Store(), "dave", time.Hour, time.Now())
 	if err != nil {
@@ -264,7 +276,13 @@ func TestTokenWorksOnce(t *testing.T) {
 // Revocation: the connected client is closed (reason revoked), and the
 // handshake refuses its certificate afterwards, resumption included.
 func TestRevokedCertificateIsDroppedAndRefused(t *testing.T) {
-	e := start(t, nil)
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { testRevokedCertificateIsDroppedAndRefused(t, b) })
+	}
+}
+
+func testRevokedCertificateIsDroppedAndRefused(t *testing.T, backend string) {
+	e := startWith(t, backend, nil)
 	key := ecKey(t)
 	r := e.do(e.client(), "POST", "/Marti/api/tls/signClient/v2?clientUid=REV-1", "alice", alicePW,
 		csrBody(t, key, "alice", "", ""), nil)

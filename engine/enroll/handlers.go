@@ -2,8 +2,10 @@ package enroll
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/xml"
 	"errors"
@@ -257,7 +259,9 @@ func (s *Server) sign(w http.ResponseWriter, r *http.Request, c caller) *issued 
 		s.refuse(w, r, c.user, RefusedInternal, http.StatusInternalServerError, "internal error", err)
 		return nil
 	}
+	fp := sha256.Sum256(cert.Raw)
 	rec := CertRecord{User: c.user, Serial: cert.SerialNumber.String(), ClientUID: uid,
+		SubjectDN: cert.Subject.String(), Fingerprint: hex.EncodeToString(fp[:]),
 		Issued: time.Now().UTC().Truncate(time.Second), NotAfter: cert.NotAfter}
 	if err := s.store.RecordCert(rec); err != nil {
 		// Unrecorded means unrevocable by name: the certificate is not

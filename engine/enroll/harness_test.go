@@ -27,6 +27,7 @@ import (
 	"cotd/engine/auth"
 	"cotd/engine/enginetest"
 	"cotd/engine/enroll"
+	"cotd/engine/store"
 	"cotd/tlsstate/pki"
 )
 
@@ -52,6 +53,16 @@ const (
 )
 
 func start(t *testing.T, mutate func(*configs.Config)) *env {
+	t.Helper()
+	return startWith(t, "file", mutate)
+}
+
+// backends are where certificate records may live: the state file, or the
+// process's database (engine/store on SQLite).
+var backends = []string{"file", "sqlite"}
+
+// startWith starts the servers with certificate records in backend.
+func startWith(t *testing.T, backend string, mutate func(*configs.Config)) *env {
 	t.Helper()
 	p := enginetest.NewPKI(t, pki.KeyECDSAP256)
 	dir := t.TempDir()
@@ -96,8 +107,19 @@ func start(t *testing.T, mutate func(*configs.Config)) *env {
 			mutate(c)
 		}
 	})
-	en, err := enroll.New(e.h.Cfg, enroll.Deps{Directory: e.h.Srv.Directory(), ReloadTLS: e.h.Srv.ReloadTLS,
-		Log: zerolog.New(e.h.Logs).With().Str("component", "enroll").Logger()})
+	deps := enroll.Deps{Directory: e.h.Srv.Directory(), ReloadTLS: e.h.Srv.ReloadTLS,
+		Log: zerolog.New(e.h.Logs).With().Str("component", "enroll").Logger()}
+	if backend == "sqlite" {
+		sc := configs.Default().Store
+		sc.Path = filepath.Join(dir, "cotd.db")
+		db, err := store.Open(context.Background(), sc, store.Options{Log: deps.Log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = db.Close(context.Background()) })
+		deps.Certs = db
+	}
+	en, err := enroll.New(e.h.Cfg, deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -71,7 +71,7 @@ func TestCSRChecks(t *testing.T) {
 			t.Errorf("%s: not counted as %s", tc.name, tc.why)
 		}
 	}
-	if recs, _ := e.en.Store().Certs(""); len(recs) != 0 {
+	if recs, _ := e.en.Store().Certs("alice"); len(recs) != 0 {
 		t.Errorf("refused requests left records: %+v", recs)
 	}
 	// PEM headers are accepted too (TAK Server strips them).

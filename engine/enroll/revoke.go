@@ -54,14 +54,11 @@ func WriteCRL(store Store, ca *pki.Bundle, crlPath string, now time.Time) error 
 	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-	recs, err := store.Certs("")
+	recs, err := store.RevokedCerts()
 	if err != nil {
 		return err
 	}
 	for _, r := range recs {
-		if r.Revoked.IsZero() {
-			continue
-		}
 		n, ok := new(big.Int).SetString(r.Serial, 10)
 		if !ok {
 			return fmt.Errorf("%w: serial %q is not a decimal number", ErrState, r.Serial)
@@ -228,7 +225,7 @@ func (w *Watcher) usersOf(serials []string) []string {
 	if len(serials) == 0 || w.store == nil {
 		return nil
 	}
-	recs, err := w.store.Certs("")
+	recs, err := w.store.RevokedCerts()
 	if err != nil {
 		w.log.Error().Err(err).Msg("cannot read certificate records: revoked connections stay open until they reconnect")
 		return nil

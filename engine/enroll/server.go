@@ -41,9 +41,12 @@ type Deps struct {
 	// ReloadTLS makes the stream listener re-read its CA and CRL; nil
 	// means none (tests of enrollment alone).
 	ReloadTLS func() error
-	// Store keeps certificate records and tokens; nil means a FileStore at
-	// the configured state file.
+	// Store keeps certificate records and tokens; nil means Certs with
+	// the tokens in the state file, or without Certs everything there.
 	Store Store
+	// Certs is the process's database (engine/store), where certificate
+	// records go when Store is nil.
+	Certs CertDB
 	Log   zerolog.Logger
 }
 
@@ -95,8 +98,10 @@ func New(cfg *configs.Config, deps Deps) (*Server, error) {
 	s := &Server{cfg: cfg.Enroll, paths: resolvePaths(cfg), log: deps.Log, store: deps.Store,
 		checks: make(chan struct{}, runtime.GOMAXPROCS(0)), profileD: cfg.Enroll.ProfileDir}
 	s.thr = newThrottle(cfg.Enroll.FreeFailures, cfg.Enroll.FailureDelay.Duration, cfg.Enroll.MaxFailureDelay.Duration)
-	if s.store == nil {
-		if p := cfg.EnrollStatePath(); p != "" {
+	if p := cfg.EnrollStatePath(); s.store == nil && p != "" {
+		if deps.Certs != nil {
+			s.store = NewDBStore(deps.Certs, p)
+		} else {
 			s.store = NewFileStore(p)
 		}
 	}
@@ -201,8 +206,11 @@ func (s *Server) Listen() error {
 }
 
 func stateName(st Store) string {
-	if f, ok := st.(*FileStore); ok {
-		return f.Path()
+	switch st := st.(type) {
+	case *FileStore:
+		return st.Path()
+	case *DBStore:
+		return "database (tokens in " + st.tokens.Path() + ")"
 	}
 	return fmt.Sprintf("%T", st)
 }

@@ -26,7 +26,11 @@ type CertRecord struct {
 	// Serial is the certificate serial number in decimal.
 	Serial string `json:"serial"`
 	// ClientUID is the device uid the client gave when enrolling.
-	ClientUID string    `json:"client_uid,omitempty"`
+	ClientUID string `json:"client_uid,omitempty"`
+	// SubjectDN and Fingerprint (hex SHA-256 of the DER) identify the
+	// certificate to an administrator.
+	SubjectDN   string    `json:"subject,omitempty"`
+	Fingerprint string    `json:"sha256,omitempty"`
 	Issued    time.Time `json:"issued,omitzero"`
 	NotAfter  time.Time `json:"not_after,omitzero"`
 	// Revoked is when it was revoked; zero while valid.
@@ -77,8 +81,10 @@ const usedTokenGrace = 10 * time.Minute
 type Store interface {
 	// RecordCert adds an issued certificate.
 	RecordCert(r CertRecord) error
-	// Certs returns the records of user, or every record when user is "".
+	// Certs returns the records of user.
 	Certs(user string) ([]CertRecord, error)
+	// RevokedCerts returns every revoked record (for the CRL).
+	RevokedCerts() ([]CertRecord, error)
 	// Revoke marks revoked, at at, every valid certificate that sel
 	// matches and returns them; a serial with no record is recorded as
 	// revoked. ErrNotFound when nothing matched.
@@ -195,12 +201,24 @@ func (f *FileStore) Certs(user string) ([]CertRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	if user == "" {
-		return st.Certs, nil
-	}
 	var out []CertRecord
 	for _, c := range st.Certs {
 		if c.User == user {
+			out = append(out, c)
+		}
+	}
+	return out, nil
+}
+
+// RevokedCerts implements Store.
+func (f *FileStore) RevokedCerts() ([]CertRecord, error) {
+	st, err := f.load()
+	if err != nil {
+		return nil, err
+	}
+	var out []CertRecord
+	for _, c := range st.Certs {
+		if !c.Revoked.IsZero() {
 			out = append(out, c)
 		}
 	}
