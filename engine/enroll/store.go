@@ -31,8 +31,8 @@ type CertRecord struct {
 	// certificate to an administrator.
 	SubjectDN   string    `json:"subject,omitempty"`
 	Fingerprint string    `json:"sha256,omitempty"`
-	Issued    time.Time `json:"issued,omitzero"`
-	NotAfter  time.Time `json:"not_after,omitzero"`
+	Issued      time.Time `json:"issued,omitzero"`
+	NotAfter    time.Time `json:"not_after,omitzero"`
 	// Revoked is when it was revoked; zero while valid.
 	Revoked time.Time `json:"revoked,omitzero"`
 }
