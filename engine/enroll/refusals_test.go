@@ -33,6 +33,15 @@ func TestFailedLoginsAreThrottled(t *testing.T) {
 	if got := e.en.Stats().Refused[enroll.RefusedThrottled].Value(); got != 1 {
 		t.Errorf("throttled counted %d", got)
 	}
+	var m strings.Builder
+	if err := e.en.WriteMetrics(&m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{`cotd_enroll_refused_total{reason="throttled"} 1`, `cotd_enroll_refused_total{reason="bad_credentials"} 4`} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %s:\n%s", want, m.String())
+		}
+	}
 	owner := e.clientFrom("127.0.0.2")
 	r = e.do(owner, "POST", "/Marti/api/tls/signClient/v2", "alice", alicePW, csrBody(t, ecKey(t), "alice", "", ""), nil)
 	if r.status != http.StatusOK {

@@ -1,6 +1,10 @@
 package enroll
 
-import "cotd/engine/metrics"
+import (
+	"io"
+
+	"cotd/engine/metrics"
+)
 
 // Refusal is why a request or connection was turned away.
 type Refusal uint8
@@ -70,4 +74,12 @@ func (s *Stats) Write(w *metrics.Writer) {
 		Refusal(0), numRefusals, func(r Refusal) float64 { return float64(s.Refused[r].Value()) })
 	w.One("cotd_enroll_revoked_disconnects_total", "Connections closed because their certificate was revoked.", "counter", float64(s.Revoked.Value()))
 	w.One("cotd_enroll_crl_applied_total", "Changed CRLs applied to the running server.", "counter", float64(s.CRLApplied.Value()))
+}
+
+// WriteMetrics writes the enrollment counters in the Prometheus text
+// format, for the admin listener's /metrics.
+func (s *Server) WriteMetrics(w io.Writer) error {
+	mw := metrics.NewWriter(w)
+	s.stats.Write(mw)
+	return mw.Flush()
 }
