@@ -83,6 +83,11 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller), sign
 			return
 		}
 		token, err := s.check(user, password, signs)
+		if errors.Is(err, errUnavailable) {
+			// The server's fault, not the caller's: no throttling, a 500.
+			s.refuse(w, r, user, RefusedInternal, http.StatusInternalServerError, "internal error", err)
+			return
+		}
 		if err != nil {
 			reason := RefusedBadCredentials
 			if errors.Is(err, errTokenUsed) {
@@ -101,21 +106,29 @@ func (s *Server) authed(h func(http.ResponseWriter, *http.Request, caller), sign
 	}
 }
 
-var errTokenUsed = errors.New("enroll: one-time token already used")
+var (
+	errTokenUsed   = errors.New("enroll: one-time token already used")
+	errUnavailable = errors.New("enroll: users or state unavailable")
+)
 
 // check verifies user's password, or password as a one-time token. It
-// reports whether it was a token.
+// reports whether it was a token. errUnavailable (wrapped) means the
+// server could not decide.
 func (s *Server) check(user, password string, signs bool) (token bool, err error) {
 	d, err := s.users.get()
-	if err != nil {
-		return false, err
+	switch {
+	case err != nil && d == nil:
+		return false, fmt.Errorf("%w: %w", errUnavailable, err)
+	case err != nil:
+		// Mid-edit by hand: the last good users file still answers.
+		s.log.Warn().Err(err).Msg("users file does not load; using the last good one")
 	}
 	u, known := d.Lookup(user)
 	if s.store != nil && known && !u.Disabled {
 		st, err := s.store.CheckToken(user, password, time.Now())
 		switch {
 		case err != nil:
-			return false, err
+			return false, fmt.Errorf("%w: %w", errUnavailable, err)
 		case st == TokenUnused, st == TokenJustUsed && !signs:
 			return true, nil
 		case st == TokenJustUsed:

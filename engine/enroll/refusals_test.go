@@ -152,3 +152,38 @@ func TestEnrollmentProfilePackage(t *testing.T) {
 		t.Errorf("manifest %v", got)
 	}
 }
+
+// A users file broken mid-edit leaves the last good one answering; a
+// state file that cannot be read is the server's failure (500), not the
+// caller's (no 401, no throttling).
+func TestBrokenFilesAreNotTheCallersFault(t *testing.T) {
+	e := start(t, nil)
+	c := e.client()
+	if r := e.do(c, "GET", "/Marti/api/tls/config", "alice", alicePW, nil, nil); r.status != http.StatusOK {
+		t.Fatalf("before: %d", r.status)
+	}
+	if err := os.WriteFile(e.users, []byte("[[user]]\nname = \n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(c, "GET", "/Marti/api/tls/config", "alice", alicePW, nil, nil); r.status != http.StatusOK {
+		t.Errorf("with a broken users file: %d, want the last good file to answer", r.status)
+	}
+	state := filepath.Join(filepath.Dir(e.users), "enrollment.json")
+	if err := os.WriteFile(state, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 8; i++ { // more than free_failures: none may count
+		if r := e.do(c, "GET", "/Marti/api/tls/config", "alice", alicePW, nil, nil); r.status != http.StatusInternalServerError {
+			t.Fatalf("with a corrupt state file: %d, want 500", r.status)
+		}
+	}
+	if got := e.en.Stats().Refused[enroll.RefusedInternal].Value(); got != 8 {
+		t.Errorf("internal counted %d", got)
+	}
+	if err := os.WriteFile(state, []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.do(c, "GET", "/Marti/api/tls/config", "alice", alicePW, nil, nil); r.status != http.StatusOK {
+		t.Errorf("after the state file is repaired: %d (throttled by the server's own failures?)", r.status)
+	}
+}
