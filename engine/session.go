@@ -69,6 +69,7 @@ type session struct {
 	stallMark    uint64 // bytes known written (sent - buffered) at stallAt
 	readAt       int64  // unix nanos of the current read, stamped on what it routes
 	spare        []outItem
+	badEvents    badEventLog // rate limit of the dropped-event log line
 
 	// The outbound queue: appended by any goroutine, drained by the loop.
 	mu         sync.Mutex
@@ -85,6 +86,9 @@ type session struct {
 	// bytesIn counts what the client sent; written on the loop, atomic
 	// because Directory snapshots read it.
 	bytesIn atomic.Uint64
+	// drain is the SA replay's wait for the queue to drain (drain.go);
+	// nil until a replay first waits.
+	drain atomic.Pointer[drainSignal]
 }
 
 // outItem is one queued write; recv is when the server read the frame it
@@ -139,7 +143,7 @@ func (ss *session) put(b []byte, recv int64, wake bool) broker.Verdict {
 // sendLocal sends an event the server makes for this client alone (pong,
 // protocol offer). Loop or any goroutine.
 func (ss *session) sendLocal(xml []byte, recv int64, wake bool) {
-	ss.write(broker.NewMessage(xml, "", false, recv, nil), wake)
+	ss.write(ss.srv.broker.NewMessage(xml, "", false, recv, nil), wake)
 }
 
 // tlsOut is the TLS hook that receives ciphertext in wire order, from the
@@ -257,6 +261,7 @@ func (ss *session) flush() {
 	}
 	ob := ss.c.OutboundBuffered()
 	ss.buffered.Store(int64(ob))
+	ss.notifyDrained()
 	switch {
 	case ob == 0:
 		ss.stallAt = 0
@@ -308,6 +313,7 @@ func (ss *session) expire(now int64) {
 	if ss.stallAt != 0 {
 		ob := ss.c.OutboundBuffered()
 		ss.buffered.Store(int64(ob))
+		ss.notifyDrained()
 		written := ss.sent - uint64(ob)
 		switch {
 		case ob == 0:
@@ -358,8 +364,8 @@ func (ss *session) feed(p []byte) error {
 func (ss *session) onDoc(doc []byte) error {
 	st := &ss.srv.stats
 	h := &ss.lp.hdr // scratch of the loop: one header per loop, not per connection
-	if err := cot.ScanHeader(doc, h); err != nil {
-		return &errFrame{reason: ReasonBadFrame, err: err}
+	if err := ss.scan(doc, h); err != nil {
+		return ss.refuse(err)
 	}
 	if ss.auth == authPending {
 		return ss.hold(doc)

@@ -115,7 +115,7 @@ func TestServeEnrollsStreamsAndRevokes(t *testing.T) {
 	}
 	devDir := filepath.Join(dir, "certs")
 	cfgPath := filepath.Join(dir, "cotd.toml")
-	cfg := fmt.Sprintf("[tcp]\naddr = \"127.0.0.1:0\"\n[tls]\naddr = \"127.0.0.1:0\"\ndev_dir = %q\n[admin]\naddr = \"\"\n"+
+	cfg := fmt.Sprintf("[tcp]\naddr = \"127.0.0.1:0\"\n[tls]\naddr = \"127.0.0.1:0\"\ndev_dir = %q\n[admin]\naddr = \"127.0.0.1:0\"\n"+
 		"[auth]\nusers_file = %q\n[enroll]\naddr = \"127.0.0.1:0\"\ncrl_check = \"50ms\"\n[store]\npath = %q\n",
 		devDir, users, filepath.Join(dir, "cotd.db"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
@@ -124,7 +124,9 @@ func TestServeEnrollsStreamsAndRevokes(t *testing.T) {
 	srv := startServe(t, cfgPath)
 	enrollAddr, _ := srv.await(t, "enrollment listening (HTTPS, HTTP Basic)")["addr"].(string)
 	var tlsAddr string
-	for _, l := range srv.await(t, "cotd ready")["listeners"].([]any) {
+	ready := srv.await(t, "cotd ready")
+	adminAddr, _ := ready["admin"].(string)
+	for _, l := range ready["listeners"].([]any) {
 		if m := l.(map[string]any); m["listener"] == "tls" {
 			tlsAddr, _ = m["addr"].(string)
 		}
@@ -168,6 +170,17 @@ func TestServeEnrollsStreamsAndRevokes(t *testing.T) {
 	conn := enginetest.DialTLS(t, tlsAddr, streamCfg)
 	conn.Send(enginetest.Ping("SERVE-1"))
 	conn.Expect("the pong on the enrolled certificate", enginetest.Type(cot.TypePong))
+
+	// The admin listener's /metrics carries enrollment's counters.
+	mresp, err := http.Get("http://" + adminAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(mresp.Body)
+	mresp.Body.Close()
+	if !strings.Contains(string(metrics), "cotd_enroll_issued_total 1") {
+		t.Errorf("/metrics lacks cotd_enroll_issued_total 1")
+	}
 
 	code, stdout, stderr := runCerts(t, "revoke", "--config", cfgPath, "alice")
 	if code != 0 || !strings.Contains(stdout, leaf.SerialNumber.String()) {

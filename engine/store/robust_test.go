@@ -500,3 +500,64 @@ func TestBadTextIsStored(t *testing.T) {
 		}
 	})
 }
+
+// TestSQLiteFileSettings: the file is in WAL mode, marked as cotd's, and
+// survives a reopen with its data.
+func TestSQLiteFileSettings(t *testing.T) {
+	cfg := sqliteCfg(t)
+	db := open(t, cfg, store.Options{})
+	db.ArchiveEvent(ev("a", t0, 1, 1, "g"))
+	flush(t, db)
+	raw, err := sql.Open("sqlite", "file:"+cfg.Path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	var mode string
+	var appID, pageSize int64
+	if err := raw.QueryRow(`PRAGMA journal_mode`).Scan(&mode); err != nil || mode != "wal" {
+		t.Errorf("journal_mode = %q, %v", mode, err)
+	}
+	if err := raw.QueryRow(`PRAGMA application_id`).Scan(&appID); err != nil || appID != 0x434F5444 {
+		t.Errorf("application_id = %#x, %v", appID, err)
+	}
+	if err := raw.QueryRow(`PRAGMA page_size`).Scan(&pageSize); err != nil || pageSize != 16384 {
+		t.Errorf("page_size = %d, %v", pageSize, err)
+	}
+	if err := db.Close(ctxT(t)); err != nil {
+		t.Fatal(err)
+	}
+	again := open(t, cfg, store.Options{})
+	if _, err := again.LatestEvent(ctxT(t), "a", store.Everything); err != nil {
+		t.Errorf("after reopen: %v", err)
+	}
+}
+
+// TestCloseDrainTimeout: with the writer stuck, Close gives up after
+// drain_timeout, and every accepted record is either written or counted.
+func TestCloseDrainTimeout(t *testing.T) {
+	eachBackend(t, func(t *testing.T, cfg configs.Store) {
+		cfg.DrainTimeout = dur(100 * time.Millisecond)
+		cfg.BatchSize = 10
+		db, err := store.Open(context.Background(), cfg, store.Options{Now: func() time.Time { return t0 }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		release := holdWriteLock(t, cfg)
+		defer release()
+		accepted := 0
+		for i := range 100 {
+			if db.ArchiveEvent(ev(fmt.Sprint("u", i), t0, 1, 1, "g")) {
+				accepted++
+			}
+		}
+		if err := db.Close(ctxT(t)); err != nil {
+			t.Fatal(err)
+		}
+		st := db.Stats()
+		dropped := st.Dropped[store.DropShutdown].Value() + st.Dropped[store.DropWriteError].Value()
+		if written := st.Written[store.KindEvent].Value(); written+dropped != uint64(accepted) || dropped == 0 {
+			t.Errorf("accepted %d, written %d, dropped %d:\n%s", accepted, written, dropped, metricsText(t, db))
+		}
+	})
+}

@@ -52,12 +52,18 @@ func (db *DB) openSQLite(ctx context.Context) error {
 	// against a crash of the process (the WAL is in the OS's hands at
 	// commit) and loses at most the last transactions on power loss.
 	// Immediate transactions take the write lock at BEGIN, so two writers
-	// wait on busy_timeout instead of failing on a lock upgrade.
+	// wait on busy_timeout instead of failing on a lock upgrade. Measured
+	// on the archive benchmark: a 64 MiB page cache per connection keeps
+	// the index pages in memory (without it most time went to preads),
+	// and 16 KiB pages with a checkpoint every 32 MiB of WAL cut the CPU
+	// per event by a fifth. page_size only takes effect on a new file,
+	// and must precede WAL, which the driver applies after the pragmas.
 	q := url.Values{}
-	for _, p := range []string{"busy_timeout(10000)", "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)",
-		"cache_size(-65536)", "wal_autocheckpoint(8192)"} {
+	for _, p := range []string{"busy_timeout(10000)", "page_size(16384)", "synchronous(NORMAL)", "foreign_keys(1)",
+		"cache_size(-65536)", "wal_autocheckpoint(2048)"} {
 		q.Add("_pragma", p)
 	}
+	q.Set("_journal_mode", "WAL")
 	q.Set("_txlock", "immediate")
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + q.Encode()
 	sdb, err := sql.Open("sqlite", dsn)

@@ -1,0 +1,36 @@
+package main
+
+import (
+	"errors"
+	"io"
+
+	"github.com/rs/zerolog"
+
+	"cotd/configs"
+	"cotd/engine"
+	"cotd/engine/admin"
+	"cotd/engine/auth"
+)
+
+// wireAdmin mounts the admin API on the engine's admin listener: the API
+// sees the engine through its Directory, its metrics and its readiness.
+// more are other components' metrics, appended to the engine's.
+func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger, more ...func(io.Writer) error) {
+	o := admin.Options{
+		Directory: srv.Directory(),
+		Metrics: func(w io.Writer) error {
+			err := srv.WriteMetrics(w)
+			for _, m := range more {
+				err = errors.Join(err, m(w))
+			}
+			return err
+		},
+		Ready: srv.Readiness,
+		Pprof: cfg.Admin.Pprof,
+		Log:   log.With().Str("component", "admin").Logger(),
+	}
+	if cfg.Admin.BasicUser != "" {
+		o.Authorize = auth.BasicChecker(cfg.Admin.BasicUser, cfg.Admin.BasicPasswordHash)
+	}
+	srv.HandleAdmin(admin.New(o))
+}
