@@ -576,6 +576,13 @@ type Enroll struct {
 	// auth.users_file is set (the passwords it checks), and it needs the CA
 	// key (tls.ca_key, or the development CA's).
 	Addr string `toml:"addr"`
+	// Cert and Key are the server certificate of the enrollment listener;
+	// default "" = the stream's (tls.cert, or the development one). ATAK's
+	// QR and quick-connect enrollment trusts only public CAs and checks the
+	// host name here, so a publicly trusted certificate (e.g. Let's
+	// Encrypt) belongs here when clients enroll that way.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
 	// Validity of issued certificates; default "8760h" (365 days), never
 	// past the CA's own expiry. Zero is refused.
 	Validity Duration `toml:"validity"`
@@ -642,6 +649,17 @@ func (e *Enroll) validate() []error {
 	}
 	if e.MaxFailureDelay.Duration < e.FailureDelay.Duration {
 		bad("enroll.max_failure_delay (%v) must not be below enroll.failure_delay (%v)", e.MaxFailureDelay.Duration, e.FailureDelay.Duration)
+	}
+	if (e.Cert == "") != (e.Key == "") {
+		bad("enroll.cert and enroll.key go together: set both or neither")
+	}
+	for key, path := range map[string]string{"enroll.cert": e.Cert, "enroll.key": e.Key} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad("%s: %v", key, err)
+		}
 	}
 	if e.MinRSABits < 2048 || e.MinRSABits > 8192 {
 		bad("enroll.min_rsa_bits must be between 2048 and 8192, got %d", e.MinRSABits)

@@ -283,7 +283,7 @@ func usersToken(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	file := fs.String("file", "", "users file (required)")
 	name := fs.String("name", "", "user the token enrolls (required)")
-	host := fs.String("host", "", "server address the QR code points at (required)")
+	host := fs.String("host", "", "server address the QR code points at: host, or host:port of the TLS stream (required)")
 	ttl := fs.Duration("ttl", 24*time.Hour, "how long the token stays valid")
 	state := fs.String("state", "", "enrollment state file (default: enrollment.json next to --file)")
 	qr := fs.String("qr", "", "PNG to write the QR code to (default: NAME-enroll.png)")

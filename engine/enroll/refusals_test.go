@@ -3,6 +3,8 @@ package enroll_test
 import (
 	"archive/zip"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/xml"
 	"io"
 	"net/http"
@@ -11,9 +13,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"cotd/configs"
+	"cotd/engine/enginetest"
 	"cotd/engine/enroll"
+	"cotd/tlsstate/pki"
 )
 
 // Guessing from one address is locked out after the free failures; the
@@ -185,5 +190,35 @@ func TestBrokenFilesAreNotTheCallersFault(t *testing.T) {
 	}
 	if r := e.do(c, "GET", "/Marti/api/tls/config", "alice", alicePW, nil, nil); r.status != http.StatusOK {
 		t.Errorf("after the state file is repaired: %d (throttled by the server's own failures?)", r.status)
+	}
+}
+
+// enroll.cert serves another certificate on the enrollment port (a public
+// one for ATAK's quick connect), while the answer still carries the CA
+// that signs client certificates.
+func TestEnrollmentServesItsOwnCertificate(t *testing.T) {
+	public, err := pki.NewCA("Public Root", pki.KeyECDSAP256, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	site, err := public.IssueServer("tak.example", []string{"127.0.0.1"}, pki.KeyECDSAP256, 24*time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certPath, keyPath, err := pki.Save(dir, "public", site)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := start(t, func(c *configs.Config) { c.Enroll.Cert, c.Enroll.Key = certPath, keyPath })
+	pool := x509.NewCertPool()
+	pool.AddCert(public.Cert)
+	publicTrust := &http.Client{Timeout: enginetest.Wait, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	r := e.do(publicTrust, "POST", "/Marti/api/tls/signClient/v2", "alice", alicePW, csrBody(t, ecKey(t), "alice", "", ""), nil)
+	if r.status != http.StatusOK || !strings.Contains(string(r.body), `"ca0"`) {
+		t.Fatalf("through the public certificate: %d %s", r.status, r.body)
+	}
+	if _, err := e.client().Get(e.base + "/Marti/api/tls/config"); err == nil {
+		t.Error("the enrollment port still presents the stream's certificate")
 	}
 }

@@ -87,6 +87,9 @@ func resolvePaths(c *configs.Config) paths {
 	if c.TLSDev() {
 		p.serverCert, p.serverKey = pki.Paths(c.TLS.DevDir, pki.ServerName)
 	}
+	if c.Enroll.Cert != "" {
+		p.serverCert, p.serverKey = c.Enroll.Cert, c.Enroll.Key
+	}
 	return p
 }
 

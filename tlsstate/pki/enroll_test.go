@@ -89,7 +89,7 @@ func TestCSRPolicyCheckKey(t *testing.T) {
 // The issued certificate takes the subject the server decides, is for the
 // CSR's key, and never outlives the CA.
 func TestSignClientCSR(t *testing.T) {
-	ca, err := NewCA("Team CA", KeyECDSAP256, time.Hour)
+	ca, err := NewCA("Team CA", KeyECDSAP256, 24*time.Hour)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,8 +111,8 @@ func TestSignClientCSR(t *testing.T) {
 }
 
 func TestCRLRoundTrip(t *testing.T) {
-	ca, _ := NewCA("Team CA", KeyECDSAP256, time.Hour)
-	other, _ := NewCA("Other CA", KeyECDSAP256, time.Hour)
+	ca, _ := NewCA("Team CA", KeyECDSAP256, 24*time.Hour)
+	other, _ := NewCA("Other CA", KeyECDSAP256, 24*time.Hour)
 	path := filepath.Join(t.TempDir(), "crl.pem")
 	now := time.Now()
 	data, err := ca.CreateCRL([]Revoked{{Serial: big.NewInt(7), At: now}, {Serial: big.NewInt(9), At: now}}, big.NewInt(3), now)
@@ -129,7 +129,7 @@ func TestCRLRoundTrip(t *testing.T) {
 	if _, err := ReadCRL(path, other.Cert); !errors.Is(err, ErrCRL) {
 		t.Errorf("another CA's check: %v", err)
 	}
-	leaf, _ := ca.IssueClient("x", KeyECDSAP256, time.Hour)
+	leaf, _ := ca.IssueClient("x", KeyECDSAP256, 24*time.Hour)
 	if _, err := leaf.CreateCRL(nil, big.NewInt(1), now); !errors.Is(err, ErrNotCA) {
 		t.Errorf("CRL by a leaf: %v", err)
 	}
