@@ -31,6 +31,7 @@ type Config struct {
 	Admin  Admin  `toml:"admin"`
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
+	Marti  Marti  `toml:"marti"`
 }
 
 // TCP is the plain streaming listener.
@@ -145,6 +146,45 @@ type Log struct {
 	Level string `toml:"level"`
 	// Format is json (default) or console.
 	Format string `toml:"format"`
+}
+
+// Marti is the Marti HTTP API (TAK Server's 8443/8080): file sharing, data
+// packages, contacts, channels and track history for ATAK, WinTAK and iTAK.
+type Marti struct {
+	// HTTPSAddr is host:port of the mutual-TLS listener; default
+	// "0.0.0.0:8443"; "" disables it. It is served with the streaming
+	// listener's certificate, key and CA (tls.cert, tls.key, tls.ca, or the
+	// development PKI), and a client certificate's CN maps to the same user
+	// and groups as on the stream.
+	HTTPSAddr string `toml:"https_addr"`
+	// HTTPAddr is host:port of a plain HTTP listener for TCP-only
+	// deployments; default "" (off). Its callers are anonymous: they get
+	// tcp.groups.
+	HTTPAddr string `toml:"http_addr"`
+	// ExternalURL is the base URL ("https://tak.example:8443") put in the
+	// download links handed to clients; default "" builds it from the
+	// request's scheme and Host.
+	ExternalURL string `toml:"external_url"`
+	// MaxUploadBytes caps one uploaded file; default 419430400 (400 MiB).
+	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+	// FilesDir holds uploaded files, named by their SHA-256; default
+	// "cotd-data/files".
+	FilesDir string `toml:"files_dir"`
+	// ReadHeaderTimeout bounds reading a request's headers; default 10s.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// BodyTimeout is how long one read of a request body or one write of a
+	// response may make no progress before the request is abandoned, so a
+	// slow uploader or a stalled downloader frees its slot; default 30s.
+	BodyTimeout Duration `toml:"body_timeout"`
+	// IdleTimeout closes a keep-alive connection with no request this long;
+	// default 2m.
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
+// MartiHTTPSEnabled reports whether the Marti mutual-TLS listener is to be
+// served: it needs an address and the TLS material of [tls].
+func (c *Config) MartiHTTPSEnabled() bool {
+	return c.Marti.HTTPSAddr != "" && ((c.TLS.Cert != "" && c.TLS.Key != "") || c.TLS.DevCerts)
 }
 
 // Duration is a time.Duration that must be written with units ("10s"); a
@@ -323,6 +363,23 @@ func (c *Config) validate() []error {
 	if c.Broker.Inbox < 16 {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)
 	}
+	checkAddr("marti.https_addr", c.Marti.HTTPSAddr)
+	checkAddr("marti.http_addr", c.Marti.HTTPAddr)
+	if c.Marti.HTTPSAddr != "" && c.Marti.HTTPAddr != "" && samePort(c.Marti.HTTPSAddr, c.Marti.HTTPAddr) {
+		bad("marti.https_addr and marti.http_addr share port %s", port(c.Marti.HTTPSAddr))
+	}
+	if u := c.Marti.ExternalURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		bad("marti.external_url must start with https:// or http://, got %q", u)
+	}
+	if c.Marti.MaxUploadBytes <= 0 {
+		bad("marti.max_upload_bytes must be positive, got %d", c.Marti.MaxUploadBytes)
+	}
+	if c.Marti.FilesDir == "" {
+		bad("marti.files_dir must name a directory")
+	}
+	positive("marti.read_header_timeout", c.Marti.ReadHeaderTimeout)
+	positive("marti.body_timeout", c.Marti.BodyTimeout)
+	positive("marti.idle_timeout", c.Marti.IdleTimeout)
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

@@ -1,0 +1,234 @@
+package marti
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"cotd/engine/directory"
+)
+
+// Record is one routed event as history keeps it.
+type Record struct {
+	At                  time.Time
+	UID, Type, Callsign string
+	Lat, Lon, HAE       float64
+	// Groups are the sender's IN groups: whoever receives from one of them
+	// could hear the event, and may read it back.
+	Groups []string
+	// XML is the event as routed (without <marti>).
+	XML []byte
+}
+
+// Endpoint is a client that disconnected.
+type Endpoint struct {
+	UID, Callsign, Identity, Team, Role string
+	Groups                              []string // the client's IN groups
+	At                                  time.Time
+}
+
+// History answers the queries about the past: the latest and all events of
+// a uid, position reports in a time window, and clients that disconnected.
+// engine/store will implement it; until then memHistory does, in memory.
+// Results are oldest first; limit bounds how many come back (the newest
+// are kept).
+type History interface {
+	Latest(uid string) (Record, bool)
+	Events(uid string, from, to time.Time, limit int) []Record
+	SA(from, to time.Time, limit int) []Record
+	Disconnected(since time.Time) []Endpoint
+}
+
+// historyLimits bound memHistory.
+type historyLimits struct {
+	perUID       int           // events kept per uid
+	uids         int           // uids kept
+	disconnected int // disconnected clients remembered
+}
+
+var defaultHistoryLimits = historyLimits{perUID: 512, uids: 20000, disconnected: 20000}
+
+// memHistory is the History of a process without a store: a ring of recent
+// events per uid and the clients that left, fed from a Directory
+// subscription. It is bounded and forgets on restart.
+type memHistory struct {
+	lim historyLimits
+
+	mu     sync.RWMutex
+	byUID  map[string]*ring
+	gone   map[string]Endpoint
+	refuse atomic.Uint64 // events of new uids dropped because uids was reached
+}
+
+type ring struct {
+	recs []Record
+	next int // where the next record goes once full
+}
+
+func (r *ring) add(rec Record, capacity int) {
+	if len(r.recs) < capacity {
+		r.recs = append(r.recs, rec)
+		return
+	}
+	r.recs[r.next] = rec
+	r.next = (r.next + 1) % capacity
+}
+
+// ordered returns the records oldest first.
+func (r *ring) ordered() []Record {
+	return append(slices.Clone(r.recs[r.next:]), r.recs[:r.next]...)
+}
+
+func newMemHistory(lim historyLimits) *memHistory {
+	return &memHistory{lim: lim, byUID: map[string]*ring{}, gone: map[string]Endpoint{}}
+}
+
+// consume applies the subscription's events until ctx ends.
+func (h *memHistory) consume(ctx context.Context, sub directory.Subscription) {
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ev, ok := <-sub.C():
+			if !ok {
+				return
+			}
+			h.apply(ev)
+		}
+	}
+}
+
+func (h *memHistory) apply(ev directory.Event) {
+	switch ev.Kind {
+	case directory.Leave:
+		c := ev.Client
+		if c.UID == "" {
+			return
+		}
+		e := Endpoint{UID: c.UID, Callsign: c.Callsign, Identity: c.Identity, Groups: slices.Clone(c.In), At: ev.At}
+		if c.LastSA != nil && c.LastSA.Header != nil {
+			e.Team, e.Role = c.LastSA.Header.GroupName, c.LastSA.Header.GroupRole
+		}
+		h.mu.Lock()
+		if _, ok := h.gone[e.UID]; !ok && len(h.gone) >= h.lim.disconnected {
+			h.evictOldestGoneLocked()
+		}
+		h.gone[e.UID] = e
+		h.mu.Unlock()
+	case directory.SA, directory.Routed:
+		m := ev.Message
+		if m == nil || m.Header == nil || m.Header.UID == "" {
+			return
+		}
+		rec := Record{At: m.Recv, UID: m.Header.UID, Type: m.Header.Type, Callsign: m.Header.Callsign,
+			Lat: m.Header.Lat, Lon: m.Header.Lon, HAE: m.Header.HAE, Groups: ev.Client.In, XML: m.XML}
+		if rec.At.IsZero() {
+			rec.At = ev.At
+		}
+		h.add(rec)
+	}
+}
+
+func (h *memHistory) add(rec Record) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	r, ok := h.byUID[rec.UID]
+	if !ok {
+		if len(h.byUID) >= h.lim.uids {
+			h.refuse.Add(1)
+			return
+		}
+		r = &ring{}
+		h.byUID[rec.UID] = r
+	}
+	r.add(rec, h.lim.perUID)
+}
+
+func (h *memHistory) Latest(uid string) (Record, bool) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	r, ok := h.byUID[uid]
+	if !ok || len(r.recs) == 0 {
+		return Record{}, false
+	}
+	i := len(r.recs) - 1
+	if len(r.recs) == h.lim.perUID {
+		i = (r.next + h.lim.perUID - 1) % h.lim.perUID
+	}
+	return r.recs[i], true
+}
+
+func (h *memHistory) Events(uid string, from, to time.Time, limit int) []Record {
+	h.mu.RLock()
+	r, ok := h.byUID[uid]
+	var all []Record
+	if ok {
+		all = r.ordered()
+	}
+	h.mu.RUnlock()
+	return window(all, from, to, limit)
+}
+
+func (h *memHistory) SA(from, to time.Time, limit int) []Record {
+	var all []Record
+	h.mu.RLock()
+	for _, r := range h.byUID {
+		for _, rec := range r.recs {
+			if isSA(rec.Type) && !rec.At.Before(from) && !rec.At.After(to) {
+				all = append(all, rec)
+			}
+		}
+	}
+	h.mu.RUnlock()
+	slices.SortFunc(all, func(a, b Record) int { return a.At.Compare(b.At) })
+	return window(all, from, to, limit)
+}
+
+// evictOldestGoneLocked forgets the client that left longest ago; it runs
+// only when the table is full, so its scan is rare.
+func (h *memHistory) evictOldestGoneLocked() {
+	var oldest string
+	var at time.Time
+	for uid, e := range h.gone {
+		if oldest == "" || e.At.Before(at) {
+			oldest, at = uid, e.At
+		}
+	}
+	delete(h.gone, oldest)
+}
+
+func (h *memHistory) Disconnected(since time.Time) []Endpoint {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	var out []Endpoint
+	for _, e := range h.gone {
+		if !e.At.Before(since) {
+			out = append(out, e)
+		}
+	}
+	slices.SortFunc(out, func(a, b Endpoint) int { return a.At.Compare(b.At) })
+	return out
+}
+
+// window keeps the records in [from, to] (zero bounds are open), at most
+// limit of them, the newest.
+func window(recs []Record, from, to time.Time, limit int) []Record {
+	out := recs[:0:0]
+	for _, r := range recs {
+		if (!from.IsZero() && r.At.Before(from)) || (!to.IsZero() && r.At.After(to)) {
+			continue
+		}
+		out = append(out, r)
+	}
+	if limit > 0 && len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
+}
+
+// isSA reports whether a CoT type is a position report of a thing (atoms:
+// a-f-G-U-C and the like).
+func isSA(typ string) bool { return len(typ) > 2 && typ[0] == 'a' && typ[1] == '-' }
