@@ -67,6 +67,7 @@ func (ss *session) onEstablished() bool {
 		ss.speakV1()
 	}
 	s.broker.Join(ss.client, ss.startProtocol())
+	s.joined(ss)
 	return true
 }
 

@@ -53,6 +53,8 @@ type Server struct {
 
 	admin     *http.Server
 	adminAddr net.Addr
+
+	dir dirState // Directory's subscribers, senders and active groups
 }
 
 // New checks cfg and builds a server; Run serves it.
@@ -259,6 +261,7 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 			ss.speakV1()
 		}
 		s.broker.Join(ss.client, ss.startProtocol())
+		s.joined(ss)
 	}
 	return nil, gnet.None
 }
@@ -275,7 +278,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if len(buf) > 0 {
 		ss.lastRead = ss.lp.wheel.now
 		ss.readAt = time.Now().UnixNano()
-		ss.bytesIn += uint64(len(buf))
+		ss.bytesIn.Add(uint64(len(buf)))
 		s.stats.BytesIn.Add(uint64(len(buf)))
 	}
 	if ss.auth == authPending {
@@ -385,8 +388,11 @@ func (s *Server) closed(ss *session, ioErr error, unsent uint64, hsErr error) {
 		s.countHandshakeEnd(ss, r)
 	}
 	s.stats.Closes[r].Inc()
+	if ss.client != nil && ss.client.Left() {
+		s.left(ss, r)
+	}
 	ev := ss.logger().Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
-		Uint64("bytes_in", ss.bytesIn).Uint64("bytes_out", ss.sent)
+		Uint64("bytes_in", ss.bytesIn.Load()).Uint64("bytes_out", ss.sent)
 	if unsent > 0 {
 		ev = ev.Uint64("unsent_bytes", unsent)
 	}

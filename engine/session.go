@@ -67,8 +67,7 @@ type session struct {
 	sent         uint64 // bytes handed to gnet's socket buffer, ever
 	stallAt      int64  // when unwritten output was last seen making no progress; 0 when flowing
 	stallMark    uint64 // bytes known written (sent - buffered) at stallAt
-	bytesIn      uint64
-	readAt       int64 // unix nanos of the current read, stamped on what it routes
+	readAt       int64  // unix nanos of the current read, stamped on what it routes
 	spare        []outItem
 
 	// The outbound queue: appended by any goroutine, drained by the loop.
@@ -82,6 +81,10 @@ type session struct {
 	pendingN atomic.Int64 // == pendBytes, readable without mu
 	buffered atomic.Int64 // gnet's unwritten bytes at the last flush
 	reason   atomic.Uint32
+
+	// bytesIn counts what the client sent; written on the loop, atomic
+	// because Directory snapshots read it.
+	bytesIn atomic.Uint64
 }
 
 // outItem is one queued write; recv is when the server read the frame it
@@ -392,7 +395,7 @@ func (ss *session) onDoc(doc []byte) error {
 	default:
 		st.FramesIn[KindOther].Inc()
 	}
-	ss.srv.broker.Publish(ss.client, h, doc, ss.readAt, ss.curV1)
+	ss.publish(h, doc) // directory.go: the broker, then any subscribers
 	return nil
 }
 

@@ -115,5 +115,6 @@ func (s *Server) writeMetrics(w io.Writer) error {
 		return true
 	})
 	m.One("cotd_outbound_queued_bytes", "Bytes queued to clients and not yet written.", "gauge", float64(queued))
+	s.dir.writeMetrics(m)
 	return m.Flush()
 }

@@ -317,8 +317,10 @@ func (b *Broker) Leave(c *Client) {
 // Publish hands one event from c to c's shard. doc is only valid during the
 // call; h is its scanned header; recv is when it was read (unix nanos);
 // v1 is the TAK protocol v1 payload it arrived as, or nil. It never blocks:
-// a full inbox drops the frame, counts it and returns false.
-func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []byte) bool {
+// a full inbox drops the frame, counts it and returns nil. Otherwise it
+// returns the message as it will be routed (shared and read-only), for the
+// engine's subscribers.
+func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []byte) *Message {
 	var out []byte
 	if h.MartiStart >= 0 {
 		out = cot.StripMarti(doc, h)
@@ -343,11 +345,11 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 	b.inflight.Add(1)
 	select {
 	case b.shardOf(c).inbox <- j:
-		return true
+		return j.msg
 	default:
 		b.inflight.Add(-1)
 		b.stats.Drops[DropInboxFull].Inc()
-		return false
+		return nil
 	}
 }
 
@@ -489,6 +491,9 @@ func (s *shard) route(j job, now time.Time) {
 // as b-t-f-s, as TAK Server does, so ATAK shows the message as not
 // delivered instead of waiting for a receipt.
 func (s *shard) deliveryFailure(to *Client, m *Message) {
+	if to.out == nil {
+		return // a server-side sender: nobody to tell
+	}
 	doc, ok := retype(m.XML, cot.TypeChatDeliveryFailure)
 	if !ok {
 		return
@@ -527,6 +532,8 @@ func retype(doc []byte, typ string) ([]byte, bool) {
 // routing and logs, its type for the disconnect notice, and the SA itself
 // for replay.
 func (s *shard) learn(c *Client, j job) {
+	// Before the identity: whoever finds the client by uid sees its SA.
+	c.lastSA.Store(j.msg)
 	if cur := c.Identity(); cur.UID != j.uid || cur.Callsign != j.callsign {
 		s.b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
 		s.b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")

@@ -108,11 +108,14 @@ type Client struct {
 	saType string
 	// lastSeen is the unix-nano time of the client's last routed frame.
 	lastSeen atomic.Int64
-	left     atomic.Bool
+	// lastSA is the client's last SA as routed; written by its shard.
+	lastSA atomic.Pointer[Message]
+	left   atomic.Bool
 }
 
 // NewClient wraps a connection's outbox. Its membership is m, or Anon
-// both ways when m is nil; SetMembership changes it later.
+// both ways when m is nil; SetMembership changes it later. A server-side
+// sender (one that publishes and never joins) has a nil outbox.
 func NewClient(id uint64, out Outbox, m *Membership) *Client {
 	c := &Client{ID: id, out: out}
 	if m != nil {
@@ -157,6 +160,12 @@ func (c *Client) LastSeen() time.Time {
 	}
 	return time.Time{}
 }
+
+// LastSA is the client's last SA as routed, or nil.
+func (c *Client) LastSA() *Message { return c.lastSA.Load() }
+
+// Left reports whether the client joined and has since left.
+func (c *Client) Left() bool { return c.left.Load() }
 
 // Kind classifies routed messages for the frames-out counters.
 type Kind uint8

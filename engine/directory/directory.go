@@ -61,8 +61,10 @@ type Client struct {
 	Identity string
 	// UID and Callsign come from the client's SA; "" before the first one.
 	UID, Callsign string
-	// In and Out are the groups the client hears (In) and reaches (Out),
-	// sorted; {"__ANON__"} for a client nobody gave groups to.
+	// In and Out are the groups the client publishes into (In: it reaches
+	// their members) and receives from (Out: it hears them), sorted, as in
+	// the users file and TAK Server; {"__ANON__"} for a client nobody gave
+	// groups to. A message from S reaches R when S's In meets R's Out.
 	In, Out []string
 	// Listener is the listener's kind ("tcp", "tls").
 	Listener string
