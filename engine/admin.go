@@ -101,7 +101,10 @@ func (s *Server) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	if err := s.writeMetrics(w); err != nil {
 		return
 	}
-	_ = s.writeListenQueues(w)
+	if err := s.writeListenQueues(w); err != nil {
+		return
+	}
+	_ = s.writePeerMetrics(w)
 }
 
 // readiness reports whether the server takes connections, and if not why.

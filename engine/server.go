@@ -54,7 +54,8 @@ type Server struct {
 	admin     *http.Server
 	adminAddr net.Addr
 
-	dir dirState // Directory's subscribers, senders and active groups
+	dir   dirState    // Directory's subscribers, senders and active groups
+	peers peerMetrics // peers' /metrics writers (AddMetrics)
 }
 
 // New checks cfg and builds a server; Run serves it.

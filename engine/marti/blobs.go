@@ -108,4 +108,3 @@ func (b *blobStore) has(hash string) bool {
 	_, err := os.Stat(b.path(hash))
 	return err == nil
 }
-

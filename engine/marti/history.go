@@ -3,6 +3,7 @@ package marti
 import (
 	"context"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +44,8 @@ type History interface {
 
 // historyLimits bound memHistory.
 type historyLimits struct {
-	perUID       int           // events kept per uid
-	uids         int           // uids kept
+	perUID       int // events kept per uid
+	uids         int // uids kept
 	disconnected int // disconnected clients remembered
 }
 
@@ -120,8 +121,8 @@ func (h *memHistory) apply(ev directory.Event) {
 		h.mu.Unlock()
 	case directory.SA, directory.Routed:
 		m := ev.Message
-		if m == nil || m.Header == nil || m.Header.UID == "" {
-			return
+		if m == nil || m.Header == nil || m.Header.UID == "" || strings.HasPrefix(m.Header.Type, "t-x-") {
+			return // control events (channel changes and the like) are no one's history
 		}
 		rec := Record{At: m.Recv, UID: m.Header.UID, Type: m.Header.Type, Callsign: m.Header.Callsign,
 			Lat: m.Header.Lat, Lon: m.Header.Lon, HAE: m.Header.HAE, Groups: ev.Client.In, XML: m.XML}
