@@ -21,8 +21,8 @@ import (
 
 	"cotd/configs"
 	"cotd/cot"
-	"cotd/engine/marti"
 	et "cotd/engine/enginetest"
+	"cotd/engine/marti"
 	"cotd/tlsstate/pki"
 )
 
