@@ -154,10 +154,11 @@ func (ch *channels) activeOut(c *caller) []string {
 func (s *Server) serveGroupsAll(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	groups := s.channels.groupsOf(c, s.now())
-	writeEnvelope(w, "com.bbn.marti.remote.groups.Group", groups, s.nodeID)
 	if strings.EqualFold(param(r.URL.Query(), "sendLatestSA"), "true") {
+		// Before the answer: once ATAK has it, the SAs are in routing.
 		s.sendLatestSA(r.Context(), c)
 	}
+	writeEnvelope(w, "com.bbn.marti.remote.groups.Group", groups, s.nodeID)
 }
 
 // GET /Marti/api/groups/groupCacheEnabled
