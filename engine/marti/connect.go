@@ -27,7 +27,11 @@ type envelope struct {
 }
 
 func writeEnvelope(w http.ResponseWriter, typ string, data any, nodeID string) {
-	writeJSON(w, http.StatusOK, envelope{Version: apiVersion, Type: typ, Data: data, NodeID: nodeID})
+	writeJSON(w, http.StatusOK, newEnvelope(typ, data, nodeID))
+}
+
+func newEnvelope(typ string, data any, nodeID string) envelope {
+	return envelope{Version: apiVersion, Type: typ, Data: data, NodeID: nodeID}
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -153,7 +157,12 @@ func clientEndpoints(clients []directory.Client, gone []Endpoint, since time.Tim
 			e.Team, e.Role = cl.LastSA.Header.GroupName, cl.LastSA.Header.GroupRole
 		}
 		if i, dup := seen[cl.UID]; dup {
-			out[i] = e // a reconnected device: the newer connection
+			// A reconnected device: the newer connection, keeping what
+			// only the older one's SA told so far.
+			if e.Team == "" && e.Role == "" {
+				e.Team, e.Role = out[i].Team, out[i].Role
+			}
+			out[i] = e
 			continue
 		}
 		seen[cl.UID] = len(out)
@@ -212,7 +221,7 @@ func contacts(clients []directory.Client, visible func([]string) bool) []contact
 	out := []contact{}
 	seen := map[string]bool{}
 	for _, cl := range clients {
-		if cl.UID == "" || seen[cl.UID] || !visible(cl.In) {
+		if cl.UID == "" || cl.Callsign == "" || seen[cl.UID] || !visible(cl.In) {
 			continue
 		}
 		seen[cl.UID] = true
