@@ -16,6 +16,7 @@ import (
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/marti"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".
@@ -77,8 +78,10 @@ func serve(args []string, stderr io.Writer) int {
 	log := newLogger(cfg.Log, stderr)
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
 	srv, err := engine.New(cfg, log)
+	var api *marti.Server
 	if err == nil {
 		srv.Version = version
+		api, err = newMarti(cfg, srv, log) // the Marti HTTP API (8443), beside the engine
 	}
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
@@ -86,6 +89,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	martiDone := runMarti(ctx, stop, api, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -94,9 +98,15 @@ func serve(args []string, stderr io.Writer) int {
 			// Each logs its own outcome and keeps the old state on error.
 			_ = srv.ReloadTLS()
 			_ = srv.ReloadUsers()
+			reloadMarti(api)
 		}
 	}()
-	if err := srv.Run(ctx); err != nil {
+	err = srv.Run(ctx)
+	stop()
+	if mErr := <-martiDone; err == nil {
+		err = mErr
+	}
+	if err != nil {
 		log.Error().Err(err).Msg("server stopped with an error")
 		return 1
 	}

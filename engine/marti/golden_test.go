@@ -60,7 +60,7 @@ func TestGoldenEnvelopes(t *testing.T) {
 
 	clients := []directory.Client{
 		{ConnID: 1, Identity: "alice", UID: "ANDROID-A", Callsign: "ALPHA", In: []string{"Blue"}, LastSeen: t0, LastSA: sa("ANDROID-A", "ALPHA", "Cyan", "Team Member")},
-		{ConnID: 2, Identity: "bob", UID: "ANDROID-B", Callsign: "", In: []string{"Blue"}, Since: t0},           // no SA yet: never listed
+		{ConnID: 2, Identity: "bob", UID: "ANDROID-B", Callsign: "", In: []string{"Blue"}, Since: t0},            // no SA yet: never listed
 		{ConnID: 3, Identity: "carol", UID: "ANDROID-C", Callsign: "CHARLIE", In: []string{"Red"}, LastSeen: t0}, // another group
 		{ConnID: 4, Identity: "alice", UID: "ANDROID-A", Callsign: "ALPHA", In: []string{"Blue"}, LastSeen: t0.Add(time.Second)},
 	}
