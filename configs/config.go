@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -32,6 +33,7 @@ type Config struct {
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
 	Marti  Marti  `toml:"marti"`
+	Store  Store  `toml:"store"`
 }
 
 // TCP is the plain streaming listener.
@@ -389,6 +391,109 @@ func (c *Config) validate() []error {
 	case "json", "console":
 	default:
 		bad("log.format must be json or console, got %q", c.Log.Format)
+	}
+	errs = append(errs, c.Store.validate()...)
+	return errs
+}
+
+// Store is persistence: history, chat, client endpoints, file metadata and
+// issued certificates. An embedded SQLite file by default; PostgreSQL when
+// URL is set.
+type Store struct {
+	// Enabled turns the store on; default true. Off, nothing is kept across
+	// a restart but the users file and certificates.
+	Enabled bool `toml:"enabled"`
+	// Path is the SQLite file, created on first start; default
+	// "cotd-data/cotd.db". Ignored when URL is set.
+	Path string `toml:"path"`
+	// URL selects PostgreSQL ("postgres://user:pass@host:5432/db"); default
+	// "" (SQLite at Path).
+	URL string `toml:"url"`
+	// Archive keeps every routed event (cot_router); default true. GeoChat,
+	// connections, files and certificates are kept either way; control
+	// messages never.
+	Archive bool `toml:"archive"`
+	// OfflineChat keeps a directed GeoChat for each known but offline
+	// recipient, to be delivered when it next connects; default true.
+	OfflineChat bool `toml:"offline_chat"`
+	// QueueSize is how many records wait for the writer before new ones are
+	// dropped (counted); default 65536.
+	QueueSize int `toml:"queue_size"`
+	// BatchSize is the most records one transaction writes; default 2000.
+	// A crash loses at most the batch being written.
+	BatchSize int `toml:"batch_size"`
+	// DrainTimeout bounds how long shutdown waits for queued records to be
+	// written; default 5s. What is left is counted as dropped.
+	DrainTimeout Duration `toml:"drain_timeout"`
+	// PoolSize is the number of database connections (PostgreSQL; SQLite
+	// readers); default 4.
+	PoolSize int `toml:"pool_size"`
+	// PruneInterval is how often expired rows are looked for; default 1m.
+	PruneInterval Duration `toml:"prune_interval"`
+	// PruneBatch is the most rows one prune transaction deletes, so that
+	// no delete holds a lock long; default 1000.
+	PruneBatch int `toml:"prune_batch"`
+	// Retention is how long each kind is kept.
+	Retention Retention `toml:"retention"`
+}
+
+// Retention is how long the store keeps each kind, by server time; "0"
+// keeps it forever.
+type Retention struct {
+	// Events (cot_router); default 720h (30 days).
+	Events Duration `toml:"events"`
+	// Chat (cot_router_chat, with the offline copies); default 2160h (90 days).
+	Chat Duration `toml:"chat"`
+	// Files (resource rows; the files themselves go with them); default 0.
+	Files Duration `toml:"files"`
+	// Connections (client_endpoint_event); default 2160h (90 days).
+	Connections Duration `toml:"connections"`
+}
+
+func (s *Store) validate() []error {
+	if !s.Enabled {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if s.URL != "" {
+		// The URL itself is never echoed: it may carry a password.
+		u, err := url.Parse(s.URL)
+		switch {
+		case err != nil:
+			bad("store.url is not a URL (want postgres://user:password@host:5432/database)")
+		case u.Scheme != "postgres" && u.Scheme != "postgresql":
+			bad("store.url must start with postgres:// or postgresql://, got scheme %q", u.Scheme)
+		case u.Host == "" && u.Query().Get("host") == "":
+			bad("store.url names no host")
+		}
+	} else if s.Path == "" {
+		bad("store.path must name a file when store.url is empty")
+	}
+	if s.QueueSize < 16 {
+		bad("store.queue_size must be at least 16, got %d", s.QueueSize)
+	}
+	if s.BatchSize < 1 || s.BatchSize > s.QueueSize {
+		bad("store.batch_size must be between 1 and store.queue_size (%d), got %d", s.QueueSize, s.BatchSize)
+	}
+	if s.PoolSize < 1 || s.PoolSize > 1000 {
+		bad("store.pool_size must be between 1 and 1000, got %d", s.PoolSize)
+	}
+	if s.PruneBatch < 1 {
+		bad("store.prune_batch must be positive, got %d", s.PruneBatch)
+	}
+	for key, d := range map[string]Duration{"store.drain_timeout": s.DrainTimeout, "store.prune_interval": s.PruneInterval} {
+		if d.Duration <= 0 {
+			bad("%s must be positive, got %q", key, d.Duration)
+		}
+	}
+	for key, d := range map[string]Duration{
+		"store.retention.events": s.Retention.Events, "store.retention.chat": s.Retention.Chat,
+		"store.retention.files": s.Retention.Files, "store.retention.connections": s.Retention.Connections,
+	} {
+		if d.Duration < 0 {
+			bad("%s must be 0 (keep forever) or positive, got %q", key, d.Duration)
+		}
 	}
 	return errs
 }
