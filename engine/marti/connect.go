@@ -130,7 +130,11 @@ func (s *Server) serveClientEndPoints(w http.ResponseWriter, r *http.Request) {
 	}
 	var gone []Endpoint
 	if !onlyConnected {
-		gone = s.hist.Disconnected(since)
+		var err error
+		if gone, err = s.hist.Disconnected(r.Context(), since, c.Out); err != nil {
+			s.internal(w, r, err)
+			return
+		}
 	}
 	writeEnvelope(w, "com.bbn.marti.remote.ClientEndpoint", clientEndpoints(clients, gone, since, visible), s.nodeID)
 }
@@ -242,8 +246,12 @@ const xmlDecl = "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>"
 func (s *Server) serveCotXML(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	uid := r.PathValue("uid")
-	rec, ok := s.hist.Latest(uid)
-	if !ok || !c.sees(rec.Groups) {
+	rec, ok, err := s.hist.Latest(r.Context(), uid, c.Out)
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
+	if !ok {
 		rec, ok = s.latestConnected(uid, c)
 	}
 	if !ok {
@@ -277,7 +285,11 @@ func (s *Server) serveCotXMLAll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	recs := visibleRecords(s.hist.Events(r.PathValue("uid"), from, to, maxEvents), c)
+	recs, err := s.hist.Events(r.Context(), Query{UID: r.PathValue("uid"), From: from, To: to, Groups: c.Out})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
 	writeEvents(w, recs)
 }
 
@@ -308,8 +320,13 @@ func (s *Server) serveCotSA(w http.ResponseWriter, r *http.Request) {
 		}
 		box[i], hasBox = f, true
 	}
+	all, err := s.hist.Events(r.Context(), Query{From: from, To: to, SAOnly: true, Groups: c.Out})
+	if err != nil {
+		s.internal(w, r, err)
+		return
+	}
 	var recs []Record
-	for _, rec := range visibleRecords(s.hist.SA(from, to, maxEvents), c) {
+	for _, rec := range all {
 		if hasBox && (rec.Lon < box[0] || rec.Lat < box[1] || rec.Lon > box[2] || rec.Lat > box[3]) {
 			continue
 		}
@@ -320,16 +337,6 @@ func (s *Server) serveCotSA(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeEvents(w, recs)
-}
-
-func visibleRecords(recs []Record, c *caller) []Record {
-	out := recs[:0:0]
-	for _, r := range recs {
-		if c.sees(r.Groups) {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 func writeEvents(w http.ResponseWriter, recs []Record) {

@@ -1,6 +1,7 @@
 package marti
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -50,7 +51,7 @@ func (c *caller) visible(m FileMeta) bool {
 
 // lookup finds a file the caller may see; a file it may not see is as
 // absent as one that does not exist.
-func (s *Server) lookup(c *caller, hash, uid string) (FileMeta, bool, error) {
+func (s *Server) lookup(ctx context.Context, c *caller, hash, uid string) (FileMeta, bool, error) {
 	var m FileMeta
 	var ok bool
 	var err error
@@ -60,9 +61,9 @@ func (s *Server) lookup(c *caller, hash, uid string) (FileMeta, bool, error) {
 		if !validHash(hash) {
 			return m, false, nil
 		}
-		m, ok, err = s.files.ByHash(hash)
+		m, ok, err = s.files.ByHash(ctx, hash)
 	case uid != "":
-		m, ok, err = s.files.ByUID(uid)
+		m, ok, err = s.files.ByUID(ctx, uid)
 	}
 	if err != nil || !ok || !c.visible(m) || !s.blobs.has(m.Hash) {
 		return FileMeta{}, false, err
@@ -78,7 +79,7 @@ func (s *Server) serveMissionQuery(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "hash is required")
 		return
 	}
-	m, ok, err := s.lookup(callerOf(r), hash, "")
+	m, ok, err := s.lookup(r.Context(), callerOf(r), hash, "")
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -195,7 +196,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, multi bool, d u
 		Submitted:  s.now().UTC(),
 		Groups:     slices.Clone(c.In),
 	}
-	m, err = s.files.Put(m)
+	m, err = s.files.Put(r.Context(), m)
 	if err != nil {
 		s.internal(w, r, err)
 		return FileMeta{}, false
@@ -299,7 +300,7 @@ func (s *Server) serveContent(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "hash or uid is required")
 		return
 	}
-	m, ok, err := s.lookup(callerOf(r), hash, uid)
+	m, ok, err := s.lookup(r.Context(), callerOf(r), hash, uid)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -393,7 +394,7 @@ func (s *Server) serveMetadataTool(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusBadRequest, "body must be the tool name (public or private)")
 		return
 	}
-	m, ok, err := s.lookup(callerOf(r), r.PathValue("hash"), "")
+	m, ok, err := s.lookup(r.Context(), callerOf(r), r.PathValue("hash"), "")
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -402,7 +403,7 @@ func (s *Server) serveMetadataTool(w http.ResponseWriter, r *http.Request) {
 		httpError(w, http.StatusNotFound, "File not found")
 		return
 	}
-	if err := s.files.SetTool(m.Hash, tool); err != nil {
+	if err := s.files.SetTool(r.Context(), m.Hash, tool); err != nil {
 		s.internal(w, r, err)
 		return
 	}

@@ -2,6 +2,7 @@ package marti
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
 	"os"
@@ -122,25 +123,34 @@ func TestCleanName(t *testing.T) {
 
 func TestMemHistoryIsBounded(t *testing.T) {
 	h := newMemHistory(historyLimits{perUID: 3, uids: 2, disconnected: 2})
+	ctx := context.Background()
+	blue := []string{"Blue"}
 	for i := range 5 {
-		h.add(Record{UID: "A", Type: "a-f", At: t0.Add(time.Duration(i) * time.Second)})
+		h.add(Record{UID: "A", Type: "a-f", At: t0.Add(time.Duration(i) * time.Second), Groups: blue})
 	}
-	h.add(Record{UID: "B", Type: "a-f", At: t0})
-	h.add(Record{UID: "C", Type: "a-f", At: t0}) // a third uid: refused, counted
-	got := h.Events("A", time.Time{}, time.Time{}, 0)
-	if len(got) != 3 || !got[0].At.Equal(t0.Add(2*time.Second)) || !got[2].At.Equal(t0.Add(4*time.Second)) {
-		t.Fatalf("ring kept %v", got)
+	h.add(Record{UID: "A", Type: "a-f", At: t0.Add(5 * time.Second), Groups: []string{"Red"}})
+	h.add(Record{UID: "B", Type: "a-f", At: t0, Groups: blue})
+	h.add(Record{UID: "C", Type: "a-f", At: t0, Groups: blue}) // a third uid: refused, counted
+	got, _ := h.Events(ctx, Query{UID: "A", Groups: blue})
+	if len(got) != 2 || !got[0].At.Equal(t0.Add(3*time.Second)) || !got[1].At.Equal(t0.Add(4*time.Second)) {
+		t.Fatalf("ring kept %v, want the 2 newest Blue of the 3 kept", got)
 	}
-	if l, ok := h.Latest("A"); !ok || !l.At.Equal(t0.Add(4*time.Second)) {
-		t.Fatalf("latest %v", l)
+	if l, ok, _ := h.Latest(ctx, "A", blue); !ok || !l.At.Equal(t0.Add(4*time.Second)) {
+		t.Fatalf("latest Blue %v", l)
 	}
-	if _, ok := h.Latest("C"); ok || h.refuse.Load() != 1 {
+	if l, ok, _ := h.Latest(ctx, "A", []string{"Red"}); !ok || !l.At.Equal(t0.Add(5*time.Second)) {
+		t.Fatalf("latest Red %v", l)
+	}
+	if _, ok, _ := h.Latest(ctx, "C", blue); ok || h.refuse.Load() != 1 {
 		t.Fatalf("uid bound not applied: refused %d", h.refuse.Load())
 	}
 	for i, uid := range []string{"X", "Y", "Z"} {
-		h.apply(directory.Event{Kind: directory.Leave, At: t0.Add(time.Duration(i) * time.Minute), Client: directory.Client{UID: uid, Callsign: uid}})
+		h.apply(directory.Event{Kind: directory.Leave, At: t0.Add(time.Duration(i) * time.Minute), Client: directory.Client{UID: uid, Callsign: uid, In: blue}})
 	}
-	d := h.Disconnected(time.Time{})
+	if d, _ := h.Disconnected(ctx, time.Time{}, []string{"Red"}); len(d) != 0 {
+		t.Fatalf("Red sees Blue's clients: %v", d)
+	}
+	d, _ := h.Disconnected(ctx, time.Time{}, blue)
 	if len(d) != 2 || d[0].UID != "Y" || d[1].UID != "Z" {
 		t.Fatalf("disconnected %v, want the two newest", d)
 	}

@@ -30,16 +30,32 @@ type Endpoint struct {
 	At                                  time.Time
 }
 
+// Query selects events from History.
+type Query struct {
+	// UID selects one uid's events; "" is every uid.
+	UID string
+	// From and To bound the server time; zero is open.
+	From, To time.Time
+	// SAOnly keeps position reports (atoms: a-…).
+	SAOnly bool
+	// Groups keeps what was published into one of them: the caller's OUT
+	// groups, the routing rule.
+	Groups []string
+	// Limit bounds the answer (the oldest first up to it); 0 is maxEvents.
+	Limit int
+}
+
 // History answers the queries about the past: the latest and all events of
 // a uid, position reports in a time window, and clients that disconnected.
-// engine/store will implement it; until then memHistory does, in memory.
-// Results are oldest first; limit bounds how many come back (the newest
-// are kept).
+// Over engine/store (storeHistory) it survives restarts; memHistory keeps
+// a bounded recent past in memory when there is no store. Every method
+// filters by groups, so a limit never hides what the caller may see.
 type History interface {
-	Latest(uid string) (Record, bool)
-	Events(uid string, from, to time.Time, limit int) []Record
-	SA(from, to time.Time, limit int) []Record
-	Disconnected(since time.Time) []Endpoint
+	Latest(ctx context.Context, uid string, groups []string) (Record, bool, error)
+	Events(ctx context.Context, q Query) ([]Record, error)
+	// Disconnected lists the clients whose last status is disconnected,
+	// since since (zero: all), that published into one of groups.
+	Disconnected(ctx context.Context, since time.Time, groups []string) ([]Endpoint, error)
 }
 
 // historyLimits bound memHistory.
@@ -148,44 +164,52 @@ func (h *memHistory) add(rec Record) {
 	r.add(rec, h.lim.perUID)
 }
 
-func (h *memHistory) Latest(uid string) (Record, bool) {
+func (h *memHistory) Latest(_ context.Context, uid string, groups []string) (Record, bool, error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	r, ok := h.byUID[uid]
-	if !ok || len(r.recs) == 0 {
-		return Record{}, false
+	if !ok {
+		return Record{}, false, nil
 	}
-	i := len(r.recs) - 1
-	if len(r.recs) == h.lim.perUID {
-		i = (r.next + h.lim.perUID - 1) % h.lim.perUID
+	recs := r.ordered()
+	for i := len(recs) - 1; i >= 0; i-- {
+		if intersects(recs[i].Groups, groups) {
+			return recs[i], true, nil
+		}
 	}
-	return r.recs[i], true
+	return Record{}, false, nil
 }
 
-func (h *memHistory) Events(uid string, from, to time.Time, limit int) []Record {
-	h.mu.RLock()
-	r, ok := h.byUID[uid]
-	var all []Record
-	if ok {
-		all = r.ordered()
-	}
-	h.mu.RUnlock()
-	return window(all, from, to, limit)
-}
-
-func (h *memHistory) SA(from, to time.Time, limit int) []Record {
+func (h *memHistory) Events(_ context.Context, q Query) ([]Record, error) {
 	var all []Record
 	h.mu.RLock()
-	for _, r := range h.byUID {
-		for _, rec := range r.recs {
-			if isSA(rec.Type) && !rec.At.Before(from) && !rec.At.After(to) {
-				all = append(all, rec)
-			}
+	if q.UID != "" {
+		if r, ok := h.byUID[q.UID]; ok {
+			all = r.ordered()
+		}
+	} else {
+		for _, r := range h.byUID {
+			all = append(all, r.recs...)
 		}
 	}
 	h.mu.RUnlock()
-	slices.SortFunc(all, func(a, b Record) int { return a.At.Compare(b.At) })
-	return window(all, from, to, limit)
+	out := all[:0]
+	for _, r := range all {
+		if (q.SAOnly && !isSA(r.Type)) || !intersects(r.Groups, q.Groups) ||
+			(!q.From.IsZero() && r.At.Before(q.From)) || (!q.To.IsZero() && r.At.After(q.To)) {
+			continue
+		}
+		out = append(out, r)
+	}
+	slices.SortStableFunc(out, func(a, b Record) int { return a.At.Compare(b.At) })
+	limit := q.Limit
+	if limit <= 0 {
+		limit = maxEvents
+	}
+	if len(out) > limit {
+		out = out[:limit]
+	}
+	return out, nil
 }
 
 // evictOldestGoneLocked forgets the client that left longest ago; it runs
@@ -201,33 +225,27 @@ func (h *memHistory) evictOldestGoneLocked() {
 	delete(h.gone, oldest)
 }
 
-func (h *memHistory) Disconnected(since time.Time) []Endpoint {
+func (h *memHistory) Disconnected(_ context.Context, since time.Time, groups []string) ([]Endpoint, error) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	var out []Endpoint
 	for _, e := range h.gone {
-		if !e.At.Before(since) {
+		if !e.At.Before(since) && intersects(e.Groups, groups) {
 			out = append(out, e)
 		}
 	}
 	slices.SortFunc(out, func(a, b Endpoint) int { return a.At.Compare(b.At) })
-	return out
+	return out, nil
 }
 
-// window keeps the records in [from, to] (zero bounds are open), at most
-// limit of them, the newest.
-func window(recs []Record, from, to time.Time, limit int) []Record {
-	out := recs[:0:0]
-	for _, r := range recs {
-		if (!from.IsZero() && r.At.Before(from)) || (!to.IsZero() && r.At.After(to)) {
-			continue
+// intersects reports whether a and b share a group: the routing rule.
+func intersects(a, b []string) bool {
+	for _, g := range a {
+		if slices.Contains(b, g) {
+			return true
 		}
-		out = append(out, r)
 	}
-	if limit > 0 && len(out) > limit {
-		out = out[len(out)-limit:]
-	}
-	return out
+	return false
 }
 
 // isSA reports whether a CoT type is a position report of a thing (atoms:

@@ -1,6 +1,7 @@
 package marti
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -35,12 +36,13 @@ type FileMeta struct {
 type FileIndex interface {
 	// Put records m. A hash already known keeps its UID and PrimaryKey,
 	// takes m's other fields and adds m's groups to its own.
-	Put(m FileMeta) (FileMeta, error)
-	ByHash(hash string) (FileMeta, bool, error)
-	ByUID(uid string) (FileMeta, bool, error)
+	Put(ctx context.Context, m FileMeta) (FileMeta, error)
+	ByHash(ctx context.Context, hash string) (FileMeta, bool, error)
+	ByUID(ctx context.Context, uid string) (FileMeta, bool, error)
 	// SetTool changes the tool (public, private); ErrNotFound when unknown.
-	SetTool(hash, tool string) error
-	All() ([]FileMeta, error)
+	SetTool(ctx context.Context, hash, tool string) error
+	// All lists every file, oldest first (search filters them).
+	All(ctx context.Context) ([]FileMeta, error)
 }
 
 // sidecarIndex keeps metadata in memory and in <hash>.json next to each
@@ -79,7 +81,7 @@ func openSidecarIndex(b *blobStore) (*sidecarIndex, error) {
 	return x, nil
 }
 
-func (x *sidecarIndex) Put(m FileMeta) (FileMeta, error) {
+func (x *sidecarIndex) Put(_ context.Context, m FileMeta) (FileMeta, error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if old, ok := x.byHash[m.Hash]; ok {
@@ -124,7 +126,7 @@ func (x *sidecarIndex) writeLocked(m *FileMeta) error {
 	return nil
 }
 
-func (x *sidecarIndex) ByHash(hash string) (FileMeta, bool, error) {
+func (x *sidecarIndex) ByHash(_ context.Context, hash string) (FileMeta, bool, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	m, ok := x.byHash[hash]
@@ -134,7 +136,7 @@ func (x *sidecarIndex) ByHash(hash string) (FileMeta, bool, error) {
 	return *m, true, nil
 }
 
-func (x *sidecarIndex) ByUID(uid string) (FileMeta, bool, error) {
+func (x *sidecarIndex) ByUID(_ context.Context, uid string) (FileMeta, bool, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	for _, m := range x.byHash {
@@ -145,7 +147,7 @@ func (x *sidecarIndex) ByUID(uid string) (FileMeta, bool, error) {
 	return FileMeta{}, false, nil
 }
 
-func (x *sidecarIndex) SetTool(hash, tool string) error {
+func (x *sidecarIndex) SetTool(_ context.Context, hash, tool string) error {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	m, ok := x.byHash[hash]
@@ -161,7 +163,7 @@ func (x *sidecarIndex) SetTool(hash, tool string) error {
 	return nil
 }
 
-func (x *sidecarIndex) All() ([]FileMeta, error) {
+func (x *sidecarIndex) All(context.Context) ([]FileMeta, error) {
 	x.mu.RLock()
 	defer x.mu.RUnlock()
 	out := make([]FileMeta, 0, len(x.byHash))

@@ -37,11 +37,10 @@ func (s *Server) serveExportKML(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var points []Record
-	for _, rec := range visibleRecords(s.hist.Events(uid, from, to, maxEvents), c) {
-		if isSA(rec.Type) {
-			points = append(points, rec)
-		}
+	points, err := s.hist.Events(r.Context(), Query{UID: uid, From: from, To: to, SAOnly: true, Groups: c.Out})
+	if err != nil {
+		s.internal(w, r, err)
+		return
 	}
 	if len(points) == 0 {
 		httpError(w, http.StatusNotFound, "no track for "+uid+" in that range")

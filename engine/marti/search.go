@@ -51,7 +51,7 @@ func (s *Server) serveSearch(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	keywords := splitKeywords(strings.Join(params(q, "keywords"), ","))
 	tool, uid, name, mt := param(q, "tool"), param(q, "uid"), param(q, "name"), param(q, "mimetype")
-	all, err := s.files.All()
+	all, err := s.files.All(r.Context())
 	if err != nil {
 		s.internal(w, r, err)
 		return
