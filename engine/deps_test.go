@@ -42,7 +42,7 @@ var rules = map[string]rule{
 	// A peer of the engine (ARCHITECTURE.md §10): the Directory, the users
 	// file and the metrics writer, nothing of the reactor.
 	"engine/marti": {project: []string{"cot", "tlsstate", "configs"}, isolated: true,
-		packages: []string{"cotd/engine/directory", "cotd/engine/auth", "cotd/engine/metrics"},
+		packages: []string{"cotd/engine/directory", "cotd/engine/auth", "cotd/engine/metrics", "cotd/engine/store"},
 		external: []string{"github.com/rs/zerolog"}},
 	"bench": {project: []string{"bench", "cot", "tlsstate", "configs"}},
 	"cmd":   {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},

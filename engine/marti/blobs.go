@@ -108,3 +108,8 @@ func (b *blobStore) has(hash string) bool {
 	_, err := os.Stat(b.path(hash))
 	return err == nil
 }
+
+func (b *blobStore) remove(hash string) error {
+	_ = os.Remove(b.path(hash) + ".json")
+	return os.Remove(b.path(hash))
+}

@@ -1,7 +1,10 @@
 package marti_test
 
 import (
+	"archive/zip"
+	"bytes"
 	"encoding/json"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -62,8 +65,10 @@ func endpoints(t *testing.T, c *http.Client, url string) map[string]endpointJSON
 
 // TestATAKConnectSequence plays what ATAK 5.5 calls when its stream
 // connects, in its order, over mutual TLS, against a live engine.
-func TestATAKConnectSequence(t *testing.T) {
-	w := newWorld(t, nil)
+func TestATAKConnectSequence(t *testing.T) { eachBackend(t, testATAKConnectSequence) }
+
+func testATAKConnectSequence(t *testing.T, b backend) {
+	w := newWorldOn(t, b, nil)
 	alice := w.device("alice", "ANDROID-A", "ALPHA")
 	bob := w.device("bob", "ANDROID-B", "BRAVO")
 	_ = w.device("carol", "ANDROID-C", "CHARLIE")
@@ -166,8 +171,10 @@ func TestATAKConnectSequence(t *testing.T) {
 
 // TestHistoryQueries reads events back: cot/xml/{uid}/all, cot/sa and the
 // KMZ track export, each filtered by groups.
-func TestHistoryQueries(t *testing.T) {
-	w := newWorld(t, nil)
+func TestHistoryQueries(t *testing.T) { eachBackend(t, testHistoryQueries) }
+
+func testHistoryQueries(t *testing.T, b backend) {
+	w := newWorldOn(t, b, nil)
 	bob := w.device("bob", "ANDROID-B", "BRAVO")
 	carol := w.device("carol", "ANDROID-C", "CHARLIE")
 	for range 3 {
@@ -202,6 +209,29 @@ func TestHistoryQueries(t *testing.T) {
 	}
 	if code, _, _ := do(t, ac, "GET", w.base+"/Marti/api/cot/sa?start="+start, "", nil); code != 400 {
 		t.Fatalf("cot/sa without end: %d, want 400", code)
+	}
+
+	// Track history: a KMZ (zip with doc.kml) with bob's four reports.
+	code, body, hdr := do(t, ac, "GET", w.base+"/Marti/ExportMissionKML?startTime="+start+"&endTime="+end+
+		"&uid=ANDROID-B&multiTrackThreshold=10&extendedData=true&format=kmz&optimizeExport=true", "", nil)
+	if code != 200 || hdr.Get("Content-Type") != "application/vnd.google-earth.kmz" {
+		t.Fatalf("ExportMissionKML: %d %q %s", code, hdr.Get("Content-Type"), body)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil || len(zr.File) != 1 || zr.File[0].Name != "doc.kml" {
+		t.Fatalf("KMZ: %v %v", err, zr)
+	}
+	f, _ := zr.File[0].Open()
+	kml, _ := io.ReadAll(f)
+	if strings.Count(string(kml), "<gx:coord>-97.2 35.1 300</gx:coord>") != 4 || strings.Count(string(kml), "<when>") != 4 ||
+		!strings.Contains(string(kml), "<name>BRAVO</name>") {
+		t.Fatalf("doc.kml: %s", kml)
+	}
+	if code, _, _ := do(t, ac, "GET", w.base+"/Marti/ExportMissionKML?uid=ANDROID-C&startTime="+start+"&endTime="+end, "", nil); code != 404 {
+		t.Fatalf("carol's track for alice: %d, want 404", code)
+	}
+	if code, _, _ := do(t, ac, "GET", w.base+"/Marti/ExportMissionKML?startTime="+start, "", nil); code != 400 {
+		t.Fatalf("no uid: %d, want 400", code)
 	}
 	_ = cot.TypePong
 }

@@ -51,8 +51,10 @@ func search(t *testing.T, c *http.Client, url string) searchJSON {
 // TestSendDataPackageToContact plays commo's send-to-contact sequence:
 // missionquery 404, multipart upload, metadata tool, the fileshare CoT over
 // the stream, the recipient's download by senderUrl, and its ack back.
-func TestSendDataPackageToContact(t *testing.T) {
-	w := newWorld(t, nil)
+func TestSendDataPackageToContact(t *testing.T) { eachBackend(t, testSendDataPackageToContact) }
+
+func testSendDataPackageToContact(t *testing.T, b backend) {
+	w := newWorldOn(t, b, nil)
 	alice := w.device("alice", "ANDROID-A", "ALPHA")
 	bob := w.device("bob", "ANDROID-B", "BRAVO")
 	_ = w.device("carol", "ANDROID-C", "CHARLIE")
@@ -144,8 +146,10 @@ func TestSendDataPackageToContact(t *testing.T) {
 
 // TestITAKUpload: iTAK posts the raw zip to sync/upload with CreatorUid
 // and name in the query, and reads the metadata back.
-func TestITAKUpload(t *testing.T) {
-	w := newWorld(t, nil)
+func TestITAKUpload(t *testing.T) { eachBackend(t, testITAKUpload) }
+
+func testITAKUpload(t *testing.T, b backend) {
+	w := newWorldOn(t, b, nil)
 	bc := w.http("bob")
 	mp := dataPackage(t, "from itak")
 	code, body, hdr := do(t, bc, "POST", w.base+"/Marti/sync/upload?CreatorUid=iTAK-B&keywords=missionpackage&name=X.zip", "application/x-zip-compressed", bytes.NewReader(mp))

@@ -21,8 +21,10 @@ import (
 
 	"cotd/configs"
 	"cotd/cot"
+	"cotd/engine/directory"
 	et "cotd/engine/enginetest"
 	"cotd/engine/marti"
+	"cotd/engine/store"
 	"cotd/tlsstate/pki"
 )
 
@@ -54,7 +56,27 @@ type world struct {
 	logs  *et.SyncBuffer
 }
 
+// backend says where a world keeps history and file metadata.
+type backend string
+
+const (
+	inMemory backend = "memory" // JSON sidecars and in-memory history
+	inSQLite backend = "sqlite" // engine/store on SQLite, fed from the engine
+)
+
+// eachBackend runs a test once per backend.
+func eachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	for _, b := range []backend{inMemory, inSQLite} {
+		t.Run(string(b), func(t *testing.T) { test(t, b) })
+	}
+}
+
 func newWorld(t testing.TB, mutate func(*configs.Config)) *world {
+	t.Helper()
+	return newWorldOn(t, inMemory, mutate)
+}
+
+func newWorldOn(t testing.TB, b backend, mutate func(*configs.Config)) *world {
 	t.Helper()
 	p := et.NewPKI(t, pki.KeyECDSAP256)
 	dir := t.TempDir()
@@ -74,7 +96,26 @@ func newWorld(t testing.TB, mutate func(*configs.Config)) *world {
 	if os.Getenv("COTD_TEST_LOG") != "" {
 		lw = io.MultiWriter(logs, os.Stderr)
 	}
-	m, err := marti.New(marti.Options{Config: &cfg, Dir: h.Srv.Directory(), Log: zerolog.New(lw), Version: "test"})
+	opts := marti.Options{Config: &cfg, Dir: h.Srv.Directory(), Log: zerolog.New(lw), Version: "test"}
+	if b == inSQLite {
+		sc := cfg.Store
+		sc.Path = filepath.Join(dir, "cotd.db")
+		st, err := store.Open(context.Background(), sc, store.Options{Log: zerolog.New(lw)})
+		if err != nil {
+			t.Fatalf("store.Open: %v", err)
+		}
+		feedCtx, stopFeed := context.WithCancel(context.Background())
+		fed := make(chan struct{})
+		sub := h.Srv.Directory().Subscribe("test-store-feed", directory.AllKinds, 4096)
+		go func() { defer close(fed); feedStore(feedCtx, sub, st) }()
+		t.Cleanup(func() {
+			stopFeed()
+			<-fed
+			_ = st.Close(context.Background())
+		})
+		opts.Store = st
+	}
+	m, err := marti.New(opts)
 	if err != nil {
 		t.Fatalf("marti.New: %v", err)
 	}
@@ -194,3 +235,35 @@ func pingBarrier(c *et.Client, uid string) {
 }
 
 var _ = tls.VersionTLS13
+
+// feedStore archives what the engine routes and records connects and
+// disconnects, as the process's store feed does; a test stand-in for it,
+// so that Marti's store-backed queries run on real data.
+func feedStore(ctx context.Context, sub directory.Subscription, st store.Store) {
+	defer sub.Close()
+	known := map[uint64]bool{}
+	for {
+		var ev directory.Event
+		select {
+		case <-ctx.Done():
+			return
+		case ev = <-sub.C():
+		}
+		c := ev.Client
+		switch ev.Kind {
+		case directory.SA, directory.Routed:
+			m := ev.Message
+			_ = st.Archive(m.XML, m.Recv, store.Sender{UID: c.UID, Callsign: c.Callsign, User: c.Identity, Groups: c.In})
+			if ev.Kind == directory.SA && !known[c.ConnID] && c.UID != "" {
+				known[c.ConnID] = true
+				st.RecordConn(store.ConnRecord{Status: store.StatusConnected, UID: c.UID, Callsign: c.Callsign, User: c.Identity,
+					Team: m.Header.GroupName, Role: m.Header.GroupRole, Groups: c.In, Listener: c.Listener, Time: ev.At})
+			}
+		case directory.Leave:
+			if c.UID != "" {
+				st.RecordConn(store.ConnRecord{Status: store.StatusDisconnected, UID: c.UID, Callsign: c.Callsign, User: c.Identity,
+					Groups: c.In, Listener: c.Listener, Reason: ev.Reason, Time: ev.At})
+			}
+		}
+	}
+}

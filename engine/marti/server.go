@@ -18,6 +18,7 @@ import (
 	"cotd/configs"
 	"cotd/engine/auth"
 	"cotd/engine/directory"
+	"cotd/engine/store"
 )
 
 // The errors of the package.
@@ -45,10 +46,12 @@ type Options struct {
 	Version string
 	// NodeID names this server in envelopes; "" means the host name.
 	NodeID string
-	// Files keeps file metadata; nil means JSON sidecars in files_dir.
-	Files FileIndex
-	// History answers contact, event and track queries; nil means an
-	// in-memory history fed from Dir (bounded; lost on restart).
+	// Store, when set, keeps file metadata and answers history queries
+	// (fed by the store feed, not by Marti). Without it, file metadata is
+	// kept in JSON sidecars in files_dir and history in memory.
+	Store store.Store
+	// Files and History override what Store (or its absence) gives.
+	Files   FileIndex
 	History History
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -130,7 +133,15 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.blobs = blobs
-	s.files = o.Files
+	s.files, s.hist = o.Files, o.History
+	if o.Store != nil {
+		if s.files == nil {
+			s.files = storeFiles{o.Store}
+		}
+		if s.hist == nil {
+			s.hist = storeHistory{o.Store}
+		}
+	}
 	if s.files == nil {
 		idx, err := openSidecarIndex(blobs)
 		if err != nil {
@@ -138,7 +149,6 @@ func New(o Options) (*Server, error) {
 		}
 		s.files = idx
 	}
-	s.hist = o.History
 	if s.hist == nil {
 		s.memHist = newMemHistory(defaultHistoryLimits)
 		s.hist = s.memHist
