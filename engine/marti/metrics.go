@@ -33,6 +33,9 @@ const (
 	routeSearch
 	routeMetadataTool
 	routeExportKML
+	routeMissions
+	routeMissionSubscription
+	routeMissionContents
 	numRoutes
 )
 
@@ -40,7 +43,7 @@ var routeNames = [numRoutes]string{
 	"unknown", "version", "version_config", "client_endpoints", "groups_all", "groups_active",
 	"groups_activebits", "group_cache_enabled", "profile_connection", "contacts_all",
 	"cot_xml", "cot_xml_all", "cot_sa", "missionquery", "missionupload", "sync_upload",
-	"content", "search", "metadata_tool", "export_kml",
+	"content", "search", "metadata_tool", "export_kml", "missions", "mission_subscription", "mission_contents",
 }
 
 func (r route) String() string {

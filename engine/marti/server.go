@@ -76,6 +76,7 @@ type Server struct {
 	memHist *memHistory // the default History, fed by Run; nil when History was given
 
 	channels *channels
+	missions *missions
 	stats    *requestStats
 
 	ready     chan struct{}
@@ -133,6 +134,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.blobs = blobs
+	if s.missions, err = openMissions(cfg.Marti.FilesDir); err != nil {
+		return nil, err
+	}
 	s.files, s.hist = o.Files, o.History
 	if o.Store != nil {
 		if s.files == nil {
