@@ -21,6 +21,9 @@ func TestActiveGroupsChangeRoutingAndTellOtherDevices(t *testing.T) {
 
 	dave.Send(et.Marker("hq-1"))
 	a1.Expect("dave's marker while HQ is active", et.UID("hq-1"))
+	if _, ok := endpoints(t, ac, w.base+"/Marti/api/clientEndPoints")["ANDROID-D"]; !ok {
+		t.Fatal("dave (HQ) not listed to alice while HQ is active")
+	}
 
 	body := `[{"name":"Blue","direction":"OUT","created":1700000000000,"type":"SYSTEM","bitpos":1,"active":true},` +
 		`{"name":"HQ","direction":"OUT","created":1700000000000,"type":"SYSTEM","bitpos":2,"active":false}]`
@@ -35,6 +38,9 @@ func TestActiveGroupsChangeRoutingAndTellOtherDevices(t *testing.T) {
 		t.Fatalf("alice's device hears %v, want [Blue]", out)
 	}
 
+	if _, ok := endpoints(t, ac, w.base+"/Marti/api/clientEndPoints")["ANDROID-D"]; ok {
+		t.Fatal("dave (HQ) still listed to alice after she turned HQ off")
+	}
 	dave.Send(et.Marker("hq-2"))
 	// Barrier: dave's loop handed hq-2 to the broker (pong), the broker
 	// routed it (idle), and a1's queue is FIFO (pong after anything

@@ -131,7 +131,7 @@ func (s *Server) serveClientEndPoints(w http.ResponseWriter, r *http.Request) {
 	var gone []Endpoint
 	if !onlyConnected {
 		var err error
-		if gone, err = s.hist.Disconnected(r.Context(), since, c.Out); err != nil {
+		if gone, err = s.hist.Disconnected(r.Context(), since, c.Hears); err != nil {
 			s.internal(w, r, err)
 			return
 		}
@@ -246,7 +246,7 @@ const xmlDecl = "<?xml version='1.0' encoding='UTF-8' standalone='yes'?>"
 func (s *Server) serveCotXML(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	uid := r.PathValue("uid")
-	rec, ok, err := s.hist.Latest(r.Context(), uid, c.Out)
+	rec, ok, err := s.hist.Latest(r.Context(), uid, c.Hears)
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -285,7 +285,7 @@ func (s *Server) serveCotXMLAll(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	recs, err := s.hist.Events(r.Context(), Query{UID: r.PathValue("uid"), From: from, To: to, Groups: c.Out})
+	recs, err := s.hist.Events(r.Context(), Query{UID: r.PathValue("uid"), From: from, To: to, Groups: c.Hears})
 	if err != nil {
 		s.internal(w, r, err)
 		return
@@ -320,7 +320,7 @@ func (s *Server) serveCotSA(w http.ResponseWriter, r *http.Request) {
 		}
 		box[i], hasBox = f, true
 	}
-	all, err := s.hist.Events(r.Context(), Query{From: from, To: to, SAOnly: true, Groups: c.Out})
+	all, err := s.hist.Events(r.Context(), Query{From: from, To: to, SAOnly: true, Groups: c.Hears})
 	if err != nil {
 		s.internal(w, r, err)
 		return

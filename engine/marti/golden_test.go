@@ -69,7 +69,7 @@ func TestGoldenEnvelopes(t *testing.T) {
 		{UID: "ANDROID-D", Callsign: "DELTA", Identity: "dave", Team: "Red", Role: "HQ", Groups: []string{"Blue"}, At: t0.Add(-time.Minute)},
 		{UID: "ANDROID-A", Callsign: "ALPHA", Identity: "alice", Groups: []string{"Blue"}, At: t0.Add(-time.Hour)}, // connected again
 	}
-	blue := &caller{Name: "alice", In: []string{"Blue"}, Out: []string{"Blue"}}
+	blue := &caller{Name: "alice", In: []string{"Blue"}, Out: []string{"Blue"}, Hears: []string{"Blue"}}
 	golden(t, "client_endpoints.json", newEnvelope("com.bbn.marti.remote.ClientEndpoint", clientEndpoints(clients, gone, time.Time{}, blue.sees), "node-1"))
 	golden(t, "client_endpoints_empty.json", newEnvelope("com.bbn.marti.remote.ClientEndpoint", clientEndpoints(nil, nil, time.Time{}, blue.sees), "node-1"))
 

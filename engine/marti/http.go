@@ -23,15 +23,18 @@ type caller struct {
 	// Name is the certificate CN; "" on plain HTTP.
 	Name string
 	// In are the groups the caller publishes into; Out the groups it
-	// receives from (what it may read).
+	// receives from.
 	In, Out []string
+	// Hears is Out narrowed to the user's active channels: what it may
+	// read, as routing would let it hear.
+	Hears []string
 }
 
 // sees reports whether the caller may read what was published into groups:
-// the routing rule, a group in common with what the caller receives.
+// the routing rule, a group in common with what the caller hears.
 func (c *caller) sees(groups []string) bool {
 	for _, g := range groups {
-		if slices.Contains(c.Out, g) {
+		if slices.Contains(c.Hears, g) {
 			return true
 		}
 	}
@@ -138,6 +141,7 @@ func (s *Server) wrap(rt route, fn func(http.ResponseWriter, *http.Request)) htt
 			httpError(sw, http.StatusForbidden, err.Error())
 			return
 		}
+		c.Hears = s.channels.activeOut(c)
 		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = &progressBody{ReadCloser: r.Body, rc: sw.rc, timeout: s.cfg.BodyTimeout.Duration}
 		}

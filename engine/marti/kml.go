@@ -37,7 +37,7 @@ func (s *Server) serveExportKML(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	points, err := s.hist.Events(r.Context(), Query{UID: uid, From: from, To: to, SAOnly: true, Groups: c.Out})
+	points, err := s.hist.Events(r.Context(), Query{UID: uid, From: from, To: to, SAOnly: true, Groups: c.Hears})
 	if err != nil {
 		s.internal(w, r, err)
 		return
