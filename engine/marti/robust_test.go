@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"runtime"
 	"runtime/metrics"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -226,5 +227,35 @@ func TestLargeUploadStreamsWithBoundedMemory(t *testing.T) {
 	_, b, _ := do(t, ac, "GET", w.base+"/Marti/sync/search?name=big.zip", "", nil)
 	if err := json.Unmarshal(b, &meta); err != nil || meta.ResultCount != 1 || meta.Results[0].Size != fmt.Sprint(size) {
 		t.Fatalf("metadata: %s", b)
+	}
+}
+
+// TestPlainHTTPAndExternalURL: http_addr serves anonymous callers with
+// tcp.groups; external_url, when set, is what download links start with.
+func TestPlainHTTPAndExternalURL(t *testing.T) {
+	w := newWorld(t, func(c *configs.Config) {
+		c.Marti.HTTPAddr = "127.0.0.1:0"
+		c.Marti.ExternalURL = "https://tak.example:8443/"
+	})
+	plain := &http.Client{Timeout: et.Wait}
+	base := "http://" + w.m.HTTPAddr().String()
+	if code, body, _ := do(t, plain, "GET", base+"/Marti/api/version", "", nil); code != 200 || string(body) != "cotd-test" {
+		t.Fatalf("plain version: %d %q", code, body)
+	}
+	ctype, mb := multipartBody(t, "assetfile", "anon.zip", "application/zip", []byte("anonymous"))
+	code, body, _ := do(t, plain, "POST", base+"/Marti/sync/missionupload?filename=anon.zip", ctype, mb)
+	if want := "https://tak.example:8443/Marti/sync/content?hash=" + sha([]byte("anonymous")); code != 200 || string(body) != want {
+		t.Fatalf("plain upload: %d %q, want %q", code, body, want)
+	}
+	// Anonymous is __ANON__: alice (Blue, HQ) does not see it, another
+	// anonymous caller does.
+	if s := search(t, w.http("alice"), w.base+"/Marti/sync/search"); s.ResultCount != 0 {
+		t.Fatalf("alice sees an __ANON__ upload: %+v", s)
+	}
+	if s := search(t, plain, base+"/Marti/sync/search"); s.ResultCount != 1 || s.Results[0].SubmissionUser != "" {
+		t.Fatalf("anonymous search: %+v", s)
+	}
+	if code, _, _ := do(t, plain, "PUT", base+"/Marti/api/groups/active", "application/json", strings.NewReader("[]")); code != 400 {
+		t.Fatalf("channels without a certificate: %d, want 400", code)
 	}
 }
