@@ -154,6 +154,11 @@ func (ch *channels) activeOut(c *caller) []string {
 func (s *Server) serveGroupsAll(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
 	groups := s.channels.groupsOf(c, s.now())
+	if !strings.EqualFold(param(r.URL.Query(), "useCache"), "true") {
+		// TAK Server answers a request that skips the active-group cache
+		// with the groups the user receives from only.
+		groups = slices.DeleteFunc(groups, func(g group) bool { return g.Direction != dirOut })
+	}
 	if strings.EqualFold(param(r.URL.Query(), "sendLatestSA"), "true") {
 		// Before the answer: once ATAK has it, the SAs are in routing.
 		s.sendLatestSA(r.Context(), c)

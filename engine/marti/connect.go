@@ -199,6 +199,16 @@ func (s *Server) serveProfileConnection(w http.ResponseWriter, r *http.Request) 
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// GET /Marti/api/device/profile/tool/{tool}?clientUid=: 204, as for the
+// connection profile (ATAK asks on connect for its registered tools).
+func (s *Server) serveProfileTool(w http.ResponseWriter, r *http.Request) {
+	if param(r.URL.Query(), "clientUid") == "" {
+		httpError(w, http.StatusBadRequest, "clientUid is required")
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
 // contact is TAK Server's RemoteSubscriptionLite in contacts/all.
 type contact struct {
 	FilterGroups []string `json:"filterGroups"`

@@ -125,6 +125,20 @@ func testATAKConnectSequence(t *testing.T, b backend) {
 		t.Fatalf("alice's groups %v, want %v", seen, want)
 	}
 
+	e = getEnvelope(t, ac, w.base+"/Marti/api/groups/all", "com.bbn.marti.remote.groups.Group")
+	_ = json.Unmarshal(e.Data, &groups)
+	for _, g := range groups {
+		if g.Direction != "OUT" {
+			t.Fatalf("groups/all without the cache lists %+v; TAK Server gives OUT only", g)
+		}
+	}
+	if len(groups) != 2 {
+		t.Fatalf("groups/all without the cache: %+v", groups)
+	}
+	if code, _, _ := do(t, ac, "GET", w.base+"/Marti/api/device/profile/tool/vns?clientUid=ANDROID-A", "", nil); code != http.StatusNoContent {
+		t.Fatalf("profile/tool: %d, want 204", code)
+	}
+
 	// 5. contacts/all: a bare array.
 	code, body, _ := do(t, ac, "GET", w.base+"/Marti/api/contacts/all", "", nil)
 	var contacts []struct{ UID, Callsign string }

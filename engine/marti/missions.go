@@ -399,6 +399,37 @@ func (s *Server) serveMissionSubscriptions(w http.ResponseWriter, r *http.Reques
 	writeEnvelope(w, "MissionSubscription", nonNil(slices.Clone(m.Subscribers)), s.nodeID)
 }
 
+// GET /Marti/api/missions/{name}/cot: the latest event of each of the
+// mission's uids the caller may see, as <events>.
+func (s *Server) serveMissionCot(w http.ResponseWriter, r *http.Request) {
+	c := callerOf(r)
+	s.missions.mu.Lock()
+	m, ok := s.mission(c, r.PathValue("name"))
+	var uids []string
+	if ok {
+		for _, u := range m.UIDs {
+			uids = append(uids, u.Key)
+		}
+	}
+	s.missions.mu.Unlock()
+	if !ok {
+		httpError(w, http.StatusNotFound, "no such mission")
+		return
+	}
+	var recs []Record
+	for _, u := range uids {
+		rec, found, err := s.hist.Latest(r.Context(), u, c.Hears)
+		if err != nil {
+			s.internal(w, r, err)
+			return
+		}
+		if found {
+			recs = append(recs, rec)
+		}
+	}
+	writeEvents(w, recs)
+}
+
 type changeJSON struct {
 	Type            string           `json:"type"`
 	MissionName     string           `json:"missionName"`

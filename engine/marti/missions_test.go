@@ -34,7 +34,7 @@ func TestMissionDataSync(t *testing.T) { eachBackend(t, testMissionDataSync) }
 
 func testMissionDataSync(t *testing.T, b backend) {
 	w := newWorldOn(t, b, nil)
-	_ = w.device("alice", "ANDROID-A", "ALPHA")
+	alice := w.device("alice", "ANDROID-A", "ALPHA")
 	bob := w.device("bob", "ANDROID-B", "BRAVO")
 	carol := w.device("carol", "ANDROID-C", "CHARLIE")
 	ac, bc := w.http("alice"), w.http("bob")
@@ -93,6 +93,13 @@ func testMissionDataSync(t *testing.T, b backend) {
 	if len(ms) != 1 || len(ms[0].Contents) != 1 || ms[0].Contents[0].Data.Hash != hash || len(ms[0].UIDs) != 1 || ms[0].UIDs[0].Data != "marker-1" {
 		t.Fatalf("mission after add: %+v", ms)
 	}
+	// The mission's CoT: the marker alice placed.
+	alice.Send(et.Marker("marker-1"))
+	bob.Expect("alice's marker", et.UID("marker-1"))
+	et.Eventually(t, "the marker in the mission's cot", func() bool {
+		_, b, _ := do(t, bc, "GET", w.base+"/Marti/api/missions/ops/cot", "", nil)
+		return strings.Contains(string(b), `uid="marker-1"`)
+	})
 	if code, _, _ = do(t, ac, "PUT", w.base+"/Marti/api/missions/ops/contents", "application/json", strings.NewReader(`{"hashes":["`+strings.Repeat("b", 64)+`"]}`)); code != 404 {
 		t.Fatalf("adding an unknown file: %d, want 404", code)
 	}

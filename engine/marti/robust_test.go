@@ -259,3 +259,27 @@ func TestPlainHTTPAndExternalURL(t *testing.T) {
 		t.Fatalf("channels without a certificate: %d, want 400", code)
 	}
 }
+
+// TestStalledDownloadIsAbandoned: a client that stops reading a large
+// download frees the handler after body_timeout (the write deadline).
+func TestStalledDownloadIsAbandoned(t *testing.T) {
+	w := newWorld(t, func(c *configs.Config) { c.Marti.BodyTimeout.Duration = 300 * time.Millisecond })
+	ac := w.http("alice")
+	gen := newPattern(64 << 20)
+	code, body, _ := do(t, ac, "POST", w.base+"/Marti/sync/upload?name=big.bin", "application/octet-stream", gen)
+	if code != 200 {
+		t.Fatalf("upload: %d %s", code, body)
+	}
+	hash := hex.EncodeToString(gen.sum.Sum(nil))
+	conn, err := tls.Dial("tcp", w.m.HTTPSAddr().String(), w.pki.Client(t, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// 64 MiB is far more than the socket buffers hold; never read.
+	fmt.Fprintf(conn, "GET /Marti/sync/content?hash=%s HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n", hash)
+	et.Eventually(t, "the stalled download's handler to give up", func() bool { return w.m.Requests("content", 200) == 1 })
+	if code, _, _ := do(t, ac, "GET", w.base+"/Marti/api/version", "", nil); code != 200 {
+		t.Fatalf("served after the stall: %d", code)
+	}
+}
