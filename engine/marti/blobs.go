@@ -55,7 +55,7 @@ func (b *blobStore) path(hash string) string { return filepath.Join(b.dir, hash[
 func (b *blobStore) put(r io.Reader, max int64) (hash string, size int64, err error) {
 	f, err := os.CreateTemp(b.tmp, "up-*")
 	if err != nil {
-		return "", 0, fmt.Errorf("marti: storing: %w", err)
+		return "", 0, fmt.Errorf("%w: %w", errStorage, err)
 	}
 	done := false
 	defer func() {
@@ -66,7 +66,7 @@ func (b *blobStore) put(r io.Reader, max int64) (hash string, size int64, err er
 	}()
 	h := sha256.New()
 	buf := make([]byte, 256<<10)
-	size, err = io.CopyBuffer(io.MultiWriter(f, h), io.LimitReader(r, max+1), buf)
+	size, err = io.CopyBuffer(io.MultiWriter(diskWriter{f}, h), io.LimitReader(r, max+1), buf)
 	if err != nil {
 		return "", size, err
 	}
@@ -76,18 +76,18 @@ func (b *blobStore) put(r io.Reader, max int64) (hash string, size int64, err er
 	// On disk before the rename publishes it: a hash that names a file
 	// must name all of it.
 	if err := f.Sync(); err != nil {
-		return "", size, fmt.Errorf("marti: storing: %w", err)
+		return "", size, fmt.Errorf("%w: %w", errStorage, err)
 	}
 	if err := f.Close(); err != nil {
-		return "", size, fmt.Errorf("marti: storing: %w", err)
+		return "", size, fmt.Errorf("%w: %w", errStorage, err)
 	}
 	hash = hex.EncodeToString(h.Sum(nil))
 	final := b.path(hash)
 	if err := os.MkdirAll(filepath.Dir(final), 0o750); err != nil {
-		return "", size, fmt.Errorf("marti: storing: %w", err)
+		return "", size, fmt.Errorf("%w: %w", errStorage, err)
 	}
 	if err := os.Rename(f.Name(), final); err != nil {
-		return "", size, fmt.Errorf("marti: storing: %w", err)
+		return "", size, fmt.Errorf("%w: %w", errStorage, err)
 	}
 	done = true
 	return hash, size, nil
@@ -112,4 +112,16 @@ func (b *blobStore) has(hash string) bool {
 func (b *blobStore) remove(hash string) error {
 	_ = os.Remove(b.path(hash) + ".json")
 	return os.Remove(b.path(hash))
+}
+
+// diskWriter marks its errors as the server's (errStorage), so that a full
+// disk is a 500 and not blamed on the client's upload.
+type diskWriter struct{ f *os.File }
+
+func (d diskWriter) Write(p []byte) (int, error) {
+	n, err := d.f.Write(p)
+	if err != nil {
+		err = fmt.Errorf("%w: %w", errStorage, err)
+	}
+	return n, err
 }

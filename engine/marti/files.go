@@ -9,7 +9,6 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -167,8 +166,7 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, multi bool, d u
 			code = http.StatusRequestEntityTooLarge
 		case errors.Is(err, errSlowBody):
 			code = http.StatusRequestTimeout
-		case errors.Is(err, ErrNotMultipart), errors.Is(err, ErrNoFilePart):
-		case errors.Is(err, os.ErrPermission), errors.Is(err, errStorage):
+		case errors.Is(err, errStorage):
 			code = http.StatusInternalServerError
 		}
 		log.Warn().Err(err).Int64("bytes", size).Int("code", code).Msg("upload refused")
@@ -207,8 +205,6 @@ func (s *Server) receive(w http.ResponseWriter, r *http.Request, multi bool, d u
 	return m, true
 }
 
-var errStorage = errors.New("marti: storage")
-
 // receiveMultipart streams the first file part named assetfile or resource
 // (or, failing those, the first part with a file name) to disk.
 func (s *Server) receiveMultipart(r *http.Request, body io.Reader, max int64) (hash string, size int64, name, partMIME string, err error) {
@@ -230,9 +226,6 @@ func (s *Server) receiveMultipart(r *http.Request, body io.Reader, max int64) (h
 		form := p.FormName()
 		if form == "assetfile" || form == "resource" || p.FileName() != "" {
 			hash, size, err = s.blobs.put(p, max)
-			if err != nil && !errors.Is(err, ErrTooLarge) && !isBodyErr(err) {
-				err = fmt.Errorf("%w: %w", errStorage, err)
-			}
 			return hash, size, p.FileName(), p.Header.Get("Content-Type"), err
 		}
 		// A small form field: read and skip it, bounded.
@@ -240,14 +233,6 @@ func (s *Server) receiveMultipart(r *http.Request, body io.Reader, max int64) (h
 			return "", 0, "", "", fmt.Errorf("%w: %w", ErrBadRequest, err)
 		}
 	}
-}
-
-// isBodyErr reports whether err came from reading the request (client side)
-// rather than from the disk.
-func isBodyErr(err error) bool {
-	var tooBig *http.MaxBytesError
-	return errors.As(err, &tooBig) || errors.Is(err, errSlowBody) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, ErrBadRequest) || strings.Contains(err.Error(), "multipart")
 }
 
 // cleanName keeps the last path element of a client's file name and drops

@@ -95,6 +95,7 @@ func (s *Server) Handler() http.Handler {
 	h("PUT /Marti/api/groups/activebits", routeGroupsActiveBits, s.serveGroupsActiveBits)
 	h("GET /Marti/api/groups/groupCacheEnabled", routeGroupCacheEnabled, s.serveGroupCacheEnabled)
 	h("GET /Marti/api/device/profile/connection", routeProfileConnection, s.serveProfileConnection)
+	h("GET /Marti/api/device/profile/tool/{tool}", routeProfileConnection, s.serveProfileTool)
 	h("GET /Marti/api/contacts/all", routeContactsAll, s.serveContactsAll)
 	h("GET /Marti/api/cot/xml/{uid}", routeCotXML, s.serveCotXML)
 	h("GET /Marti/api/cot/xml/{uid}/all", routeCotXMLAll, s.serveCotXMLAll)
@@ -116,6 +117,7 @@ func (s *Server) Handler() http.Handler {
 	h("DELETE /Marti/api/missions/{name}/subscription", routeMissionSubscription, s.serveMissionUnsubscribe)
 	h("GET /Marti/api/missions/{name}/subscriptions", routeMissionSubscription, s.serveMissionSubscriptions)
 	h("GET /Marti/api/missions/{name}/changes", routeMissions, s.serveMissionChanges)
+	h("GET /Marti/api/missions/{name}/cot", routeMissions, s.serveMissionCot)
 	h("PUT /Marti/api/missions/{name}/contents", routeMissionContents, s.serveMissionAddContents)
 	h("DELETE /Marti/api/missions/{name}/contents", routeMissionContents, s.serveMissionRemoveContents)
 	mux.Handle("/", s.wrap(routeUnknown, func(w http.ResponseWriter, r *http.Request) {
@@ -213,8 +215,6 @@ func (b *progressBody) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
-
-var errSlowBody = errors.New("marti: request body stalled")
 
 // param reads a query parameter by name, ignoring case: ATAK 4.8 sent
 // clientUID, old iTAK CreatorUid.

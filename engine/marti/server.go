@@ -31,6 +31,9 @@ var (
 	ErrNoFilePart   = errors.New("marti: no assetfile part in the upload")
 	ErrForbidden    = errors.New("marti: user may not connect")
 	ErrTLS          = errors.New("marti: tls material")
+
+	errSlowBody = errors.New("marti: request body stalled")
+	errStorage  = errors.New("marti: storage") // the server's disk, not the client
 )
 
 // Options builds a Server.
