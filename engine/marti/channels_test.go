@@ -92,9 +92,8 @@ func TestActiveGroupsChangeRoutingAndTellOtherDevices(t *testing.T) {
 // devices the latest SA of those it can hear, and only those.
 func TestSendLatestSA(t *testing.T) {
 	w := newWorld(t, nil)
-	bob := w.device("bob", "ANDROID-B", "BRAVO")
+	_ = w.device("bob", "ANDROID-B", "BRAVO")
 	_ = w.device("carol", "ANDROID-C", "CHARLIE")
-	_ = bob
 	a1 := w.device("alice", "ANDROID-A", "ALPHA")
 	// The join replay already brought bob's SA; take it so the next one
 	// is the one Marti sends.

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"cotd/cot"
 	et "cotd/engine/enginetest"
 )
 
@@ -69,10 +68,9 @@ func TestATAKConnectSequence(t *testing.T) { eachBackend(t, testATAKConnectSeque
 
 func testATAKConnectSequence(t *testing.T, b backend) {
 	w := newWorldOn(t, b, nil)
-	alice := w.device("alice", "ANDROID-A", "ALPHA")
+	_ = w.device("alice", "ANDROID-A", "ALPHA")
 	bob := w.device("bob", "ANDROID-B", "BRAVO")
 	_ = w.device("carol", "ANDROID-C", "CHARLIE")
-	_ = alice
 	ac := w.http("alice")
 
 	// 1. version/config, every connect.
@@ -247,5 +245,4 @@ func testHistoryQueries(t *testing.T, b backend) {
 	if code, _, _ := do(t, ac, "GET", w.base+"/Marti/ExportMissionKML?startTime="+start, "", nil); code != 400 {
 		t.Fatalf("no uid: %d, want 400", code)
 	}
-	_ = cot.TypePong
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"fmt"
 	"io"
@@ -233,8 +232,6 @@ func pingBarrier(c *et.Client, uid string) {
 	c.Send(et.Ping(uid))
 	c.Expect("pong", et.Type(cot.TypePong))
 }
-
-var _ = tls.VersionTLS13
 
 // feedStore archives what the engine routes and records connects and
 // disconnects, as the process's store feed does; a test stand-in for it,

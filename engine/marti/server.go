@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log"
 	"net"
 	"net/http"
@@ -302,5 +301,3 @@ func trimNL(p []byte) []byte {
 	}
 	return p
 }
-
-var _ io.Writer = zerologWriter{}
