@@ -11,18 +11,16 @@ import (
 )
 
 // rule says what the non-test files of a package tree may import: project
-// trees (by their first path elements under cotd/) and modules outside the
-// standard library (by path prefix; nil means any).
+// trees (by their paths under cotd/, each with what lies below it) and
+// modules outside the standard library (by path prefix; nil means any).
 type rule struct {
 	project  []string
 	external []string
 	// isolated: the package may not use the rest of its own tree (the
 	// engine's narrow interfaces import nothing of the engine).
 	isolated bool
-	// packages are project packages an isolated package may import by
-	// full path (a peer of the engine uses the Directory and the leaves,
-	// never the engine itself).
-	packages []string
+	// deny: project trees it may not import even where project allows.
+	deny []string
 }
 
 // rules, by package directory; the longest matching prefix applies. Arrows
@@ -40,12 +38,16 @@ var rules = map[string]rule{
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
 	// A peer of the engine (ARCHITECTURE.md §10): the Directory, the users
-	// file and the metrics writer, nothing of the reactor.
-	"engine/marti": {project: []string{"cot", "tlsstate", "configs"}, isolated: true,
-		packages: []string{"cotd/engine/directory", "cotd/engine/auth", "cotd/engine/metrics", "cotd/engine/store"},
-		external: []string{"github.com/rs/zerolog"}},
-	"bench": {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"cmd":   {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
+	// file, the store and the metrics writer, nothing of the reactor.
+	"engine/marti": {project: []string{"engine/directory", "engine/auth", "engine/metrics", "engine/store", "cot", "tlsstate", "configs"},
+		external: []string{"github.com/rs/zerolog"}, isolated: true, deny: []string{"cot/takproto"}},
+	// The admin API sees the engine only through Directory.
+	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
+		isolated: true, deny: []string{"cot/takproto"}},
+	// The broker routes bytes: the engine hands it the wire encoders.
+	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
+	"bench":         {project: []string{"bench", "cot", "tlsstate", "configs"}},
+	"cmd":           {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
 }
 
 func ruleFor(dir string) (rule, bool) {
@@ -98,13 +100,14 @@ func TestImportsPointOneWay(t *testing.T) {
 					t.Errorf("%s imports %s: nothing imports cmd", rel, p)
 					continue
 				}
+				if !isTest && under(r.deny, strings.TrimPrefix(p, "cotd/")) {
+					t.Errorf("%s imports %s: %s may not import %v", rel, p, dir, r.deny)
+					continue
+				}
 				if isTest || target == strings.SplitN(dir, "/", 2)[0] && r.project != nil && !r.isolated {
 					continue // tests may use any harness; a tree may use itself
 				}
-				if contains(r.packages, p) {
-					continue
-				}
-				if !contains(r.project, target) {
+				if !under(r.project, strings.TrimPrefix(p, "cotd/")) {
 					t.Errorf("%s imports %s: %s may import only %v of the project", rel, p, dir, r.project)
 				}
 			case strings.Contains(first, "."):
@@ -130,9 +133,10 @@ func TestImportsPointOneWay(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+// under reports whether the project path p is one of trees or below one.
+func under(trees []string, p string) bool {
+	for _, t := range trees {
+		if p == t || strings.HasPrefix(p, t+"/") {
 			return true
 		}
 	}

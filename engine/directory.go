@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"cotd/cot"
+	"cotd/cot/takproto"
 	"cotd/engine/broker"
 	"cotd/engine/directory"
 	"cotd/engine/metrics"
@@ -169,7 +170,13 @@ func (s *Server) left(ss *session, r CloseReason) {
 // atomic load.
 func (ss *session) publish(h *cot.Header, doc []byte) {
 	s := ss.srv
-	m := s.broker.Publish(ss.client, h, doc, ss.readAt, ss.curV1)
+	var v1 []byte
+	if ss.curV1 != nil && h.MartiStart < 0 {
+		// The sender's v1 bytes, for v1 recipients; with a <marti> the
+		// broker strips it and re-encodes instead.
+		v1 = takproto.AppendFrame(nil, ss.curV1)
+	}
+	m := s.broker.Publish(ss.client, h, doc, ss.readAt, v1)
 	if m == nil {
 		return
 	}

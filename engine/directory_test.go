@@ -99,11 +99,11 @@ func TestDirectoryFullSubscriberDropsAndCounts(t *testing.T) {
 	if d := sub.Dropped(); d != n-2 {
 		t.Fatalf("dropped %d, want %d", d, n-2)
 	}
-	waitSample(t, h, `cotd_directory_dropped_total{subscriber="slow"}`, n-2)
-	waitSample(t, h, `cotd_directory_queued{subscriber="slow"}`, 2)
+	h.WaitSample(t, `cotd_directory_dropped_total{subscriber="slow"}`, n-2)
+	h.WaitSample(t, `cotd_directory_queued{subscriber="slow"}`, 2)
 	sub.Close()
 	// The counter outlives the subscription.
-	waitSample(t, h, `cotd_directory_dropped_total{subscriber="slow"}`, n-2)
+	h.WaitSample(t, `cotd_directory_dropped_total{subscriber="slow"}`, n-2)
 }
 
 func TestDirectoryPublishFollowsGroupsAndDest(t *testing.T) {
@@ -126,8 +126,14 @@ func TestDirectoryPublishFollowsGroupsAndDest(t *testing.T) {
 			t.Errorf("%s: %d deliveries, want %d (%v)", uid, got, len(want), want)
 		}
 	}
+	sub := dir.Subscribe("test", directory.KindsOf(directory.Routed), 16)
+	defer sub.Close()
 	red := directory.Sender{Identity: "console", Out: []string{"Red"}}
 	publish(red, "srv-red", et.Marker("srv-red"), "red", "two")
+	// Subscribers hear the server's own publications, named by the sender.
+	if ev := next(t, sub, 0); ev.Client.Identity != "console" || ev.Message.Header.UID != "srv-red" {
+		t.Errorf("event %v from %+v, want console's srv-red", ev.Kind, ev.Client)
+	}
 	publish(directory.Sender{Identity: "console", Out: []string{"Blue"}}, "srv-blue", et.Marker("srv-blue"),
 		"blue", "blue2", "out-only", "two")
 	// nil Out: every group a client hears.
@@ -154,8 +160,22 @@ func TestDirectoryPublishFollowsGroupsAndDest(t *testing.T) {
 func TestDirectoryDisconnectByIdentity(t *testing.T) {
 	w := newGroupWorld(t, "", nil)
 	dir := w.h.Srv.Directory()
+	var blue uint64
+	for _, c := range dir.Clients() {
+		if c.Identity == "blue" {
+			blue = c.ConnID
+		}
+	}
+	if blue == 0 {
+		t.Fatalf("no connection of identity blue in %+v", dir.Clients())
+	}
+	sub := dir.Subscribe("test", directory.KindsOf(directory.Leave), 16)
+	defer sub.Close()
 	if n := dir.Disconnect(directory.Selector{Identity: "blue"}, directory.ReasonRevoked); n != 1 {
 		t.Fatalf("Disconnect(blue) = %d, want 1", n)
+	}
+	if ev := next(t, sub, blue); ev.Kind != directory.Leave || ev.Reason != "revoked" || ev.Client.Identity != "blue" {
+		t.Errorf("event %v %q for %+v, want blue's leave, revoked", ev.Kind, ev.Reason, ev.Client)
 	}
 	if err := w.clients["blue"].Closed(); err == nil {
 		t.Fatal("blue's connection still open")
@@ -169,7 +189,7 @@ func TestDirectoryDisconnectByIdentity(t *testing.T) {
 	}
 	// Everyone else is still served.
 	w.expectOnly(t, "blue2", "after", et.Marker("after"), "out-only", "two")
-	waitSample(t, w.h, `cotd_closes_total{reason="revoked"}`, 1)
+	w.h.WaitSample(t, `cotd_closes_total{reason="revoked"}`, 1)
 }
 
 func TestDirectorySetActiveGroups(t *testing.T) {

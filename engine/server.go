@@ -30,8 +30,6 @@ const minBacklog = 4096
 // Server is one cotd instance: the gnet engine, its listeners, the broker
 // and the admin HTTP listener.
 type Server struct {
-	gnet.BuiltinEventEngine
-
 	// Version is logged in the start-up banner; set it before Run.
 	Version string
 
@@ -53,6 +51,7 @@ type Server struct {
 
 	admin     *http.Server
 	adminAddr net.Addr
+	adminAPI  http.Handler // what the admin listener serves (HandleAdmin)
 
 	dir   dirState    // Directory's subscribers, senders and active groups
 	peers peerMetrics // peers' /metrics writers (AddMetrics)
@@ -76,6 +75,8 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 			Inbox:  cfg.Broker.Inbox,
 			Replay: cfg.SA.Replay,
 			Log:    log.With().Str("component", "broker").Logger(),
+
+			EncodeV1: encodeV1, // the broker knows no wire format but XML
 		}),
 	}
 	if cfg.TCP.Addr != "" {
@@ -178,7 +179,7 @@ func (s *Server) Run(ctx context.Context) error {
 		opts = append(opts, gnet.WithSocketSendBuffer(n))
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- gnet.Rotate(s, addrs, opts...) }()
+	go func() { errc <- gnet.Rotate((*reactor)(s), addrs, opts...) }()
 
 	select {
 	case err := <-errc:
@@ -207,7 +208,8 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // OnBoot logs the listeners with their effective backlog.
-func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+func (r *reactor) OnBoot(eng gnet.Engine) gnet.Action {
+	s := (*Server)(r)
 	s.eng = eng
 	if err := resolveBound(eng, s.listeners); err != nil {
 		s.log.Error().Err(err).Msg("cannot read bound listener addresses")
@@ -219,7 +221,8 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 }
 
 // OnOpen sets up a session. It refuses new connections while draining.
-func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+func (r *reactor) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	s := (*Server)(r)
 	if s.draining.Load() {
 		s.stats.Refused.Inc()
 		return nil, gnet.Close
@@ -261,7 +264,8 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		if s.protocolOf(ln) == configs.ProtocolProtobuf {
 			ss.speakV1()
 		}
-		s.broker.Join(ss.client, ss.startProtocol())
+		ss.startProtocol()
+		s.broker.Join(ss.client)
 		s.joined(ss)
 	}
 	return nil, gnet.None
@@ -270,7 +274,8 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 // OnTraffic frames what arrived, answers control messages, hands the rest
 // to the broker and flushes the outbound queue. It also runs on Wake, with
 // nothing to read, just to flush.
-func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+func (r *reactor) OnTraffic(c gnet.Conn) gnet.Action {
+	s := (*Server)(r)
 	ss, ok := c.Context().(*session)
 	if !ok {
 		return gnet.Close
@@ -321,7 +326,8 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 
 // OnClose is the single place a connection's resources are released and
 // its close counted.
-func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
+func (r *reactor) OnClose(c gnet.Conn, err error) gnet.Action {
+	s := (*Server)(r)
 	ss, ok := c.Context().(*session)
 	if !ok {
 		return gnet.None

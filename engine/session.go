@@ -85,6 +85,9 @@ type session struct {
 	// bytesIn counts what the client sent; written on the loop, atomic
 	// because Directory snapshots read it.
 	bytesIn atomic.Uint64
+	// drain is the SA replay's wait for the queue to drain (drain.go);
+	// nil until a replay first waits.
+	drain atomic.Pointer[drainSignal]
 }
 
 // outItem is one queued write; recv is when the server read the frame it
@@ -139,7 +142,7 @@ func (ss *session) put(b []byte, recv int64, wake bool) broker.Verdict {
 // sendLocal sends an event the server makes for this client alone (pong,
 // protocol offer). Loop or any goroutine.
 func (ss *session) sendLocal(xml []byte, recv int64, wake bool) {
-	ss.write(broker.NewMessage(xml, "", false, recv, nil), wake)
+	ss.write(ss.srv.broker.NewMessage(xml, "", false, recv, nil), wake)
 }
 
 // tlsOut is the TLS hook that receives ciphertext in wire order, from the
@@ -257,6 +260,7 @@ func (ss *session) flush() {
 	}
 	ob := ss.c.OutboundBuffered()
 	ss.buffered.Store(int64(ob))
+	ss.notifyDrained()
 	switch {
 	case ob == 0:
 		ss.stallAt = 0
@@ -308,6 +312,7 @@ func (ss *session) expire(now int64) {
 	if ss.stallAt != 0 {
 		ob := ss.c.OutboundBuffered()
 		ss.buffered.Store(int64(ob))
+		ss.notifyDrained()
 		written := ss.sent - uint64(ob)
 		switch {
 		case ob == 0:

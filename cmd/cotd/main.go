@@ -81,6 +81,7 @@ func serve(args []string, stderr io.Writer) int {
 	var api *marti.Server
 	if err == nil {
 		srv.Version = version
+		wireAdmin(srv, cfg, log)
 		api, err = newMarti(cfg, srv, log) // the Marti HTTP API (8443), beside the engine
 	}
 	if err != nil {

@@ -106,8 +106,10 @@ type Kind uint8
 
 // The kinds of event, in no particular order.
 const (
-	// Join: a connection was identified and joined routing (after its TLS
-	// handshake and, where required, its <auth> login).
+	// Join: a connection joined routing: at accept on plain TCP, after its
+	// TLS handshake (Identity is then the certificate CN). An <auth> login
+	// later changes Identity and groups without another Join; the events
+	// of one connection arrive in the order they happened.
 	Join Kind = iota
 	// Leave: a joined connection closed; Event.Reason says why.
 	Leave

@@ -4,6 +4,7 @@
 package enginetest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,8 @@ import (
 	"cotd/cot"
 	"cotd/cot/takproto"
 	"cotd/engine"
+	"cotd/engine/admin"
+	"cotd/engine/auth"
 )
 
 // Wait is how long an expectation waits before failing. It is a bound on a
@@ -61,10 +65,18 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	if os.Getenv("COTD_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
-	srv, err := engine.New(cfg, zerolog.New(w).With().Timestamp().Logger())
+	log := zerolog.New(w).With().Timestamp().Logger()
+	srv, err := engine.New(cfg, log)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
+	// As cmd/cotd wires it, with the same logger (tests read its audit lines).
+	ao := admin.Options{Directory: srv.Directory(), Metrics: srv.WriteMetrics, Ready: srv.Readiness,
+		Pprof: cfg.Admin.Pprof, Log: log}
+	if cfg.Admin.BasicUser != "" {
+		ao.Authorize = auth.BasicChecker(cfg.Admin.BasicUser, cfg.Admin.BasicPasswordHash)
+	}
+	srv.HandleAdmin(admin.New(ao))
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Harness{Srv: srv, Cfg: cfg, Logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- srv.Run(ctx) }()
@@ -422,4 +434,26 @@ func (s *SyncBuffer) String() string {
 func (h *Harness) Joined(t testing.TB, n int) {
 	t.Helper()
 	Eventually(t, fmt.Sprintf("%d clients joined", n), func() bool { return h.Srv.Broker().Count() == n })
+}
+
+// Sample finds one series (name with its labels, as written) in Prometheus
+// text.
+func Sample(text, series string) (float64, bool) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// WaitSample waits until series reads want on /metrics.
+func (h *Harness) WaitSample(t testing.TB, series string, want float64) {
+	t.Helper()
+	Eventually(t, series+" = "+strconv.FormatFloat(want, 'g', -1, 64), func() bool {
+		v, ok := Sample(h.Metrics(t), series)
+		return ok && v == want
+	})
 }
