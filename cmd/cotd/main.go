@@ -27,6 +27,7 @@ const usage = `usage:
   cotd certs ca|server|client  make a CA, server and client certificates, ATAK data packages
   cotd users add|passwd|del|disable|enable|list|hash   edit the users file
   cotd clients [--admin URL]   list connected clients (admin API)
+  cotd store migrate [--config FILE]   bring the database schema up to date
   cotd config check FILE       validate a configuration file
   cotd config default          print the embedded default configuration
   cotd version                 print the version
@@ -52,6 +53,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usersCmd(args[1:], os.Stdin, stdout, stderr)
 	case "clients":
 		return clientsCmd(args[1:], stdout, stderr)
+	case "store":
+		return storeCmd(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintln(stdout, "cotd", version)
 		return 0

@@ -21,6 +21,14 @@
 // the outcome (files, certificates, marking offline chats delivered) are
 // synchronous.
 //
+// Wiring (cmd/cotd and the Directory subscription consumer): Open at start,
+// Close after the engine stopped; per routed message Archive(doc, recv,
+// Sender); per join RecordConn(StatusConnected), then PendingChats(uid,
+// callsign), Publish each chat to that client, MarkDelivered; per leave
+// RecordConn(StatusDisconnected). Joins, leaves and messages must reach the
+// store in the order the engine saw them: whether a directed chat is kept
+// for a recipient depends on that recipient's last status as written.
+//
 // Parsing CoT into records (FromEvent) uses cot.ScanHeader for the header and
 // reads the <detail> element with a small tag walker of its own, because the
 // store needs the raw detail bytes and the GeoChat fields, which the router

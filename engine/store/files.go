@@ -275,3 +275,16 @@ func (db *DB) RevokeCert(ctx context.Context, serial string, at time.Time) error
 	}
 	return nil
 }
+
+// RevokeUserCerts revokes every certificate of user not yet revoked and
+// returns how many (cotd users disable).
+func (db *DB) RevokeUserCerts(ctx context.Context, user string, at time.Time) (int, error) {
+	b := db.backend
+	res, err := db.sql.ExecContext(ctx, b.q(`UPDATE certificate SET revocation_date = ?
+		WHERE username = ? AND revocation_date IS NULL`), b.t(at), user)
+	if err != nil {
+		return 0, err
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

@@ -137,7 +137,7 @@ func ctxT(t testing.TB) context.Context {
 	return ctx
 }
 
-func sync(t testing.TB, db *store.DB) {
+func flush(t testing.TB, db *store.DB) {
 	t.Helper()
 	if err := db.Sync(ctxT(t)); err != nil {
 		t.Fatalf("Sync: %v", err)

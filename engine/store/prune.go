@@ -100,27 +100,24 @@ func (db *DB) pruneFiles(ctx context.Context, now time.Time, limit int) (int, er
 		args = append(args, b.t(now.Add(-keep)))
 	}
 	args = append(args, limit)
-	rows, err := db.sql.QueryContext(ctx, b.q(`SELECT id, hash FROM resource WHERE `+cond+` ORDER BY id LIMIT ?`), args...)
+	// RETURNING names exactly the rows this statement deleted, so a
+	// concurrent Prune cannot report a file twice.
+	rows, err := db.sql.QueryContext(ctx, b.q(`DELETE FROM resource WHERE id IN
+		(SELECT id FROM resource WHERE `+cond+` ORDER BY id LIMIT ?) RETURNING hash`), args...)
 	if err != nil {
 		return 0, err
 	}
-	var ids []any
 	var hashes []string
 	for rows.Next() {
-		var id int64
 		var h string
-		if err := rows.Scan(&id, &h); err != nil {
+		if err := rows.Scan(&h); err != nil {
 			rows.Close()
 			return 0, err
 		}
-		ids = append(ids, id)
 		hashes = append(hashes, h)
 	}
 	rows.Close()
-	if err := rows.Err(); err != nil || len(ids) == 0 {
-		return 0, err
-	}
-	if _, err := db.sql.ExecContext(ctx, b.q(`DELETE FROM resource WHERE id IN (`+placeholders(len(ids))+`)`), ids...); err != nil {
+	if err := rows.Err(); err != nil {
 		return 0, err
 	}
 	if db.opts.OnFilePruned != nil {
@@ -128,5 +125,5 @@ func (db *DB) pruneFiles(ctx context.Context, now time.Time, limit int) (int, er
 			db.opts.OnFilePruned(h)
 		}
 	}
-	return len(ids), nil
+	return len(hashes), nil
 }

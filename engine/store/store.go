@@ -55,6 +55,7 @@ type Store interface {
 	Cert(ctx context.Context, serial string) (CertRecord, error)
 	CertsByUser(ctx context.Context, user string) ([]CertRecord, error)
 	RevokeCert(ctx context.Context, serial string, at time.Time) error
+	RevokeUserCerts(ctx context.Context, user string, at time.Time) (int, error)
 	RevokedCerts(ctx context.Context) ([]CertRecord, error)
 
 	Backend() Backend
@@ -96,9 +97,11 @@ type DB struct {
 	closed   atomic.Bool
 	inflight atomic.Int64
 
-	// drainCtx bounds the writes of the final drain; Close sets it before
-	// it closes stop, and the writer reads it only after stop closed.
-	drainCtx  context.Context
+	// wctx is the writer's context; Close cancels it when the drain runs
+	// out of time, which aborts a write in progress (a PostgreSQL that
+	// stopped answering would otherwise hold shutdown for its timeouts).
+	wctx      context.Context
+	wcancel   context.CancelFunc
 	stop      chan struct{}
 	done      chan struct{}
 	closeOnce sync.Once
@@ -117,8 +120,9 @@ type item struct {
 	barrier chan struct{}
 }
 
-// Open connects to (or creates) the database the configuration names,
-// brings its schema up to date and starts the writer.
+// Open connects to (or creates) the database the configuration names
+// (PostgreSQL when URL is set, else the SQLite file at Path; the caller
+// checks Enabled), brings its schema up to date and starts the writer.
 func Open(ctx context.Context, cfg configs.Store, opts Options) (*DB, error) {
 	if cfg.QueueSize < 1 || cfg.BatchSize < 1 || cfg.PoolSize < 1 || cfg.PruneBatch < 1 {
 		return nil, fmt.Errorf("%w: queue_size, batch_size, pool_size and prune_batch must be positive", ErrConfig)
@@ -151,7 +155,7 @@ func Open(ctx context.Context, cfg configs.Store, opts Options) (*DB, error) {
 	db.stats.init()
 	db.queue = make(chan item, cfg.QueueSize)
 	db.stop = make(chan struct{})
-	db.drainCtx = context.Background()
+	db.wctx, db.wcancel = context.WithCancel(context.Background())
 	db.done = make(chan struct{})
 	go db.writer()
 	return db, nil
@@ -245,7 +249,7 @@ func (db *DB) Archive(doc []byte, recv time.Time, s Sender) error {
 	if err != nil {
 		return err
 	}
-	ok := true
+	var ok bool
 	if chat != nil {
 		ok = db.ArchiveChat(*chat)
 	} else {
@@ -293,14 +297,15 @@ func (db *DB) Close(ctx context.Context) error {
 		}
 		ctx, cancel := context.WithTimeout(ctx, db.cfg.DrainTimeout.Duration)
 		defer cancel()
-		db.drainCtx = ctx
 		close(db.stop)
 		select {
 		case <-db.done:
 		case <-ctx.Done():
 			db.log.Error().Int("queued", len(db.queue)).Msg("store: drain timed out; abandoning queued records")
-			<-db.done // the writer gives up at its next batch boundary
+			db.wcancel()
+			<-db.done
 		}
+		db.wcancel()
 		if n := db.discardQueue(); n > 0 {
 			db.log.Error().Int("dropped", n).Msg("store: records left unwritten at shutdown")
 		}

@@ -38,7 +38,7 @@ func TestEventHistory(t *testing.T) {
 				t.Fatalf("event %d dropped", i)
 			}
 		}
-		sync(t, db)
+		flush(t, db)
 
 		latest, err := db.LatestEvent(ctx, "alpha", store.Everything)
 		if err != nil {
@@ -118,7 +118,7 @@ func TestArchiveParsedDocuments(t *testing.T) {
 		if err := db.Archive(ping, t0, sender); !errors.Is(err, store.ErrNotArchived) {
 			t.Errorf("ping: err = %v, want ErrNotArchived", err)
 		}
-		sync(t, db)
+		flush(t, db)
 		for _, f := range []string{"sa.xml", "drawing.xml", "node-tak-position.xml"} {
 			doc := fixture(t, f)
 			var want cot.Header
@@ -153,11 +153,13 @@ func TestChatAndOfflineDelivery(t *testing.T) {
 			alpha = "ANDROID-5f3c9a1e2b7d4c60"
 			bravo = "ANDROID-9d8e7f6a5b4c3d21"
 		)
-		// BRAVO was here and left; DELTA is online; CHARLIE was never seen.
+		// BRAVO was here and left; DELTA is online; CHARLIE was never seen;
+		// ECHO left too but shares no group with the sender.
 		for _, r := range []store.ConnRecord{
-			{Status: store.StatusConnected, UID: bravo, Callsign: "BRAVO", Time: t0},
-			{Status: store.StatusConnected, UID: "delta-1", Callsign: "DELTA", Time: t0},
+			{Status: store.StatusConnected, UID: bravo, Callsign: "BRAVO", Groups: []string{"Cyan", "HQ"}, Time: t0},
+			{Status: store.StatusConnected, UID: "delta-1", Callsign: "DELTA", Groups: []string{"Cyan"}, Time: t0},
 			{Status: store.StatusDisconnected, UID: bravo, Time: t0.Add(time.Minute)},
+			{Status: store.StatusDisconnected, UID: "echo-1", Callsign: "ECHO", Groups: []string{"Red"}, Time: t0},
 		} {
 			db.RecordConn(r)
 		}
@@ -173,14 +175,16 @@ func TestChatAndOfflineDelivery(t *testing.T) {
 		db.ArchiveChat(*toDelta)
 		_, all, _ := store.FromEvent(chatDoc("m3", "to all", nil), t0.Add(4*time.Minute), sender)
 		db.ArchiveChat(*all)
-		sync(t, db)
+		_, toEcho, _ := store.FromEvent(chatDoc("m4", "to echo", []string{"ECHO"}), t0.Add(4*time.Minute), sender)
+		db.ArchiveChat(*toEcho)
+		flush(t, db)
 
 		chats, err := db.Chats(ctx, store.EventQuery{Scope: store.Everything})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(chats) != 3 {
-			t.Fatalf("%d chats stored, want 3", len(chats))
+		if len(chats) != 4 {
+			t.Fatalf("%d chats stored, want 4", len(chats))
 		}
 		c := chats[0]
 		if c.Text != "Meet at the north gate & bring the spare radio <PRC-152>" || c.Room != "BRAVO" ||
@@ -208,7 +212,7 @@ func TestChatAndOfflineDelivery(t *testing.T) {
 				t.Errorf("pending chat XML: %s", x)
 			}
 		}
-		for _, who := range [][2]string{{"delta-1", "DELTA"}, {"charlie", "CHARLIE"}, {alpha, "ALPHA"}} {
+		for _, who := range [][2]string{{"delta-1", "DELTA"}, {"charlie", "CHARLIE"}, {alpha, "ALPHA"}, {"echo-1", "ECHO"}} {
 			if p, _ := db.PendingChats(ctx, who[0], who[1]); len(p) != 0 {
 				t.Errorf("pending for %v = %+v, want none", who, p)
 			}
@@ -230,7 +234,7 @@ func TestOfflineChatOff(t *testing.T) {
 		db.RecordConn(store.ConnRecord{Status: store.StatusDisconnected, UID: "b", Callsign: "BRAVO", Time: t0})
 		_, c, _ := store.FromEvent(chatDoc("m1", "hi", []string{"BRAVO"}), t0, store.Sender{UID: "a"})
 		db.ArchiveChat(*c)
-		sync(t, db)
+		flush(t, db)
 		if chats, _ := db.Chats(ctxT(t), store.EventQuery{Scope: store.Everything}); len(chats) != 1 {
 			t.Fatalf("chat not stored: %v", chats)
 		}
@@ -273,7 +277,7 @@ func TestClientEndpoints(t *testing.T) {
 		if db.RecordConn(store.ConnRecord{UID: "x"}) {
 			t.Error("a record without a status was accepted")
 		}
-		sync(t, db)
+		flush(t, db)
 		eps, err := db.ClientEndpoints(ctx, store.EndpointQuery{Scope: store.Everything})
 		if err != nil {
 			t.Fatal(err)
@@ -437,8 +441,44 @@ func TestCertificates(t *testing.T) {
 		if len(r) != 1 || r[0].Serial != "0c2d" || !r[0].Revoked.Equal(t0.Add(2*time.Hour)) {
 			t.Errorf("revoked = %+v", r)
 		}
+		if n, err := db.RevokeUserCerts(ctx, "alice", t0.Add(6*time.Hour)); err != nil || n != 1 {
+			t.Errorf("RevokeUserCerts(alice) = %d, %v; want the one still valid", n, err)
+		}
+		if r, _ := db.RevokedCerts(ctx); len(r) != 2 || !r[0].Revoked.Equal(t0.Add(6*time.Hour)) || !r[1].Revoked.Equal(t0.Add(2*time.Hour)) {
+			t.Errorf("revoked after disabling alice = %+v", r)
+		}
+		if c, _ := db.Cert(ctx, "ffff"); !c.Revoked.IsZero() {
+			t.Errorf("bob's certificate revoked: %+v", c)
+		}
 		if _, err := db.Cert(ctx, "1234"); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("unknown serial: %v", err)
+		}
+	})
+}
+
+// TestArchiveOff: with archive = false events are not kept, chats and
+// connections still are.
+func TestArchiveOff(t *testing.T) {
+	eachBackend(t, func(t *testing.T, cfg configs.Store) {
+		cfg.Archive = false
+		db := open(t, cfg, store.Options{})
+		if err := db.Archive(fixture(t, "sa.xml"), t0, store.Sender{UID: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := db.Archive(chatDoc("m", "hi", nil), t0, store.Sender{UID: "a"}); err != nil {
+			t.Fatal(err)
+		}
+		db.RecordConn(store.ConnRecord{Status: store.StatusConnected, UID: "a", Time: t0})
+		flush(t, db)
+		ctx := ctxT(t)
+		if e, _ := db.Events(ctx, store.EventQuery{Scope: store.Everything}); len(e) != 0 {
+			t.Errorf("archive=false stored %d events", len(e))
+		}
+		if c, _ := db.Chats(ctx, store.EventQuery{Scope: store.Everything}); len(c) != 1 {
+			t.Errorf("chats = %d, want 1", len(c))
+		}
+		if eps, _ := db.ClientEndpoints(ctx, store.EndpointQuery{Scope: store.Everything}); len(eps) != 1 {
+			t.Errorf("endpoints = %d, want 1", len(eps))
 		}
 	})
 }

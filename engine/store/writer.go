@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 
 	"cotd/cot"
@@ -35,7 +36,7 @@ const errLogEvery = 10 * time.Second
 // writer is the one goroutine that writes queued records and prunes.
 func (db *DB) writer() {
 	defer close(db.done)
-	ctx := context.Background()
+	ctx := db.wctx
 	var (
 		bt       batch
 		barriers []chan struct{}
@@ -95,11 +96,7 @@ func (db *DB) writer() {
 			}
 		}
 		if bt.n > 0 {
-			wctx := ctx
-			if stopping {
-				wctx = db.drainCtx
-			}
-			if err := db.writeBatch(wctx, &bt); err != nil {
+			if err := db.writeBatch(ctx, &bt); err != nil {
 				failed += uint64(bt.n)
 				db.stats.Dropped[DropWriteError].Add(uint64(bt.n))
 				if !db.down.Swap(true) || time.Since(lastLog) >= errLogEvery {
@@ -122,7 +119,7 @@ func (db *DB) writer() {
 			// branch; one prune step per batch keeps retention going.
 			pruning = db.pruneStep(ctx, pruning)
 		}
-		if stopping && (len(db.queue) == 0 || db.drainCtx.Err() != nil) {
+		if stopping && (len(db.queue) == 0 || ctx.Err() != nil) {
 			return
 		}
 	}
@@ -202,12 +199,14 @@ func (db *DB) insertChat(ctx context.Context, tx txer, c *ChatRecord) error {
 	// Keep a copy for every named recipient the server knows and who is
 	// offline now. Recipients it has never seen are the broker's business
 	// (b-t-f-s back to the sender).
+	// Routing's reachability rule holds here too: a recipient whose
+	// groups share none with the chat's would not have heard it live.
 	type recipient struct{ uid, callsign string }
 	var keep []recipient
 	look := func(query, key string) error {
 		var r recipient
-		var status string
-		err := tx.queryRow(ctx, b.q(query), key).Scan(&r.uid, &r.callsign, &status)
+		var status, groups string
+		err := tx.queryRow(ctx, b.q(query), key).Scan(&r.uid, &r.callsign, &status, &groups)
 		if err != nil {
 			if noRows(err) {
 				return nil
@@ -215,6 +214,9 @@ func (db *DB) insertChat(ctx context.Context, tx txer, c *ChatRecord) error {
 			return err
 		}
 		if parseStatus(status) != StatusDisconnected || r.uid == c.SenderUID {
+			return nil
+		}
+		if len(c.Groups) > 0 && !shareGroup(c.Groups, decodeList(groups)) {
 			return nil
 		}
 		for _, k := range keep {
@@ -226,14 +228,14 @@ func (db *DB) insertChat(ctx context.Context, tx txer, c *ChatRecord) error {
 		return nil
 	}
 	for _, u := range c.DestUIDs {
-		if err := look(`SELECT uid, callsign, last_status FROM client_endpoint WHERE uid = ?`, u); err != nil {
+		if err := look(`SELECT uid, callsign, last_status, groups FROM client_endpoint WHERE uid = ?`, u); err != nil {
 			return err
 		}
 	}
 	for _, cs := range c.DestCallsigns {
 		// Callsigns are not unique over time; the most recent holder is the
 		// one the sender means.
-		if err := look(`SELECT uid, callsign, last_status FROM client_endpoint WHERE callsign = ?
+		if err := look(`SELECT uid, callsign, last_status, groups FROM client_endpoint WHERE callsign = ?
 			ORDER BY last_event_time DESC, id DESC LIMIT 1`, cs); err != nil {
 			return err
 		}
@@ -280,4 +282,13 @@ func (db *DB) insertConn(ctx context.Context, tx txer, r *ConnRecord) error {
 			last_event_time = excluded.last_event_time`),
 		clean(r.UID), clean(r.Callsign), clean(r.User), clean(r.Team), clean(r.Role), groups,
 		clean(r.Address), clean(r.Listener), r.Status.String(), at)
+}
+
+func shareGroup(a, b []string) bool {
+	for _, g := range a {
+		if slices.Contains(b, g) {
+			return true
+		}
+	}
+	return false
 }
