@@ -181,6 +181,9 @@ type Marti struct {
 	// IdleTimeout closes a keep-alive connection with no request this long;
 	// default 2m.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConnections bounds the open connections of each listener; one
+	// more is closed at once and counted; default 4096. Must be positive.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // MartiHTTPSEnabled reports whether the Marti mutual-TLS listener is to be
@@ -382,6 +385,9 @@ func (c *Config) validate() []error {
 	positive("marti.read_header_timeout", c.Marti.ReadHeaderTimeout)
 	positive("marti.body_timeout", c.Marti.BodyTimeout)
 	positive("marti.idle_timeout", c.Marti.IdleTimeout)
+	if c.Marti.MaxConnections < 1 {
+		bad("marti.max_connections must be positive, got %d", c.Marti.MaxConnections)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

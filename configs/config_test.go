@@ -125,7 +125,7 @@ func TestMartiDefaultsAndChecks(t *testing.T) {
 	m := c.Marti
 	if m.HTTPSAddr != "0.0.0.0:8443" || m.HTTPAddr != "" || m.ExternalURL != "" || m.MaxUploadBytes != 400<<20 ||
 		m.FilesDir != "cotd-data/files" || m.ReadHeaderTimeout.Duration != 10*time.Second ||
-		m.BodyTimeout.Duration != 30*time.Second || m.IdleTimeout.Duration != 2*time.Minute {
+		m.BodyTimeout.Duration != 30*time.Second || m.IdleTimeout.Duration != 2*time.Minute || m.MaxConnections != 4096 {
 		t.Errorf("marti defaults %+v", m)
 	}
 	if !c.MartiHTTPSEnabled() {
@@ -142,8 +142,9 @@ external_url = "tak.example"
 max_upload_bytes = 0
 files_dir = ""
 body_timeout = "0s"
+max_connections = 0
 `))
-	for _, want := range []string{"marti.https_addr", "marti.external_url", "marti.max_upload_bytes", "marti.files_dir", "marti.body_timeout"} {
+	for _, want := range []string{"marti.https_addr", "marti.external_url", "marti.max_upload_bytes", "marti.files_dir", "marti.body_timeout", "marti.max_connections"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("no complaint about %s in %v", want, err)
 		}

@@ -74,6 +74,7 @@ type requestStats struct {
 	downloadBytes atomic.Uint64
 	published     atomic.Uint64 // control events handed to the engine
 	publishFailed atomic.Uint64 // refused by the engine (queue full, invalid)
+	refusedConns  atomic.Uint64 // closed at accept: max_connections reached
 }
 
 func newRequestStats() *requestStats { return &requestStats{} }
@@ -112,5 +113,9 @@ func (s *Server) WriteMetrics(w io.Writer) error {
 	mw.One("cotd_http_download_bytes_total", "Bytes of files served by Marti content downloads.", "counter", float64(s.stats.downloadBytes.Load()))
 	mw.One("cotd_http_published_total", "Control events Marti handed to the engine.", "counter", float64(s.stats.published.Load()))
 	mw.One("cotd_http_publish_failed_total", "Control events the engine refused (queue full or invalid).", "counter", float64(s.stats.publishFailed.Load()))
+	mw.One("cotd_http_connections_refused_total", "Connections closed at accept because marti.max_connections were open.", "counter", float64(s.stats.refusedConns.Load()))
 	return mw.Flush()
 }
+
+// RefusedConnections counts connections closed at accept (max_connections).
+func (s *Server) RefusedConnections() uint64 { return s.stats.refusedConns.Load() }

@@ -283,3 +283,41 @@ func TestStalledDownloadIsAbandoned(t *testing.T) {
 		t.Fatalf("served after the stall: %d", code)
 	}
 }
+
+// TestConnectionLimit: with max_connections open, one more is closed at
+// accept and counted; a slot freed serves the next.
+func TestConnectionLimit(t *testing.T) {
+	w := newWorld(t, func(c *configs.Config) { c.Marti.MaxConnections = 1 })
+	held, err := tls.Dial("tcp", w.m.HTTPSAddr().String(), w.pki.Client(t, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The server has accepted held once it answers on it.
+	fmt.Fprintf(held, "GET /Marti/api/version HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+	br := bufio.NewReader(held)
+	if resp, err := http.ReadResponse(br, nil); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("the first connection: %v", err)
+	}
+	extra, err := tls.Dial("tcp", w.m.HTTPSAddr().String(), w.pki.Client(t, "bob"))
+	if err == nil {
+		_ = extra.SetReadDeadline(time.Now().Add(et.Wait))
+		_, err = extra.Read(make([]byte, 1))
+		extra.Close()
+	}
+	if err == nil {
+		t.Fatal("a connection beyond max_connections was served")
+	}
+	if n := w.m.RefusedConnections(); n != 1 {
+		t.Fatalf("refused %d, want 1", n)
+	}
+	held.Close()
+	et.Eventually(t, "a request once the slot is free", func() bool {
+		c := w.http("bob")
+		resp, err := c.Get(w.base + "/Marti/api/version")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == 200
+	})
+}

@@ -186,7 +186,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("marti: https_addr: %w", err)
 		}
 		s.httpsAddr = ln.Addr()
-		lns = append(lns, tls.NewListener(ln, s.tls.base))
+		lns = append(lns, tls.NewListener(newLimitListener(ln, s.cfg.MaxConnections, &s.stats.refusedConns), s.tls.base))
 	}
 	if s.cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
@@ -195,7 +195,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("marti: http_addr: %w", err)
 		}
 		s.httpAddr = ln.Addr()
-		lns = append(lns, ln)
+		lns = append(lns, newLimitListener(ln, s.cfg.MaxConnections, &s.stats.refusedConns))
 	}
 	var feed sync.WaitGroup
 	feedCtx, stopFeed := context.WithCancel(context.Background())
