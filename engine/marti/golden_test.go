@@ -122,7 +122,7 @@ func TestCleanName(t *testing.T) {
 }
 
 func TestMemHistoryIsBounded(t *testing.T) {
-	h := newMemHistory(historyLimits{perUID: 3, uids: 2, disconnected: 2})
+	h := newMemHistory(historyLimits{perUID: 3, uids: 2, bytes: 1 << 20, disconnected: 2})
 	ctx := context.Background()
 	blue := []string{"Blue"}
 	for i := range 5 {
@@ -143,6 +143,14 @@ func TestMemHistoryIsBounded(t *testing.T) {
 	}
 	if _, ok, _ := h.Latest(ctx, "C", blue); ok || h.refuse.Load() != 1 {
 		t.Fatalf("uid bound not applied: refused %d", h.refuse.Load())
+	}
+	// The byte budget: a uid may not grow past it.
+	small := newMemHistory(historyLimits{perUID: 10, uids: 10, bytes: 10})
+	small.add(Record{UID: "A", XML: []byte("12345678")})
+	small.add(Record{UID: "A", XML: []byte("12345678")})
+	small.add(Record{UID: "B", XML: []byte("123")})
+	if small.held != 8 || small.refuse.Load() != 2 {
+		t.Fatalf("byte budget: held %d refused %d, want 8 and 2", small.held, small.refuse.Load())
 	}
 	for i, uid := range []string{"X", "Y", "Z"} {
 		h.apply(directory.Event{Kind: directory.Leave, At: t0.Add(time.Duration(i) * time.Minute), Client: directory.Client{UID: uid, Callsign: uid, In: blue}})

@@ -60,12 +60,15 @@ type History interface {
 
 // historyLimits bound memHistory.
 type historyLimits struct {
-	perUID       int // events kept per uid
-	uids         int // uids kept
-	disconnected int // disconnected clients remembered
+	perUID       int   // events kept per uid
+	uids         int   // uids kept
+	bytes        int64 // event bytes kept in all
+	disconnected int   // disconnected clients remembered
 }
 
-var defaultHistoryLimits = historyLimits{perUID: 512, uids: 20000, disconnected: 20000}
+// defaultHistoryLimits hold about an hour of one SA a minute for each of
+// thousands of devices, in at most 64 MiB of events.
+var defaultHistoryLimits = historyLimits{perUID: 128, uids: 20000, bytes: 64 << 20, disconnected: 20000}
 
 // memHistory is the History of a process without a store: a ring of recent
 // events per uid and the clients that left, fed from a Directory
@@ -76,7 +79,8 @@ type memHistory struct {
 	mu     sync.RWMutex
 	byUID  map[string]*ring
 	gone   map[string]Endpoint
-	refuse atomic.Uint64 // events of new uids dropped because uids was reached
+	held   int64         // bytes of XML in the rings
+	refuse atomic.Uint64 // events dropped because uids or bytes was reached
 }
 
 type ring struct {
@@ -84,13 +88,17 @@ type ring struct {
 	next int // where the next record goes once full
 }
 
-func (r *ring) add(rec Record, capacity int) {
+// add stores rec, overwriting the oldest when full, and reports the
+// change in bytes held.
+func (r *ring) add(rec Record, capacity int) (delta int64) {
 	if len(r.recs) < capacity {
 		r.recs = append(r.recs, rec)
-		return
+		return int64(len(rec.XML))
 	}
+	delta = int64(len(rec.XML) - len(r.recs[r.next].XML))
 	r.recs[r.next] = rec
 	r.next = (r.next + 1) % capacity
+	return delta
 }
 
 // ordered returns the records oldest first.
@@ -153,15 +161,22 @@ func (h *memHistory) add(rec Record) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	r, ok := h.byUID[rec.UID]
+	full := h.held+int64(len(rec.XML)) > h.lim.bytes
 	if !ok {
-		if len(h.byUID) >= h.lim.uids {
+		if len(h.byUID) >= h.lim.uids || full {
 			h.refuse.Add(1)
 			return
 		}
 		r = &ring{}
 		h.byUID[rec.UID] = r
 	}
-	r.add(rec, h.lim.perUID)
+	if full && len(r.recs) < h.lim.perUID {
+		// Over budget, only an overwrite (which frees as much as it takes,
+		// give or take) may go in.
+		h.refuse.Add(1)
+		return
+	}
+	h.held += r.add(rec, h.lim.perUID)
 }
 
 func (h *memHistory) Latest(_ context.Context, uid string, groups []string) (Record, bool, error) {
