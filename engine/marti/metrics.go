@@ -113,6 +113,9 @@ func (s *Server) WriteMetrics(w io.Writer) error {
 	mw.One("cotd_http_download_bytes_total", "Bytes of files served by Marti content downloads.", "counter", float64(s.stats.downloadBytes.Load()))
 	mw.One("cotd_http_published_total", "Control events Marti handed to the engine.", "counter", float64(s.stats.published.Load()))
 	mw.One("cotd_http_publish_failed_total", "Control events the engine refused (queue full or invalid).", "counter", float64(s.stats.publishFailed.Load()))
+	if s.memHist != nil {
+		mw.One("cotd_http_history_dropped_total", "Events the in-memory history (no store) did not keep: its uid or byte bound was reached.", "counter", float64(s.memHist.refuse.Load()))
+	}
 	mw.One("cotd_http_connections_refused_total", "Connections closed at accept because marti.max_connections were open.", "counter", float64(s.stats.refusedConns.Load()))
 	return mw.Flush()
 }
