@@ -31,6 +31,7 @@ type Config struct {
 	Admin  Admin  `toml:"admin"`
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
+	Output Output `toml:"output"`
 }
 
 // TCP is the plain streaming listener.
@@ -146,6 +147,24 @@ type Log struct {
 	// Format is json (default) or console.
 	Format string `toml:"format"`
 }
+
+// Output shapes how queued output is written to each client.
+type Output struct {
+	// CoalesceDelay is how long a client's queued messages may wait to be
+	// written together in one system call (and, on TLS, sealed together
+	// into full records) while its event loop is busy; a loop that wrote
+	// nothing for this long writes at once, so a lone message is not held.
+	// Default 2ms; "0s" writes every delivery at once. At most 50ms.
+	CoalesceDelay Duration `toml:"coalesce_delay"`
+	// CoalesceBytes: a client with this many bytes queued is written at
+	// once, without waiting for CoalesceDelay; default 16384 (one full TLS
+	// record). Must be positive.
+	CoalesceBytes int `toml:"coalesce_bytes"`
+}
+
+// maxCoalesceDelay bounds output.coalesce_delay: past it, coalescing costs
+// more latency than any client should see.
+const maxCoalesceDelay = 50 * time.Millisecond
 
 // Duration is a time.Duration that must be written with units ("10s"); a
 // bare number is refused so that "90" can never silently mean 90 ns.
@@ -316,6 +335,12 @@ func (c *Config) validate() []error {
 	}
 	if c.Limits.SocketSendBytes < 0 {
 		bad("limits.socket_send_bytes must be 0 (kernel default) or positive, got %d", c.Limits.SocketSendBytes)
+	}
+	if d := c.Output.CoalesceDelay.Duration; d < 0 || d > maxCoalesceDelay {
+		bad("output.coalesce_delay must be between 0s and %s, got %s", maxCoalesceDelay, d)
+	}
+	if c.Output.CoalesceBytes <= 0 {
+		bad("output.coalesce_bytes must be positive, got %d", c.Output.CoalesceBytes)
 	}
 	if c.Broker.Shards < 0 || c.Broker.Shards > 1024 {
 		bad("broker.shards must be between 0 (GOMAXPROCS) and 1024, got %d", c.Broker.Shards)

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -119,6 +120,10 @@ type outbound struct {
 	queue []outItem
 	// arena holds the ciphertext that TLS queue items point into. Under mu.
 	arena []byte
+	// sealed counts the items at the head of queue that are TLS records
+	// already (handshake flights, alerts); the items after them are
+	// plaintext that flush seals. Always 0 on plain TCP. Under mu.
+	sealed int
 	// flushAsked: the session is on its loop's dirty list and will be
 	// flushed; whoever sets it asks the loop. Under mu.
 	flushAsked bool
@@ -134,10 +139,10 @@ type outbound struct {
 	// adds to the connection's buffer, so it is an upper bound on the
 	// real figure, stale by at most one tick.
 	unwritten atomic.Int64
-	// recvStamp stamps TLS ciphertext with the read time of the message
-	// being encrypted; best effort when two shards write to one client
-	// at once.
-	recvStamp atomic.Int64
+	// sealing is set while flush encrypts this connection's plaintext on
+	// the loop: the records come back through tlsOut on the same
+	// goroutine and go straight into the loop's scratch, not the queue.
+	sealing atomic.Bool
 
 	// spare is the last flushed queue's slice, kept for reuse. Loop only.
 	spare []outItem
@@ -192,18 +197,11 @@ func (ss *session) write(m *broker.Message, wake bool) broker.Verdict {
 	return ss.put(b, m.Recv, wake)
 }
 
-// put queues bytes already in the wire format; wmu is held.
+// put queues bytes already in the wire format; wmu is held. On TLS they
+// are queued as plaintext: flush seals everything queued in one Write, so
+// that a batch costs full records rather than a record per message.
 func (ss *session) put(b []byte, recv int64, wake bool) broker.Verdict {
-	if ss.tls == nil {
-		return ss.enqueue(b, recv, wake)
-	}
-	ss.out.recvStamp.Store(recv)
-	// Encrypting here, on the sender's shard, spreads the per-recipient
-	// cost over the shards; tls.Conn orders concurrent writers itself.
-	if _, err := ss.tls.Write(b); err != nil {
-		return broker.DroppedClosed
-	}
-	return broker.Queued
+	return ss.enqueue(b, recv, wake)
 }
 
 // sendLocal sends an event the server makes for this client alone (pong,
@@ -212,11 +210,18 @@ func (ss *session) sendLocal(xml []byte, recv int64, wake bool) {
 	ss.write(broker.NewMessage(xml, "", false, recv, nil), wake)
 }
 
-// tlsOut is the TLS hook that receives ciphertext in wire order, from the
-// handshake goroutine, the loop, or a shard encrypting a delivery. It
-// copies into the queue's arena; budget checks happened before encrypting.
+// tlsOut is the TLS hook that receives ciphertext in wire order: from the
+// handshake goroutine (flights), from the loop while it reads (alerts, a
+// key update's answer), or from flush sealing the queue's plaintext. p is
+// only valid during the call.
 func (ss *session) tlsOut(p []byte) {
 	o := &ss.out
+	if o.sealing.Load() {
+		// flush's own Write, on the loop: the records go out with this
+		// flush.
+		ss.lp.sealed = append(ss.lp.sealed, p...)
+		return
+	}
 	o.mu.Lock()
 	if o.closing {
 		o.mu.Unlock()
@@ -224,13 +229,18 @@ func (ss *session) tlsOut(p []byte) {
 	}
 	start := len(o.arena)
 	o.arena = append(o.arena, p...)
-	o.queue = append(o.queue, outItem{b: o.arena[start:len(o.arena):len(o.arena)], recv: o.recvStamp.Load()})
+	// A record made now carries an earlier sequence number than any the
+	// plaintext still queued will get when it is sealed, so it goes on the
+	// wire before that plaintext.
+	o.queue = slices.Insert(o.queue, o.sealed, outItem{b: o.arena[start:len(o.arena):len(o.arena)]})
+	o.sealed++
 	o.queued.Add(int64(len(p)))
 	needFlush := !o.flushAsked
 	o.flushAsked = true
 	o.mu.Unlock()
 	if needFlush {
-		ss.lp.markDirty(ss)
+		// Handshake flights are not held for coalescing.
+		ss.lp.markDirty(ss, true)
 	}
 }
 
@@ -268,14 +278,23 @@ func (ss *session) enqueue(p []byte, recv int64, wake bool) broker.Verdict {
 		return broker.DroppedClosed
 	}
 	o.queue = append(o.queue, outItem{b: p, recv: recv})
-	o.queued.Add(int64(len(p)))
+	q := o.queued.Add(int64(len(p)))
 	needFlush := wake && !o.flushAsked
 	if wake {
 		o.flushAsked = true
 	}
 	o.mu.Unlock()
-	if needFlush {
-		ss.lp.markDirty(ss)
+	if !wake {
+		return broker.Queued
+	}
+	// Enough queued to fill a writev (a TLS record): write without waiting
+	// for the coalescing delay. Asked once, as the queue crosses the mark.
+	thr := int64(ss.srv.cfg.Output.CoalesceBytes)
+	switch {
+	case needFlush:
+		ss.lp.markDirty(ss, q >= thr)
+	case q >= thr && q-int64(len(p)) < thr:
+		ss.lp.hurry()
 	}
 	return broker.Queued
 }
@@ -296,6 +315,10 @@ func (ss *session) closeWith(r CloseReason) bool {
 // It is where hard-limit closes are decided: the connection's unwritten
 // bytes are read here, on the loop, so the decision rests on what the
 // client really owes, not on a figure from the last look.
+//
+// On TLS, the plaintext queued since the last flush is sealed here in one
+// Write, into records of up to 16 KiB, and goes out in the same writev as
+// the records queued before it.
 func (ss *session) flush() {
 	o := &ss.out
 	ob := ss.c.OutboundBuffered()
@@ -304,14 +327,14 @@ func (ss *session) flush() {
 		o.mu.Unlock()
 		return
 	}
-	bufs, n := o.queue, o.queued.Load()
+	bufs, n, sealed := o.queue, o.queued.Load(), o.sealed
 	if hard := int64(ss.srv.cfg.Limits.OutboundHardBytes); len(bufs) > 0 && int64(ob)+n > hard {
 		// Left in the queue: OnClose counts it as unsent.
 		o.mu.Unlock()
 		ss.overHardLimit(ob, bufs, hard)
 		return
 	}
-	o.queue, o.flushAsked = o.spare, false
+	o.queue, o.flushAsked, o.sealed = o.spare, false, 0
 	// The arena's bytes stay alive through bufs; new ciphertext starts a
 	// fresh arena, so an idle connection keeps none.
 	o.arena = nil
@@ -320,13 +343,21 @@ func (ss *session) flush() {
 	if len(bufs) > 0 {
 		now := time.Now().UnixNano()
 		delay := ss.srv.stats.Delay
+		for _, it := range bufs {
+			if it.recv != 0 {
+				delay.Observe(float64(now-it.recv) / 1e9)
+			}
+		}
+		keep := len(bufs)
+		if ss.tls != nil && sealed < len(bufs) {
+			bufs = ss.seal(bufs, sealed)
+		}
+		var wrote uint64
 		for i := 0; i < len(bufs); i += iovMax {
 			iov := ss.lp.iov[:0]
 			for _, it := range bufs[i:min(i+iovMax, len(bufs))] {
 				iov = append(iov, it.b)
-				if it.recv != 0 {
-					delay.Observe(float64(now-it.recv) / 1e9)
-				}
+				wrote += uint64(len(it.b))
 			}
 			_, err := ss.c.Writev(iov)
 			clear(iov)
@@ -336,8 +367,11 @@ func (ss *session) flush() {
 				return
 			}
 		}
-		o.sent += uint64(n)
-		ss.srv.stats.BytesOut.Add(uint64(n))
+		// gnet copied what the socket did not take: the records can go.
+		ss.lp.sealed = ss.lp.sealed[:0]
+		o.sent += wrote
+		ss.srv.stats.BytesOut.Add(wrote)
+		bufs = bufs[:keep]
 		clear(bufs)
 		// Keep a small queue slice for reuse; a burst's big one goes, so
 		// that thousands of idle connections hold little.
@@ -358,6 +392,39 @@ func (ss *session) flush() {
 		ss.stallMark = o.sent - uint64(ob)
 		ss.lp.wheel.schedule(&ss.tm, ss.nextDeadline())
 	}
+}
+
+// maxSealScratch bounds the seal buffers a loop keeps between flushes; a
+// burst's larger ones go.
+const maxSealScratch = 256 << 10
+
+// seal encrypts the plaintext items bufs[sealed:] in one Write and returns
+// bufs with them replaced by the records made, in the loop's scratch.
+// Loop only. If the TLS layer refuses (the connection is closing), the
+// plaintext is dropped and counted as unsent.
+func (ss *session) seal(bufs []outItem, sealed int) []outItem {
+	lp := ss.lp
+	if cap(lp.seal) > maxSealScratch {
+		lp.seal = nil
+	}
+	if cap(lp.sealed) > maxSealScratch {
+		lp.sealed = nil
+	}
+	pt := lp.seal[:0]
+	for _, it := range bufs[sealed:] {
+		pt = append(pt, it.b...)
+	}
+	lp.seal = pt[:0]
+	lp.sealed = lp.sealed[:0]
+	ss.out.sealing.Store(true)
+	_, err := ss.tls.Write(pt)
+	ss.out.sealing.Store(false)
+	bufs = bufs[:sealed]
+	if err != nil {
+		ss.srv.stats.UnsentBytes.Add(uint64(len(pt)))
+		return bufs
+	}
+	return append(bufs, outItem{b: lp.sealed})
 }
 
 // overHardLimit closes a client whose unwritten bytes ob plus the queue

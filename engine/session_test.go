@@ -91,19 +91,39 @@ func (w *fakeWire) socket() string {
 }
 
 // fakeLoop stands in for gnet's event loop: it keeps the tasks it is given
-// until the test runs them.
-type fakeLoop struct{ tasks []gnet.Runnable }
+// (from the test's goroutine, or a coalescing timer's) until the test runs
+// them.
+type fakeLoop struct {
+	mu    sync.Mutex
+	tasks []gnet.Runnable
+	asked chan struct{} // a token per task handed over
+}
 
 func (f *fakeLoop) Execute(_ context.Context, r gnet.Runnable) error {
+	f.mu.Lock()
 	f.tasks = append(f.tasks, r)
+	f.mu.Unlock()
+	select {
+	case f.asked <- struct{}{}:
+	default:
+	}
 	return nil
+}
+
+// waiting is how many tasks wait to run.
+func (f *fakeLoop) waiting() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.tasks)
 }
 
 // run runs the tasks waiting, as the loop would, and says how many.
 func (f *fakeLoop) run(t *testing.T) int {
 	t.Helper()
+	f.mu.Lock()
 	tasks := f.tasks
 	f.tasks = nil
+	f.mu.Unlock()
 	for _, r := range tasks {
 		if err := r.Run(context.Background()); err != nil {
 			t.Fatalf("loop task: %v", err)
@@ -137,12 +157,15 @@ func newFixture(t *testing.T, room int) *fixture {
 	cfg.Limits.OutboundSoftBytes = testSoft
 	cfg.Limits.OutboundHardBytes = testHard
 	cfg.Limits.WriteTimeout = configs.Duration{Duration: 2 * time.Second}
+	// Every pass at once: these tests are about what a flush decides.
+	// The coalescing tests set their own delay.
+	cfg.Output.CoalesceDelay = configs.Duration{}
 	logs := &bytes.Buffer{}
 	s, err := New(cfg, zerolog.New(logs))
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	f := &fixture{w: &fakeWire{room: room}, el: &fakeLoop{}, logs: logs, t0: 1000 * tickNanos}
+	f := &fixture{w: &fakeWire{room: room}, el: &fakeLoop{asked: make(chan struct{}, 1)}, logs: logs, t0: 1000 * tickNanos}
 	lp := newLoop(f.el, f.t0)
 	f.ss = newSession(s, f.w, s.listeners[0], lp, 1, "192.0.2.1:40000")
 	lp.wheel.schedule(&f.ss.tm, f.ss.nextDeadline())
@@ -176,7 +199,7 @@ func TestSessionQueuesInOrderAndFlushesWithOneTask(t *testing.T) {
 	if f.w.writevs != 0 {
 		t.Fatal("a shard wrote to the connection: only the loop may")
 	}
-	if n := len(f.el.tasks); n != 1 {
+	if n := f.el.waiting(); n != 1 {
 		t.Fatalf("5 deliveries asked the loop for %d flushes, want 1", n)
 	}
 	if got := f.ss.queued(); got != int64(len(want)) {
@@ -420,7 +443,7 @@ func TestSessionTLSOutCopiesAndAsksOnce(t *testing.T) {
 	f.ss.tlsOut(rec)
 	copy(rec, "XXXXXXXX")
 	f.ss.tlsOut([]byte("record-2"))
-	if n := len(f.el.tasks); n != 1 {
+	if n := f.el.waiting(); n != 1 {
 		t.Fatalf("two records asked for %d flushes, want 1", n)
 	}
 	f.el.run(t)
