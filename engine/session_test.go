@@ -118,7 +118,7 @@ func (f *fakeLoop) waiting() int {
 }
 
 // run runs the tasks waiting, as the loop would, and says how many.
-func (f *fakeLoop) run(t *testing.T) int {
+func (f *fakeLoop) run(t testing.TB) int {
 	t.Helper()
 	f.mu.Lock()
 	tasks := f.tasks
