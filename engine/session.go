@@ -177,8 +177,8 @@ func (ss *session) Deliver(m *broker.Message) broker.Verdict {
 	return ss.write(m, true)
 }
 
-// write queues one event in the connection's wire format: XML or TAK
-// protocol v1, as is on plain TCP, encrypted into records on TLS. wmu
+// write queues one event in the connection's wire format, XML or TAK
+// protocol v1 (on TLS as plaintext, which flush seals into records). wmu
 // makes choosing the format and queueing one step, so that nothing encoded
 // as XML lands behind the response that switched the client to v1. wake is
 // false on the loop, which flushes at the end of its callback anyway.
