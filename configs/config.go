@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -32,6 +34,8 @@ type Config struct {
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
 	Output Output `toml:"output"`
+	Server Server `toml:"server"`
+	Store  Store  `toml:"store"`
 }
 
 // TCP is the plain streaming listener.
@@ -140,11 +144,19 @@ const (
 	ProtocolProtobuf  = "protobuf"
 )
 
+// The log formats.
+const (
+	LogAuto    = "auto"
+	LogJSON    = "json"
+	LogConsole = "console"
+)
+
 // Log selects the log output.
 type Log struct {
 	// Level is debug, info, warn or error; default info.
 	Level string `toml:"level"`
-	// Format is json (default) or console.
+	// Format is auto (default: console when stderr is a terminal, json
+	// otherwise), json or console.
 	Format string `toml:"format"`
 }
 
@@ -166,22 +178,79 @@ type Output struct {
 // more latency than any client should see.
 const maxCoalesceDelay = 50 * time.Millisecond
 
+// Server says how clients reach this server.
+type Server struct {
+	// AdvertiseHost is the host name or IPv4 address clients should connect
+	// to: it goes into the development data package (and file-share URLs).
+	// Default "": this machine's first non-loopback IPv4 address, else its
+	// host name; the start-up log says which one was chosen.
+	AdvertiseHost string `toml:"advertise_host"`
+}
+
 // Duration is a time.Duration that must be written with units ("10s"); a
 // bare number is refused so that "90" can never silently mean 90 ns.
-type Duration struct{ time.Duration }
+type Duration struct {
+	time.Duration
+	// invalid holds why the text did not parse. UnmarshalText records it
+	// instead of failing, because a decode error would stop the TOML decoder
+	// at the first bad duration; Parse reports every one, by key.
+	invalid string
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := string(b)
+	d.Duration, d.invalid = 0, ""
 	if _, err := strconv.ParseFloat(s, 64); err == nil && s != "0" {
-		return fmt.Errorf("duration %q needs a unit (e.g. %q)", s, s+"s")
+		d.invalid = fmt.Sprintf("duration %q needs a unit (e.g. %q)", s, s+"s")
+		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("bad duration %q: want a number with a unit, like \"10s\" or \"2m\"", s)
+		d.invalid = fmt.Sprintf("bad duration %q: want a number with a unit, like \"10s\" or \"2m\"", s)
+		return nil
 	}
 	d.Duration = v
 	return nil
+}
+
+// Problem is why the text given to UnmarshalText was refused, or nil.
+// Decoders other than Parse (cotbench's scenarios) check it after decoding.
+func (d Duration) Problem() error {
+	if d.invalid == "" {
+		return nil
+	}
+	return errors.New(d.invalid)
+}
+
+// durationErrors finds every Duration in v that did not parse, named by its
+// TOML key, in every section (those added later included).
+func durationErrors(v reflect.Value, prefix string) []error {
+	if d, ok := v.Interface().(Duration); ok {
+		if d.invalid != "" {
+			return []error{fmt.Errorf("%s: %s", prefix, d.invalid)}
+		}
+		return nil
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	var errs []error
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if key == "" {
+			key = f.Name
+		}
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		errs = append(errs, durationErrors(v.Field(i), key)...)
+	}
+	return errs
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -204,23 +273,32 @@ var ErrInvalid = errors.New("configs: invalid configuration")
 // the result. An unknown key, a wrong type and every failed check are
 // reported together.
 func Parse(data []byte) (*Config, error) {
+	c, errs := decode(data)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// decode is Parse returning every problem as a list, and the configuration
+// even when it has problems (nil only when the TOML does not decode), so
+// that `cotd config check` can go on to load the files it names.
+func decode(data []byte) (*Config, []error) {
 	c := &Config{}
 	if !bytes.Equal(data, defaultTOML) {
 		c = Default()
 	}
 	md, err := toml.Decode(string(data), c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, []error{err}
 	}
 	var errs []error
 	for _, k := range md.Undecoded() {
 		errs = append(errs, fmt.Errorf("unknown key %q", k.String()))
 	}
+	errs = append(errs, durationErrors(reflect.ValueOf(*c), "")...)
 	errs = append(errs, c.validate()...)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
-	}
-	return c, nil
+	return c, errs
 }
 
 // Load reads and parses the file at path.
@@ -314,7 +392,7 @@ func (c *Config) validate() []error {
 	}
 
 	positive := func(key string, d Duration) {
-		if d.Duration <= 0 {
+		if d.Duration <= 0 && d.invalid == "" { // an invalid one is reported by durationErrors
 			bad("%s must be positive, got %q", key, d.Duration)
 		}
 	}
@@ -354,9 +432,115 @@ func (c *Config) validate() []error {
 		bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	switch c.Log.Format {
-	case "json", "console":
+	case LogAuto, LogJSON, LogConsole:
 	default:
-		bad("log.format must be json or console, got %q", c.Log.Format)
+		bad("log.format must be auto, json or console, got %q", c.Log.Format)
+	}
+	if h := c.Server.AdvertiseHost; h != "" && (strings.ContainsAny(h, ":/ ") || net.ParseIP(h) != nil && net.ParseIP(h).To4() == nil) {
+		bad("server.advertise_host must be a host name or IPv4 address without a port (TAK connect strings cannot hold IPv6), got %q", h)
+	}
+	errs = append(errs, c.Store.validate()...)
+	return errs
+}
+
+// Store is persistence: history, chat, client endpoints, file metadata and
+// issued certificates. An embedded SQLite file by default; PostgreSQL when
+// URL is set.
+type Store struct {
+	// Enabled turns the store on; default true. Off, nothing is kept across
+	// a restart but the users file and certificates.
+	Enabled bool `toml:"enabled"`
+	// Path is the SQLite file, created on first start; default
+	// "cotd-data/cotd.db". Ignored when URL is set.
+	Path string `toml:"path"`
+	// URL selects PostgreSQL ("postgres://user:pass@host:5432/db"); default
+	// "" (SQLite at Path).
+	URL string `toml:"url"`
+	// Archive keeps every routed event (cot_router); default true. GeoChat,
+	// connections, files and certificates are kept either way; control
+	// messages never.
+	Archive bool `toml:"archive"`
+	// OfflineChat keeps a directed GeoChat for each known but offline
+	// recipient, to be delivered when it next connects; default true.
+	OfflineChat bool `toml:"offline_chat"`
+	// QueueSize is how many records wait for the writer before new ones are
+	// dropped (counted); default 65536.
+	QueueSize int `toml:"queue_size"`
+	// BatchSize is the most records one transaction writes; default 2000.
+	// A crash loses at most the batch being written.
+	BatchSize int `toml:"batch_size"`
+	// DrainTimeout bounds how long shutdown waits for queued records to be
+	// written; default 5s. What is left is counted as dropped.
+	DrainTimeout Duration `toml:"drain_timeout"`
+	// PoolSize is the number of database connections (PostgreSQL; SQLite
+	// readers); default 4.
+	PoolSize int `toml:"pool_size"`
+	// PruneInterval is how often expired rows are looked for; default 1m.
+	PruneInterval Duration `toml:"prune_interval"`
+	// PruneBatch is the most rows one prune transaction deletes, so that
+	// no delete holds a lock long; default 1000.
+	PruneBatch int `toml:"prune_batch"`
+	// Retention is how long each kind is kept.
+	Retention Retention `toml:"retention"`
+}
+
+// Retention is how long the store keeps each kind, by server time; "0"
+// keeps it forever.
+type Retention struct {
+	// Events (cot_router); default 720h (30 days).
+	Events Duration `toml:"events"`
+	// Chat (cot_router_chat, with the offline copies); default 2160h (90 days).
+	Chat Duration `toml:"chat"`
+	// Files (resource rows; the files themselves go with them); default 0.
+	Files Duration `toml:"files"`
+	// Connections (client_endpoint_event); default 2160h (90 days).
+	Connections Duration `toml:"connections"`
+}
+
+func (s *Store) validate() []error {
+	if !s.Enabled {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if s.URL != "" {
+		// The URL itself is never echoed: it may carry a password.
+		u, err := url.Parse(s.URL)
+		switch {
+		case err != nil:
+			bad("store.url is not a URL (want postgres://user:password@host:5432/database)")
+		case u.Scheme != "postgres" && u.Scheme != "postgresql":
+			bad("store.url must start with postgres:// or postgresql://, got scheme %q", u.Scheme)
+		case u.Host == "" && u.Query().Get("host") == "":
+			bad("store.url names no host")
+		}
+	} else if s.Path == "" {
+		bad("store.path must name a file when store.url is empty")
+	}
+	if s.QueueSize < 16 {
+		bad("store.queue_size must be at least 16, got %d", s.QueueSize)
+	}
+	if s.BatchSize < 1 || s.BatchSize > s.QueueSize {
+		bad("store.batch_size must be between 1 and store.queue_size (%d), got %d", s.QueueSize, s.BatchSize)
+	}
+	if s.PoolSize < 1 || s.PoolSize > 1000 {
+		bad("store.pool_size must be between 1 and 1000, got %d", s.PoolSize)
+	}
+	if s.PruneBatch < 1 {
+		bad("store.prune_batch must be positive, got %d", s.PruneBatch)
+	}
+	for key, d := range map[string]Duration{"store.drain_timeout": s.DrainTimeout, "store.prune_interval": s.PruneInterval} {
+		if d.Duration <= 0 {
+			bad("%s must be positive, got %q", key, d.Duration)
+		}
+	}
+	for key, d := range map[string]Duration{
+		"store.retention.events": s.Retention.Events, "store.retention.chat": s.Retention.Chat,
+		"store.retention.files": s.Retention.Files, "store.retention.connections": s.Retention.Connections,
+	} {
+		if d.Duration < 0 {
+			bad("%s must be 0 (keep forever) or positive, got %q", key, d.Duration)
+		}
 	}
 	return errs
 }

@@ -19,12 +19,13 @@ import (
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
+	"cotd/engine/admin"
 	"cotd/tlsstate/pki"
 )
 
 // newTestServer builds (does not run) a server on loopback with
 // kernel-chosen ports and no TLS listener unless mutate adds one.
-func newTestServer(t *testing.T, mutate func(*configs.Config)) *Server {
+func newTestServer(t testing.TB, mutate func(*configs.Config)) *Server {
 	t.Helper()
 	cfg := configs.Default()
 	cfg.TCP.Addr = "127.0.0.1:0"
@@ -37,6 +38,7 @@ func newTestServer(t *testing.T, mutate func(*configs.Config)) *Server {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	s.HandleAdmin(admin.New(admin.Options{Directory: s.Directory(), Metrics: s.WriteMetrics, Ready: s.Readiness}))
 	return s
 }
 

@@ -36,12 +36,19 @@ const (
 	// ReasonAuthFailed: a wrong <auth> password, or a user unknown
 	// (with auth.require_known_user) or disabled.
 	ReasonAuthFailed
+	// ReasonRevoked: a peer of the engine (through Directory) closed the
+	// client because its certificate was revoked.
+	ReasonRevoked
+	// ReasonDisabled: a peer of the engine closed the client because its
+	// user was disabled.
+	ReasonDisabled
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer_bytes",
 	"slow_consumer_stalled", "bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown", "admin", "auth_failed",
+	"revoked", "disabled",
 }
 
 func (r CloseReason) String() string {

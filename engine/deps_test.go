@@ -11,17 +11,23 @@ import (
 )
 
 // rule says what the non-test files of a package tree may import: project
-// trees (by their first path elements under cotd/) and modules outside the
-// standard library (by path prefix; nil means any).
+// trees (by their paths under cotd/, each with what lies below it) and
+// modules outside the standard library (by path prefix; nil means any).
 type rule struct {
 	project  []string
 	external []string
+	// isolated: the package may not use the rest of its own tree (the
+	// engine's narrow interfaces import nothing of the engine).
+	isolated bool
+	// deny: project trees it may not import even where project allows.
+	deny []string
 }
 
 // rules, by package directory; the longest matching prefix applies. Arrows
 // point one way: cmd -> engine -> {cot, tlsstate, configs}; bench -> {cot,
-// tlsstate, configs}; the leaves import no project package, and nothing
-// imports cmd.
+// tlsstate, configs}; takclient (cotd send/listen) -> cot and the standard
+// library only; the leaves import no project package, and nothing imports
+// cmd.
 var rules = map[string]rule{
 	"cot":          {external: []string{"google.golang.org/protobuf/encoding/protowire"}},
 	"cot/takproto": {project: []string{"cot"}, external: []string{"google.golang.org/protobuf/encoding/protowire"}},
@@ -29,9 +35,25 @@ var rules = map[string]rule{
 	"tlsstate/pki": {external: []string{"software.sslmate.com/src/go-pkcs12"}},
 	"configs":      {external: []string{"github.com/BurntSushi/toml"}},
 	"engine/auth":  {external: []string{"github.com/BurntSushi/toml", "golang.org/x/crypto/bcrypt", "golang.org/x/sys/unix"}},
+	"engine/store": {project: []string{"engine", "cot", "configs"}, external: []string{"github.com/jackc/pgx/v5", "github.com/rs/zerolog", "modernc.org/sqlite"}},
 	"engine":       {project: []string{"engine", "cot", "tlsstate", "configs"}},
-	"bench":        {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"cmd":          {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
+	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
+	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
+	// The admin API sees the engine only through Directory.
+	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
+		isolated: true, deny: []string{"cot/takproto"}},
+	// The broker routes bytes: the engine hands it the wire encoders.
+	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
+	"bench":         {project: []string{"bench", "cot", "tlsstate", "configs"}},
+	"cmd":           {project: []string{"engine", "bench", "takclient", "cot", "tlsstate", "configs"}},
+
+	// cotd send / cotd listen: a small client on cot and the standard library.
+	"takclient": {project: []string{"cot"}, external: []string{}},
+	// The one poll helper for tests: the standard library only, so that the
+	// packages enginetest depends on can use it too.
+	"internal/poll": {external: []string{}},
+	// The test harness may use the project's test helpers.
+	"engine/enginetest": {project: []string{"engine", "cot", "tlsstate", "configs", "internal"}},
 }
 
 func ruleFor(dir string) (rule, bool) {
@@ -84,10 +106,14 @@ func TestImportsPointOneWay(t *testing.T) {
 					t.Errorf("%s imports %s: nothing imports cmd", rel, p)
 					continue
 				}
-				if isTest || target == strings.SplitN(dir, "/", 2)[0] && r.project != nil {
+				if !isTest && under(r.deny, strings.TrimPrefix(p, "cotd/")) {
+					t.Errorf("%s imports %s: %s may not import %v", rel, p, dir, r.deny)
+					continue
+				}
+				if isTest || target == strings.SplitN(dir, "/", 2)[0] && r.project != nil && !r.isolated {
 					continue // tests may use any harness; a tree may use itself
 				}
-				if !contains(r.project, target) {
+				if !under(r.project, strings.TrimPrefix(p, "cotd/")) {
 					t.Errorf("%s imports %s: %s may import only %v of the project", rel, p, dir, r.project)
 				}
 			case strings.Contains(first, "."):
@@ -113,9 +139,10 @@ func TestImportsPointOneWay(t *testing.T) {
 	}
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
+// under reports whether the project path p is one of trees or below one.
+func under(trees []string, p string) bool {
+	for _, t := range trees {
+		if p == t || strings.HasPrefix(p, t+"/") {
 			return true
 		}
 	}

@@ -7,4 +7,9 @@
 // goroutine go through one ordered outbound queue per connection that only
 // the loop drains; deadlines live on one coarse timing wheel per loop; every
 // close goes through one choke point with a typed, counted reason.
+//
+// The rest of the process (the admin API, Marti, the store, the web
+// console, the cluster link) sees the engine through Server.Directory
+// alone (package directory); the gnet callbacks live on an unexported type
+// (reactor) and are not part of the API.
 package engine

@@ -66,7 +66,9 @@ func (ss *session) onEstablished() bool {
 	if s.protocolOf(ss.ln) == configs.ProtocolProtobuf {
 		ss.speakV1()
 	}
-	s.broker.Join(ss.client, ss.startProtocol())
+	ss.startProtocol()
+	s.broker.Join(ss.client)
+	s.joined(ss)
 	return true
 }
 

@@ -13,22 +13,34 @@ import (
 // the client to TAK protocol v1: the bytes behind it are v1.
 var errSwitchV1 = errors.New("engine: switching to TAK protocol v1")
 
-// startProtocol runs when a client joins: a "protobuf" listener speaks v1
-// from the first byte; a "negotiate" listener offers v1 once the SA replay
-// is queued, as TAK Server does.
-func (ss *session) startProtocol() func() {
-	switch ss.srv.protocolOf(ss.ln) {
-	case configs.ProtocolProtobuf:
-		return nil
-	case configs.ProtocolNegotiate:
+// startProtocol runs on the loop just before a client joins: a "protobuf"
+// listener speaks v1 from the first byte; a "negotiate" listener offers v1
+// once the SA replay is queued (Replayed), as TAK Server does.
+func (ss *session) startProtocol() {
+	if ss.srv.protocolOf(ss.ln) == configs.ProtocolNegotiate {
 		ss.offerUID = cot.NewUID()
-		uid := ss.offerUID
-		return func() {
-			ss.sendLocal(takproto.AppendOffer(nil, uid, time.Now()), 0, true)
-			ss.srv.stats.Offers.Inc()
-		}
 	}
-	return nil
+}
+
+// Replayed implements broker.Outbox: the join is complete, the SA replay
+// queued. It runs on the loop (replay off) or the replay's goroutine;
+// offerUID was set before the join and is not written again.
+func (ss *session) Replayed() {
+	if ss.offerUID == "" {
+		return
+	}
+	ss.sendLocal(takproto.AppendOffer(nil, ss.offerUID, time.Now()), 0, true)
+	ss.srv.stats.Offers.Inc()
+}
+
+// encodeV1 is the broker's Encoder: an event as one TAK protocol v1 frame,
+// or nil when it does not convert.
+func encodeV1(xml []byte) []byte {
+	var tm takproto.TakMessage
+	if takproto.FromXML(xml, &tm) != nil {
+		return nil
+	}
+	return takproto.AppendMessageFrame(nil, &tm)
 }
 
 // speakV1 puts a "protobuf" listener's connection in v1 from the start.
@@ -88,7 +100,9 @@ func (ss *session) onV1(payload []byte) error {
 	}
 	doc, err := takproto.AppendXML(ss.lp.xml[:0], tm)
 	if err != nil {
-		return &errFrame{reason: ReasonBadFrame, err: err}
+		// A time beyond year 9999 or an xmlDetail with "</event" is this event's fault
+		// alone: dropped and counted, the connection stays.
+		return ss.refuse(err)
 	}
 	ss.lp.xml = doc[:0]
 	ss.curV1 = payload

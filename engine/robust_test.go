@@ -257,7 +257,7 @@ func TestPositionReportsResumeAfterBacklogDrains(t *testing.T) {
 	}
 	sender.Send(b.String())
 	et.Eventually(t, "backlog over the soft limit", func() bool {
-		for _, ci := range h.Srv.Clients() {
+		for _, ci := range h.Srv.Directory().Clients() {
 			if ci.QueuedBytes > 16<<10 {
 				return true
 			}

@@ -29,8 +29,6 @@ const minBacklog = 4096
 // Server is one cotd instance: the gnet engine, its listeners, the broker
 // and the admin HTTP listener.
 type Server struct {
-	gnet.BuiltinEventEngine
-
 	// Version is logged in the start-up banner; set it before Run.
 	Version string
 
@@ -52,6 +50,9 @@ type Server struct {
 
 	admin     *http.Server
 	adminAddr net.Addr
+	adminAPI  http.Handler // what the admin listener serves (HandleAdmin)
+
+	dir dirState // Directory's subscribers, senders and active groups
 }
 
 // New checks cfg and builds a server; Run serves it.
@@ -72,6 +73,8 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 			Inbox:  cfg.Broker.Inbox,
 			Replay: cfg.SA.Replay,
 			Log:    log.With().Str("component", "broker").Logger(),
+
+			EncodeV1: encodeV1, // the broker knows no wire format but XML
 		}),
 	}
 	if cfg.TCP.Addr != "" {
@@ -174,7 +177,7 @@ func (s *Server) Run(ctx context.Context) error {
 		opts = append(opts, gnet.WithSocketSendBuffer(n))
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- gnet.Rotate(s, addrs, opts...) }()
+	go func() { errc <- gnet.Rotate((*reactor)(s), addrs, opts...) }()
 
 	select {
 	case err := <-errc:
@@ -182,7 +185,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("engine: gnet stopped before it booted")
 		}
-		return fmt.Errorf("engine: %w", err)
+		return listenError(err, s.listeners)
 	case <-s.ready:
 	}
 
@@ -203,7 +206,8 @@ func (s *Server) Run(ctx context.Context) error {
 }
 
 // OnBoot logs the listeners with their effective backlog.
-func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+func (r *reactor) OnBoot(eng gnet.Engine) gnet.Action {
+	s := (*Server)(r)
 	s.eng = eng
 	if err := resolveBound(eng, s.listeners); err != nil {
 		s.log.Error().Err(err).Msg("cannot read bound listener addresses")
@@ -215,7 +219,8 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 }
 
 // OnOpen sets up a session. It refuses new connections while draining.
-func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+func (r *reactor) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
+	s := (*Server)(r)
 	if s.draining.Load() {
 		s.stats.Refused.Inc()
 		return nil, gnet.Close
@@ -245,7 +250,9 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 		if s.protocolOf(ln) == configs.ProtocolProtobuf {
 			ss.speakV1()
 		}
-		s.broker.Join(ss.client, ss.startProtocol())
+		ss.startProtocol()
+		s.broker.Join(ss.client)
+		s.joined(ss)
 	}
 	return nil, gnet.None
 }
@@ -253,7 +260,8 @@ func (s *Server) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 // OnTraffic frames what arrived, answers control messages, hands the rest
 // to the broker and flushes the outbound queue. It also runs on Wake, with
 // nothing to read, just to flush.
-func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
+func (r *reactor) OnTraffic(c gnet.Conn) gnet.Action {
+	s := (*Server)(r)
 	ss, ok := c.Context().(*session)
 	if !ok {
 		return gnet.Close
@@ -262,7 +270,7 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 	if len(buf) > 0 {
 		ss.lastRead = ss.lp.wheel.now
 		ss.readAt = time.Now().UnixNano()
-		ss.bytesIn += uint64(len(buf))
+		ss.bytesIn.Add(uint64(len(buf)))
 		s.stats.BytesIn.Add(uint64(len(buf)))
 	}
 	if ss.auth == authPending {
@@ -304,7 +312,8 @@ func (s *Server) OnTraffic(c gnet.Conn) gnet.Action {
 
 // OnClose is the single place a connection's resources are released and
 // its close counted.
-func (s *Server) OnClose(c gnet.Conn, err error) gnet.Action {
+func (r *reactor) OnClose(c gnet.Conn, err error) gnet.Action {
+	s := (*Server)(r)
 	ss, ok := c.Context().(*session)
 	if !ok {
 		return gnet.None
@@ -362,8 +371,11 @@ func (s *Server) closed(ss *session, ioErr error, unsent uint64, hsErr error) {
 		s.countHandshakeEnd(ss, r)
 	}
 	s.stats.Closes[r].Inc()
+	if ss.client != nil && ss.client.Left() {
+		s.left(ss, r)
+	}
 	ev := ss.logger().Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
-		Uint64("bytes_in", ss.bytesIn).Uint64("bytes_out", ss.out.sent)
+		Uint64("bytes_in", ss.bytesIn.Load()).Uint64("bytes_out", ss.out.sent)
 	if unsent > 0 {
 		ev = ev.Uint64("unsent_bytes", unsent)
 	}

@@ -87,13 +87,16 @@ type inbound struct {
 	offerUID string           // uid of the v1 offer sent, "" when none
 	lastRead int64            // the wheel's coarse clock at the last inbound bytes, for the idle deadline
 	readAt   int64            // unix nanos of the current read, stamped on what it routes
-	bytesIn  uint64           // bytes read from the socket, ever (ciphertext on TLS)
+	// bytesIn counts the bytes read from the socket, ever (ciphertext on
+	// TLS); written on the loop, atomic because Directory snapshots read it.
+	bytesIn atomic.Uint64
 	auth     authState        // where the client is with its <auth>
 	// authDone carries a password check's answer from its goroutine to
 	// the loop; the one field here written off the loop.
 	authDone  atomic.Pointer[authResult]
-	held      [][]byte // documents that arrived while <auth> was checked
-	heldBytes int      // the sum of held's lengths, bounded by maxHeldBytes
+	held      [][]byte    // documents that arrived while <auth> was checked
+	heldBytes int         // the sum of held's lengths, bounded by maxHeldBytes
+	badEvents badEventLog // rate limit of the dropped-event log line
 }
 
 // deadlines are the connection's timer and what it watches. Loop only.
@@ -143,6 +146,10 @@ type outbound struct {
 	// the loop: the records come back through tlsOut on the same
 	// goroutine and go straight into the loop's scratch, not the queue.
 	sealing atomic.Bool
+
+	// drain is the SA replay's wait for the queue to drain (drain.go);
+	// nil until a replay first waits.
+	drain atomic.Pointer[drainSignal]
 
 	// spare is the last flushed queue's slice, kept for reuse. Loop only.
 	spare []outItem
@@ -207,7 +214,7 @@ func (ss *session) put(b []byte, recv int64, wake bool) broker.Verdict {
 // sendLocal sends an event the server makes for this client alone (pong,
 // protocol offer). Loop or any goroutine.
 func (ss *session) sendLocal(xml []byte, recv int64, wake bool) {
-	ss.write(broker.NewMessage(xml, "", false, recv, nil), wake)
+	ss.write(ss.srv.broker.NewMessage(xml, "", false, recv, nil), wake)
 }
 
 // tlsOut is the TLS hook that receives ciphertext in wire order: from the
@@ -384,6 +391,7 @@ func (ss *session) flush() {
 	// twice, never not at all.
 	o.unwritten.Store(int64(ob))
 	o.queued.Add(-n)
+	ss.notifyDrained()
 	switch {
 	case ob == 0:
 		ss.stallAt = 0
@@ -505,6 +513,7 @@ func (ss *session) expire(now int64) {
 	if ss.stallAt != 0 {
 		ob := ss.c.OutboundBuffered()
 		ss.out.unwritten.Store(int64(ob))
+		ss.notifyDrained()
 		written := ss.out.sent - uint64(ob)
 		switch {
 		case ob == 0:
@@ -555,8 +564,8 @@ func (ss *session) feed(p []byte) error {
 func (ss *session) onDoc(doc []byte) error {
 	st := &ss.srv.stats
 	h := &ss.lp.hdr // scratch of the loop: one header per loop, not per connection
-	if err := cot.ScanHeader(doc, h); err != nil {
-		return &errFrame{reason: ReasonBadFrame, err: err}
+	if err := ss.scan(doc, h); err != nil {
+		return ss.refuse(err)
 	}
 	if ss.auth == authPending {
 		return ss.hold(doc)
@@ -592,7 +601,7 @@ func (ss *session) onDoc(doc []byte) error {
 	default:
 		st.FramesIn[KindOther].Inc()
 	}
-	ss.srv.broker.Publish(ss.client, h, doc, ss.readAt, ss.curV1)
+	ss.publish(h, doc) // directory.go: the broker, then any subscribers
 	return nil
 }
 

@@ -69,9 +69,9 @@ func (s *Server) listenerMembership(ln *listener) *broker.Membership {
 	return s.broker.Membership(g, g)
 }
 
-// membershipFor resolves a user name (certificate CN or <auth> name) to
+// userMembership resolves a user name (certificate CN or <auth> name) to
 // groups. refuse is non-empty when the user may not connect.
-func (s *Server) membershipFor(ln *listener, name string) (m *broker.Membership, refuse string) {
+func (s *Server) userMembership(ln *listener, name string) (m *broker.Membership, refuse string) {
 	d := s.users.Load()
 	if d == nil {
 		return s.listenerMembership(ln), ""

@@ -16,7 +16,7 @@ import (
 	"time"
 	"unicode"
 
-	"cotd/engine"
+	"cotd/engine/admin"
 )
 
 // passwordEnv keeps the admin password out of ps and shell history.
@@ -34,6 +34,9 @@ func clientsCmd(args []string, stdout, stderr io.Writer) int {
 	certFile := fs.String("cert", "", "client certificate (PEM) for an admin listener with client_ca")
 	keyFile := fs.String("key", "", "key of --cert (PEM)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage, which flag printed
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {
@@ -97,7 +100,7 @@ func adminClient(caFile, certFile, keyFile string) (*http.Client, error) {
 }
 
 // fetchClients GETs the client list. Its errors say what to do about them.
-func fetchClients(c *http.Client, url, user, password string) ([]engine.ClientInfo, error) {
+func fetchClients(c *http.Client, url, user, password string) ([]admin.ClientInfo, error) {
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	if err != nil {
 		return nil, fmt.Errorf("bad --admin URL: %w", err)
@@ -118,7 +121,7 @@ func fetchClients(c *http.Client, url, user, password string) ([]engine.ClientIn
 		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
 		return nil, fmt.Errorf("%s: %s: %s", url, resp.Status, strings.TrimSpace(string(msg)))
 	}
-	var cs []engine.ClientInfo
+	var cs []admin.ClientInfo
 	if err := json.NewDecoder(resp.Body).Decode(&cs); err != nil {
 		return nil, fmt.Errorf("%s: bad response: %w", url, err)
 	}
@@ -128,7 +131,7 @@ func fetchClients(c *http.Client, url, user, password string) ([]engine.ClientIn
 // writeClientsTable prints one aligned row per connection. SINCE is when it
 // connected, in now's time zone; LAST SEEN is how long ago it sent its
 // last routed document.
-func writeClientsTable(w io.Writer, cs []engine.ClientInfo, now time.Time) error {
+func writeClientsTable(w io.Writer, cs []admin.ClientInfo, now time.Time) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "ID\tUID\tCALLSIGN\tCN\tREMOTE\tLISTENER\tPROTOCOL\tSTATE\tSINCE\tLAST SEEN\tQUEUED")
 	for _, c := range cs {

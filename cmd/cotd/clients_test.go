@@ -10,7 +10,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"cotd/configs"
-	"cotd/engine"
+	"cotd/engine/admin"
 	et "cotd/engine/enginetest"
 )
 
@@ -23,7 +23,7 @@ func runClients(t *testing.T, args ...string) (code int, stdout, stderr string) 
 
 func TestClientsTable(t *testing.T) {
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	cs := []engine.ClientInfo{
+	cs := []admin.ClientInfo{
 		{
 			ID: 7, UID: "ANDROID-1", Callsign: "ALPHA", CN: "alice", Remote: "10.0.0.5:40112", Listener: "tls",
 			Protocol: "takproto/1", State: "established", Since: now.Add(-90 * time.Minute),
@@ -52,7 +52,7 @@ func joinAs(t *testing.T, h *et.Harness, uid, callsign string) *et.Client {
 	t.Helper()
 	c := et.Dial(t, h.TCPAddr())
 	c.Send(et.SA(uid, callsign, "a-f-G-U-C"))
-	et.Eventually(t, uid+" identified", func() bool { return len(h.Srv.ClientsByUID(uid)) == 1 })
+	et.Eventually(t, uid+" identified", func() bool { return len(h.Srv.Directory().Client(uid)) == 1 })
 	return c
 }
 

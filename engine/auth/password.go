@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/sha256"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 
@@ -79,4 +81,21 @@ func HashPassword(password string) (string, error) {
 		return "", fmt.Errorf("auth: hashing password: %w", err)
 	}
 	return string(h), nil
+}
+
+// BasicChecker checks HTTP basic credentials against one account (the
+// admin API's admin.basic_user and its bcrypt hash). The user name is
+// compared in constant time on digests (so its length does not leak
+// either), and the password is checked whatever the name was, so a wrong
+// name takes as long as a wrong password; CheckPassword also refuses a
+// password longer than the 72 bytes bcrypt reads.
+func BasicChecker(user, hash string) func(user, password string) bool {
+	wantUser := sha256.Sum256([]byte(user))
+	account := &User{Name: user, PasswordHash: hash}
+	return func(u, p string) bool {
+		gotUser := sha256.Sum256([]byte(u))
+		userOK := subtle.ConstantTimeCompare(gotUser[:], wantUser[:]) == 1
+		passOK := CheckPassword(account, p) == nil
+		return userOK && passOK
+	}
 }

@@ -79,6 +79,9 @@ type Options struct {
 	Inbox int
 	// Replay sends a joining client the cached SA of every other client.
 	Replay bool
+	// EncodeV1 makes the TAK protocol v1 frame of an event for v1
+	// recipients; nil means none convert (they count as unencodable).
+	EncodeV1 Encoder
 	// PruneEvery is how often stale SAs leave the cache; 0 means 10s.
 	PruneEvery time.Duration
 	// Log receives the broker's own events.
@@ -213,15 +216,12 @@ func (b *Broker) Stop() {
 
 // Join makes c a recipient. With replay on, c is then sent the latest SA of
 // every client it can hear, from a goroutine of its own so that the caller
-// (an event loop) never copies the cache. then, if not nil, runs after the
-// replay (at once when replay is off): the engine offers TAK protocol v1
-// there, after the SAs, as TAK Server does.
-func (b *Broker) Join(c *Client, then func()) {
+// (an event loop) never copies the cache. The end of the replay is c's
+// Outbox.Replayed (at once when replay is off).
+func (b *Broker) Join(c *Client) {
 	b.reg.add(c)
 	if !b.opts.Replay {
-		if then != nil {
-			then()
-		}
+		c.out.Replayed()
 		return
 	}
 	// After the add: what was cached up to here is replayed, what comes
@@ -231,14 +231,22 @@ func (b *Broker) Join(c *Client, then func()) {
 	go func() {
 		defer b.replays.Add(-1)
 		b.replay(c, upto)
-		if then != nil && !c.left.Load() {
-			then()
+		if !c.left.Load() {
+			c.out.Replayed()
 		}
 	}()
 }
 
+// patience is how long a replay still waits for a client that does not
+// read.
+type patience struct {
+	timer   *time.Timer
+	expired bool
+}
+
 func (b *Broker) replay(c *Client, upto uint64) {
-	deadline := time.Now().Add(replayPatience)
+	p := &patience{timer: time.NewTimer(replayPatience)}
+	defer p.timer.Stop()
 	var msgs []*Message
 	for i := range saStripes {
 		msgs = b.sa.appendLive(msgs[:0], i, upto, time.Now(), c)
@@ -247,7 +255,7 @@ func (b *Broker) replay(c *Client, upto uint64) {
 			// delay. The copy shares the encodings.
 			cp := *m
 			cp.Recv = 0
-			switch v := b.replayOne(c, &cp, deadline); {
+			switch v := b.replayOne(c, &cp, p); {
 			case v == Queued:
 				b.stats.Replayed.Inc()
 			case v == DroppedBackpressure:
@@ -269,24 +277,29 @@ const replayPatience = 30 * time.Second
 
 // replayOne delivers one cached SA and counts the outcome. The replay runs
 // in its own goroutine, so unlike a broadcast it can wait: an SA refused
-// because the client's queue is over its soft limit is offered again once
-// the queue drains, instead of being dropped. A late joiner on a server
-// with thousands of clients is owed every one of their SAs, and its socket
-// takes time to swallow them.
-func (b *Broker) replayOne(c *Client, m *Message, deadline time.Time) Verdict {
-	wait := time.Millisecond
+// because the client's queue is over its soft limit is offered again when
+// the connection signals that the queue drained, instead of being dropped.
+// A late joiner on a server with thousands of clients is owed every one of
+// their SAs, and its socket takes time to swallow them.
+func (b *Broker) replayOne(c *Client, m *Message, p *patience) Verdict {
 	for {
 		if c.left.Load() {
 			b.count(DroppedClosed, m.Kind)
 			return DroppedClosed
 		}
 		v := c.out.Deliver(m)
-		if v != DroppedBackpressure || time.Now().After(deadline) {
+		if v != DroppedBackpressure || p.expired {
 			b.count(v, m.Kind)
 			return v
 		}
-		time.Sleep(wait)
-		wait = min(2*wait, 50*time.Millisecond)
+		select {
+		case <-c.out.Drained():
+		case <-c.gone:
+		case <-p.timer.C:
+			p.expired = true
+		case <-b.quit:
+			p.expired = true
+		}
 	}
 }
 
@@ -298,6 +311,7 @@ func (b *Broker) Leave(c *Client) {
 		return
 	}
 	c.left.Store(true)
+	close(c.gone)
 	b.inflight.Add(1)
 	j := job{kind: jobLeave, from: c}
 	s := b.shardOf(c)
@@ -316,9 +330,11 @@ func (b *Broker) Leave(c *Client) {
 
 // Publish hands one event from c to c's shard. doc is only valid during the
 // call; h is its scanned header; recv is when it was read (unix nanos);
-// v1 is the TAK protocol v1 payload it arrived as, or nil. It never blocks:
-// a full inbox drops the frame, counts it and returns false.
-func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []byte) bool {
+// v1 is the TAK protocol v1 frame it arrived as, or nil. It never blocks:
+// a full inbox drops the frame, counts it and returns nil. Otherwise it
+// returns the message as it will be routed (shared and read-only), for the
+// engine's subscribers.
+func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []byte) *Message {
 	var out []byte
 	if h.MartiStart >= 0 {
 		out = cot.StripMarti(doc, h)
@@ -329,7 +345,7 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 	j := job{
 		kind: jobFrame,
 		from: c,
-		msg:  NewMessage(out, h.Type, h.IsPositionReport(), recv, v1),
+		msg:  b.NewMessage(out, h.Type, h.IsPositionReport(), recv, v1),
 	}
 	if h.IsSA() {
 		j.sa, j.uid, j.callsign, j.stale = true, h.UID, h.Callsign, h.Stale
@@ -343,11 +359,11 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 	b.inflight.Add(1)
 	select {
 	case b.shardOf(c).inbox <- j:
-		return true
+		return j.msg
 	default:
 		b.inflight.Add(-1)
 		b.stats.Drops[DropInboxFull].Inc()
-		return false
+		return nil
 	}
 }
 
@@ -489,12 +505,15 @@ func (s *shard) route(j job, now time.Time) {
 // as b-t-f-s, as TAK Server does, so ATAK shows the message as not
 // delivered instead of waiting for a receipt.
 func (s *shard) deliveryFailure(to *Client, m *Message) {
+	if to.out == nil {
+		return // a server-side sender: nobody to tell
+	}
 	doc, ok := retype(m.XML, cot.TypeChatDeliveryFailure)
 	if !ok {
 		return
 	}
 	s.b.stats.DeliveryFailures.Inc()
-	s.b.deliver(to, NewMessage(doc, cot.TypeChatDeliveryFailure, false, m.Recv, nil))
+	s.b.deliver(to, s.b.NewMessage(doc, cot.TypeChatDeliveryFailure, false, m.Recv, nil))
 }
 
 // retype returns a copy of an event with its type attribute replaced.
@@ -527,6 +546,8 @@ func retype(doc []byte, typ string) ([]byte, bool) {
 // routing and logs, its type for the disconnect notice, and the SA itself
 // for replay.
 func (s *shard) learn(c *Client, j job) {
+	// Before the identity: whoever finds the client by uid sees its SA.
+	c.lastSA.Store(j.msg)
 	if cur := c.Identity(); cur.UID != j.uid || cur.Callsign != j.callsign {
 		s.b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
 		s.b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")
@@ -588,5 +609,5 @@ func (s *shard) leave(c *Client, now time.Time) {
 	}
 	notice := cot.DisconnectNotice(cot.NewUID(), id.UID, c.saType, now)
 	s.b.stats.DisconnectNotices.Inc()
-	s.broadcast(c, NewMessage(notice, cot.TypeDelete, false, 0, nil))
+	s.broadcast(c, s.b.NewMessage(notice, cot.TypeDelete, false, 0, nil))
 }

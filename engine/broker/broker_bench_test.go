@@ -14,6 +14,10 @@ import (
 type countBox struct{ n atomic.Int64 }
 
 func (c *countBox) Deliver(*Message) Verdict { c.n.Add(1); return Queued }
+func (c *countBox) Replayed()                {}
+
+// Drained never signals: a countBox takes everything, so nothing waits.
+func (c *countBox) Drained() <-chan struct{} { return nil }
 
 // BenchmarkRoute measures the cost of routing one broadcast SA among 5,000
 // clients, all in one group (each message reaches 4,999) or in 50 groups of

@@ -62,6 +62,20 @@ func (t *groupTable) indexOf(name string) int {
 	return i
 }
 
+// Groups returns the name of every group the broker has seen, sorted: the
+// reach of a server announcement (a message into all of them reaches every
+// client that hears any group).
+func (b *Broker) Groups() []string {
+	b.groups.mu.Lock()
+	names := make([]string, 0, len(b.groups.index))
+	for g := range b.groups.index {
+		names = append(names, g)
+	}
+	b.groups.mu.Unlock()
+	slices.Sort(names)
+	return names
+}
+
 // Membership builds a membership from group names. An empty list is no
 // group in that direction (a user with IN groups only hears nothing); the
 // caller names Anon explicitly for clients without groups.

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"cotd/cot"
-	"cotd/cot/takproto"
 )
 
 // Message is one routed CoT event, encoded once and shared read-only by
@@ -33,28 +32,48 @@ type Message struct {
 }
 
 type encodings struct {
-	once sync.Once
-	v1   []byte
+	once   sync.Once
+	encode Encoder
+	v1     []byte
 }
 
-// NewMessage wraps an event. v1, when not nil, is the event's TAK protocol
-// v1 payload as received: a v1 recipient then gets the sender's bytes.
+// Encoder turns an event's XML into one TAK protocol v1 stream frame
+// (magic, length, payload), or returns nil when it does not convert. The
+// engine provides it (Options.EncodeV1): the broker routes bytes and knows
+// no wire format but XML.
+type Encoder func(xml []byte) []byte
+
+// NewMessage wraps an event that has no other wire format: V1 returns
+// nil, so a v1 recipient counts it unencodable. Broker.NewMessage makes
+// messages that convert.
 func NewMessage(xml []byte, typ string, position bool, recv int64, v1 []byte) *Message {
-	m := &Message{XML: xml, Type: typ, Position: position, Recv: recv, Kind: kindOf(typ, position), enc: &encodings{}}
+	return newMessage(xml, typ, position, recv, v1, nil)
+}
+
+// NewMessage wraps an event. v1, when not nil, is the event as one TAK
+// protocol v1 frame as received: a v1 recipient then gets the sender's
+// bytes. Otherwise the v1 frame is made on first use with the broker's
+// Options.EncodeV1.
+func (b *Broker) NewMessage(xml []byte, typ string, position bool, recv int64, v1 []byte) *Message {
+	return newMessage(xml, typ, position, recv, v1, b.opts.EncodeV1)
+}
+
+func newMessage(xml []byte, typ string, position bool, recv int64, v1 []byte, enc Encoder) *Message {
+	m := &Message{XML: xml, Type: typ, Position: position, Recv: recv, Kind: kindOf(typ, position),
+		enc: &encodings{encode: enc}}
 	if v1 != nil {
-		frame := takproto.AppendFrame(nil, v1)
-		m.enc.once.Do(func() { m.enc.v1 = frame })
+		m.enc.once.Do(func() { m.enc.v1 = v1 })
 	}
 	return m
 }
 
-// V1 returns the message as one TAK protocol v1 stream frame (magic,
-// length, payload), encoded on first use; nil when the XML does not convert.
+// V1 returns the message as one TAK protocol v1 stream frame, encoded on
+// first use and shared by every recipient; nil when the XML does not
+// convert or the message has no encoder.
 func (m *Message) V1() []byte {
 	m.enc.once.Do(func() {
-		var tm takproto.TakMessage
-		if takproto.FromXML(m.XML, &tm) == nil {
-			m.enc.v1 = takproto.AppendMessageFrame(nil, &tm)
+		if m.enc.encode != nil {
+			m.enc.v1 = m.enc.encode(m.XML)
 		}
 	})
 	return m.enc.v1
@@ -85,6 +104,17 @@ type Outbox interface {
 	// Deliver queues m without blocking and applies the connection's
 	// back-pressure policy. It is called from shard goroutines.
 	Deliver(m *Message) Verdict
+	// Replayed is the end of a join: the client's SA replay is queued (at
+	// once, on the caller of Join, when replay is off; otherwise on the
+	// replay's goroutine). It is not called for a client that left first.
+	// TAK Server offers protocol v1 here, after the SAs.
+	Replayed()
+	// Drained arms a one-shot signal: the channel receives once the
+	// connection's queue is below its soft limit again (it may already
+	// be). A replay refused for back-pressure waits on it, and on the
+	// client leaving, instead of polling. A stale signal only causes one
+	// more try.
+	Drained() <-chan struct{}
 }
 
 // Identity is what a client told about itself in its SA.
@@ -108,13 +138,18 @@ type Client struct {
 	saType string
 	// lastSeen is the unix-nano time of the client's last routed frame.
 	lastSeen atomic.Int64
-	left     atomic.Bool
+	// lastSA is the client's last SA as routed; written by its shard.
+	lastSA atomic.Pointer[Message]
+	left   atomic.Bool
+	// gone is closed when the client leaves: it wakes a waiting replay.
+	gone chan struct{}
 }
 
 // NewClient wraps a connection's outbox. Its membership is m, or Anon
-// both ways when m is nil; SetMembership changes it later.
+// both ways when m is nil; SetMembership changes it later. A server-side
+// sender (one that publishes and never joins) has a nil outbox.
 func NewClient(id uint64, out Outbox, m *Membership) *Client {
-	c := &Client{ID: id, out: out}
+	c := &Client{ID: id, out: out, gone: make(chan struct{})}
 	if m != nil {
 		c.groups.Store(m)
 	}
@@ -157,6 +192,12 @@ func (c *Client) LastSeen() time.Time {
 	}
 	return time.Time{}
 }
+
+// LastSA is the client's last SA as routed, or nil.
+func (c *Client) LastSA() *Message { return c.lastSA.Load() }
+
+// Left reports whether the client joined and has since left.
+func (c *Client) Left() bool { return c.left.Load() }
 
 // Kind classifies routed messages for the frames-out counters.
 type Kind uint8

@@ -4,6 +4,7 @@
 package enginetest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -12,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +26,9 @@ import (
 	"cotd/cot"
 	"cotd/cot/takproto"
 	"cotd/engine"
+	"cotd/engine/admin"
+	"cotd/engine/auth"
+	"cotd/internal/poll"
 )
 
 // Wait is how long an expectation waits before failing. It is a bound on a
@@ -61,10 +66,18 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	if os.Getenv("COTD_TEST_LOG") != "" {
 		w = io.MultiWriter(logs, os.Stderr)
 	}
-	srv, err := engine.New(cfg, zerolog.New(w).With().Timestamp().Logger())
+	log := zerolog.New(w).With().Timestamp().Logger()
+	srv, err := engine.New(cfg, log)
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
+	// As cmd/cotd wires it, with the same logger (tests read its audit lines).
+	ao := admin.Options{Directory: srv.Directory(), Metrics: srv.WriteMetrics, Ready: srv.Readiness,
+		Pprof: cfg.Admin.Pprof, Log: log}
+	if cfg.Admin.BasicUser != "" {
+		ao.Authorize = auth.BasicChecker(cfg.Admin.BasicUser, cfg.Admin.BasicPasswordHash)
+	}
+	srv.HandleAdmin(admin.New(ao))
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &Harness{Srv: srv, Cfg: cfg, Logs: logs, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- srv.Run(ctx) }()
@@ -113,16 +126,18 @@ func (h *Harness) Metrics(t testing.TB) string {
 	return string(b)
 }
 
-// Eventually polls cond until it holds or Wait passes.
+// Eventually polls cond until it holds or Wait passes (internal/poll, the
+// project's one poll helper).
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, what, Wait, cond)
+}
+
+// EventuallyWithin is Eventually with another bound, for a fact that is
+// due later than Wait from now (a configured deadline still running).
+func EventuallyWithin(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	poll.Until(t, what, within, cond)
 }
 
 // Event is one document a client received.
@@ -422,4 +437,26 @@ func (s *SyncBuffer) String() string {
 func (h *Harness) Joined(t testing.TB, n int) {
 	t.Helper()
 	Eventually(t, fmt.Sprintf("%d clients joined", n), func() bool { return h.Srv.Broker().Count() == n })
+}
+
+// Sample finds one series (name with its labels, as written) in Prometheus
+// text.
+func Sample(text, series string) (float64, bool) {
+	sc := bufio.NewScanner(strings.NewReader(text))
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			return f, err == nil
+		}
+	}
+	return 0, false
+}
+
+// WaitSample waits until series reads want on /metrics.
+func (h *Harness) WaitSample(t testing.TB, series string, want float64) {
+	t.Helper()
+	Eventually(t, series+" = "+strconv.FormatFloat(want, 'g', -1, 64), func() bool {
+		v, ok := Sample(h.Metrics(t), series)
+		return ok && v == want
+	})
 }

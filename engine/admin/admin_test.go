@@ -1,7 +1,6 @@
-package engine_test
+package admin_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"cotd/configs"
 	"cotd/cot"
 	"cotd/engine"
+	"cotd/engine/admin"
 	et "cotd/engine/enginetest"
 	"cotd/tlsstate/pki"
 )
@@ -52,47 +52,23 @@ func adminGet(t *testing.T, h *et.Harness, path string) (int, string) {
 	return code, body
 }
 
-// sample finds one series (name with its labels, as written) in Prometheus
-// text.
-func sample(text, series string) (float64, bool) {
-	sc := bufio.NewScanner(strings.NewReader(text))
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			return f, err == nil
-		}
-	}
-	return 0, false
-}
-
-// waitSample waits until series reads want on /metrics.
-func waitSample(t *testing.T, h *et.Harness, series string, want float64) {
-	t.Helper()
-	var last string
-	et.Eventually(t, series+" = "+strconv.FormatFloat(want, 'g', -1, 64), func() bool {
-		last = h.Metrics(t)
-		v, ok := sample(last, series)
-		return ok && v == want
-	})
-}
-
 // joinAs connects a client and identifies it with an SA, waiting until the
 // server knows it by uid.
 func joinAs(t *testing.T, h *et.Harness, uid, callsign string) *et.Client {
 	t.Helper()
 	c := et.Dial(t, h.TCPAddr())
 	c.Send(et.SA(uid, callsign, "a-f-G-U-C"))
-	et.Eventually(t, uid+" identified", func() bool { return len(h.Srv.ClientsByUID(uid)) == 1 })
+	et.Eventually(t, uid+" identified", func() bool { return len(h.Srv.Directory().Client(uid)) == 1 })
 	return c
 }
 
-func listClients(t *testing.T, h *et.Harness) []engine.ClientInfo {
+func listClients(t *testing.T, h *et.Harness) []admin.ClientInfo {
 	t.Helper()
 	code, body := adminGet(t, h, "/api/clients")
 	if code != http.StatusOK {
 		t.Fatalf("GET /api/clients = %d %s", code, body)
 	}
-	var cs []engine.ClientInfo
+	var cs []admin.ClientInfo
 	if err := json.Unmarshal([]byte(body), &cs); err != nil {
 		t.Fatalf("GET /api/clients: %v in %s", err, body)
 	}
@@ -120,7 +96,7 @@ func TestAdminMetricsFollowClients(t *testing.T) {
 		`cotd_listen_queue_depth{listener="tcp"}`: 0,
 		`cotd_listen_backlog{listener="tcp"}`:     float64(listenBacklog(t)),
 	} {
-		if v, ok := sample(m, series); !ok || v != want {
+		if v, ok := et.Sample(m, series); !ok || v != want {
 			t.Errorf("%s = %v (present %v), want %v", series, v, ok, want)
 		}
 	}
@@ -131,36 +107,36 @@ func TestAdminMetricsFollowClients(t *testing.T) {
 	a := joinAs(t, h, "A", "ALPHA")
 	b := joinAs(t, h, "B", "BRAVO")
 	junk := et.Dial(t, h.TCPAddr())
-	waitSample(t, h, `cotd_connections_open{listener="tcp"}`, 3)
-	waitSample(t, h, `cotd_connections_accepted_total{listener="tcp"}`, 3)
-	waitSample(t, h, `cotd_frames_in_total{kind="sa"}`, 2)
+	h.WaitSample(t, `cotd_connections_open{listener="tcp"}`, 3)
+	h.WaitSample(t, `cotd_connections_accepted_total{listener="tcp"}`, 3)
+	h.WaitSample(t, `cotd_frames_in_total{kind="sa"}`, 2)
 	// B's SA to A; A's replayed to B; both replayed to the third client.
-	waitSample(t, h, `cotd_frames_out_total{kind="sa"}`, 4)
+	h.WaitSample(t, `cotd_frames_out_total{kind="sa"}`, 4)
 
 	b.Send(et.Chat("B", "hello", nil, nil))
 	a.Expect("bravo's chat", et.Type("b-t-f"))
-	waitSample(t, h, `cotd_frames_in_total{kind="chat"}`, 1)
+	h.WaitSample(t, `cotd_frames_in_total{kind="chat"}`, 1)
 	// Broadcast: to A and to the client that has not spoken yet.
-	waitSample(t, h, `cotd_frames_out_total{kind="chat"}`, 2)
+	h.WaitSample(t, `cotd_frames_out_total{kind="chat"}`, 2)
 	a.Send(et.Ping("A"))
 	a.Expect("a pong", et.Type(cot.TypePong))
-	waitSample(t, h, `cotd_frames_in_total{kind="ping"}`, 1)
-	waitSample(t, h, `cotd_frames_out_total{kind="ping"}`, 1)
+	h.WaitSample(t, `cotd_frames_in_total{kind="ping"}`, 1)
+	h.WaitSample(t, `cotd_frames_out_total{kind="ping"}`, 1)
 
 	junk.Send("GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	waitSample(t, h, `cotd_closes_total{reason="bad_frame"}`, 1)
+	h.WaitSample(t, `cotd_closes_total{reason="bad_frame"}`, 1)
 
 	if code, _, body := adminDo(t, h, http.MethodPost, "/api/clients/A/disconnect", "", ""); code != http.StatusOK {
 		t.Fatalf("disconnect A = %d %s", code, body)
 	}
-	waitSample(t, h, `cotd_closes_total{reason="admin"}`, 1)
+	h.WaitSample(t, `cotd_closes_total{reason="admin"}`, 1)
 	b.Expect("A's t-x-d-d", et.Type(cot.TypeDelete))
-	waitSample(t, h, `cotd_disconnect_notices_total`, 1)
-	waitSample(t, h, `cotd_frames_out_total{kind="other"}`, 1)
+	h.WaitSample(t, `cotd_disconnect_notices_total`, 1)
+	h.WaitSample(t, `cotd_frames_out_total{kind="other"}`, 1)
 
 	_ = b.Conn.Close()
-	waitSample(t, h, `cotd_closes_total{reason="peer_closed"}`, 1)
-	waitSample(t, h, `cotd_connections_open{listener="tcp"}`, 0)
+	h.WaitSample(t, `cotd_closes_total{reason="peer_closed"}`, 1)
+	h.WaitSample(t, `cotd_connections_open{listener="tcp"}`, 0)
 }
 
 // listenBacklog is the backlog gnet listens with: net.core.somaxconn,
@@ -201,7 +177,7 @@ func TestAdminClientsAPI(t *testing.T) {
 	}
 
 	code, hdr, body := adminDo(t, h, http.MethodGet, "/api/clients/ANDROID-b", "", "")
-	var one []engine.ClientInfo
+	var one []admin.ClientInfo
 	if err := json.Unmarshal([]byte(body), &one); code != http.StatusOK || err != nil || len(one) != 1 || one[0].Callsign != "BRAVO" {
 		t.Errorf("GET /api/clients/ANDROID-b = %d %s (%v)", code, body, err)
 	}
@@ -301,7 +277,7 @@ func TestAdminBasicAuth(t *testing.T) {
 	if code, _, _ := adminDo(t, h, http.MethodPost, "/api/clients/A/disconnect", "ops", "wrong"); code != http.StatusUnauthorized {
 		t.Errorf("disconnect with a wrong password: %d", code)
 	}
-	if len(h.Srv.ClientsByUID("A")) != 1 {
+	if len(h.Srv.Directory().Client("A")) != 1 {
 		t.Error("a refused disconnect disconnected the client")
 	}
 	for _, path := range []string{"/healthz", "/readyz"} {
@@ -331,10 +307,10 @@ func TestAdminListenQueuesOfEveryListener(t *testing.T) {
 	h := et.StartTLS(t, et.NewPKI(t, pki.KeyECDSAP256), nil)
 	m := h.Metrics(t)
 	for _, l := range []string{"tcp", "tls"} {
-		if v, ok := sample(m, `cotd_listen_queue_depth{listener="`+l+`"}`); !ok || v != 0 {
+		if v, ok := et.Sample(m, `cotd_listen_queue_depth{listener="`+l+`"}`); !ok || v != 0 {
 			t.Errorf("%s queue depth = %v (present %v), want 0", l, v, ok)
 		}
-		if v, ok := sample(m, `cotd_listen_backlog{listener="`+l+`"}`); !ok || v != float64(listenBacklog(t)) {
+		if v, ok := et.Sample(m, `cotd_listen_backlog{listener="`+l+`"}`); !ok || v != float64(listenBacklog(t)) {
 			t.Errorf("%s backlog = %v (present %v), want %d", l, v, ok, listenBacklog(t))
 		}
 	}
@@ -345,26 +321,29 @@ func TestAdminListenQueuesOfEveryListener(t *testing.T) {
 // a slowloris building up before the handshake deadline clears it.
 func TestAdminConnectionsByState(t *testing.T) {
 	p := et.NewPKI(t, pki.KeyECDSAP256)
+	// The silent client must be seen handshaking before its deadline: it is
+	// dialled last, once the others are established, and the deadline leaves
+	// a loaded machine ten seconds for one scrape.
 	h := et.StartTLS(t, p, func(c *configs.Config) {
-		c.TLS.HandshakeTimeout = configs.Duration{Duration: time.Second}
+		c.TLS.HandshakeTimeout = configs.Duration{Duration: 10 * time.Second}
 	})
 	series := func(l, state string) string {
 		return `cotd_connections{listener="` + l + `",state="` + state + `"}`
 	}
-	et.DialSilent(t, h.TLSAddr())
 	honest := et.DialTLS(t, h.TLSAddr(), p.Client(t, "alice"))
 	et.Dial(t, h.TCPAddr())
-	waitSample(t, h, series("tls", "handshaking"), 1)
-	waitSample(t, h, series("tls", "established"), 1)
-	waitSample(t, h, series("tcp", "established"), 1)
-	waitSample(t, h, series("tcp", "handshaking"), 0)
+	h.WaitSample(t, series("tls", "established"), 1)
+	h.WaitSample(t, series("tcp", "established"), 1)
+	et.DialSilent(t, h.TLSAddr())
+	h.WaitSample(t, series("tls", "handshaking"), 1)
+	h.WaitSample(t, series("tcp", "handshaking"), 0)
 
 	// The silent one is closed at the deadline; the gauges follow.
-	waitSample(t, h, `cotd_closes_total{reason="handshake_timeout"}`, 1)
-	waitSample(t, h, series("tls", "handshaking"), 0)
+	h.WaitSample(t, `cotd_closes_total{reason="handshake_timeout"}`, 1)
+	h.WaitSample(t, series("tls", "handshaking"), 0)
 	_ = honest.Conn.Close()
-	waitSample(t, h, series("tls", "established"), 0)
-	waitSample(t, h, `cotd_connections_open{listener="tls"}`, 0)
+	h.WaitSample(t, series("tls", "established"), 0)
+	h.WaitSample(t, `cotd_connections_open{listener="tls"}`, 0)
 }
 
 // A connection that has no uid (it never sent an SA) is still reachable by
@@ -387,7 +366,7 @@ func TestAdminConnectionByID(t *testing.T) {
 	path := fmt.Sprintf("/api/connections/%d", id)
 
 	code, body := adminGet(t, h, path)
-	var ci engine.ClientInfo
+	var ci admin.ClientInfo
 	if err := json.Unmarshal([]byte(body), &ci); code != http.StatusOK || err != nil || ci.ID != id || ci.Remote != anon.Conn.LocalAddr().String() {
 		t.Fatalf("GET %s = %d %s (%v)", path, code, body, err)
 	}
@@ -402,7 +381,7 @@ func TestAdminConnectionByID(t *testing.T) {
 		t.Fatalf("disconnect %d = %d %s", id, code, body)
 	}
 	anon.Closed()
-	waitSample(t, h, `cotd_closes_total{reason="admin"}`, 1)
+	h.WaitSample(t, `cotd_closes_total{reason="admin"}`, 1)
 	if code, _ := adminGet(t, h, path); code != http.StatusNotFound {
 		t.Errorf("GET a closed connection = %d, want 404", code)
 	}
@@ -414,5 +393,85 @@ func TestAdminConnectionByID(t *testing.T) {
 	named.Expect("a pong", et.Type(cot.TypePong))
 	if !strings.Contains(h.Logs.String(), `"message":"admin disconnect"`) {
 		t.Error("no audit line for the disconnect")
+	}
+}
+
+// /api/connections lists every connection by id, handshaking ones too.
+func TestAdminConnectionsList(t *testing.T) {
+	p := et.NewPKI(t, pki.KeyECDSAP256)
+	h := et.StartTLS(t, p, nil)
+	if code, body := adminGet(t, h, "/api/connections"); code != http.StatusOK || strings.TrimSpace(body) != "[]" {
+		t.Errorf("no connections: %d %q, want 200 []", code, body)
+	}
+	et.DialSilent(t, h.TLSAddr())
+	alice := et.DialTLS(t, h.TLSAddr(), p.Client(t, "alice"))
+	alice.Send(et.SA("U-alice", "ALICE", "a-f-G-U-C"))
+	et.Eventually(t, "alice identified", func() bool { return len(h.Srv.Directory().Client("U-alice")) == 1 })
+
+	code, body := adminGet(t, h, "/api/connections")
+	var cs []admin.ClientInfo
+	if err := json.Unmarshal([]byte(body), &cs); code != http.StatusOK || err != nil || len(cs) != 2 {
+		t.Fatalf("GET /api/connections = %d %s (%v), want the two", code, body, err)
+	}
+	states := map[string]admin.ClientInfo{}
+	for _, c := range cs {
+		states[c.State] = c
+	}
+	if hs := states["handshaking"]; hs.ID == 0 || hs.Listener != "tls" || hs.CN != "" {
+		t.Errorf("handshaking connection %+v", hs)
+	}
+	est := states["established"]
+	if est.UID != "U-alice" || est.CN != "alice" || est.Identity != "alice" || est.BytesIn == 0 ||
+		len(est.GroupsIn) == 0 || len(est.GroupsOut) == 0 {
+		t.Errorf("established connection %+v", est)
+	}
+	if cs[0].ID >= cs[1].ID {
+		t.Errorf("not oldest first: %d, %d", cs[0].ID, cs[1].ID)
+	}
+}
+
+// Errors are JSON, the router's 404 and 405 included.
+func TestAdminErrorsAreJSON(t *testing.T) {
+	h := et.Start(t, nil)
+	for _, tc := range []struct {
+		method, path string
+		code         int
+		allow, says  string
+	}{
+		{http.MethodGet, "/nope", http.StatusNotFound, "", "/nope"},
+		{http.MethodGet, "/api/clients/x/y/z", http.StatusNotFound, "", "/api/clients/x/y/z"},
+		{http.MethodDelete, "/api/connections", http.StatusMethodNotAllowed, "GET, HEAD", "DELETE"},
+		{http.MethodGet, "/api/clients/A/disconnect", http.StatusMethodNotAllowed, "POST", "GET"},
+	} {
+		code, hdr, body := adminDo(t, h, tc.method, tc.path, "", "")
+		var e admin.Error
+		if err := json.Unmarshal([]byte(body), &e); err != nil || code != tc.code || !strings.Contains(e.Error, tc.says) {
+			t.Errorf("%s %s = %d %q (%v), want %d and a JSON error naming %q", tc.method, tc.path, code, body, err, tc.code, tc.says)
+		}
+		if ct := hdr.Get("Content-Type"); ct != "application/json" {
+			t.Errorf("%s %s: Content-Type %q", tc.method, tc.path, ct)
+		}
+		if hdr.Get("Allow") != tc.allow {
+			t.Errorf("%s %s: Allow %q, want %q", tc.method, tc.path, hdr.Get("Allow"), tc.allow)
+		}
+	}
+}
+
+// /metrics carries the Go runtime's and the process's figures under their
+// customary names, beside the engine's.
+func TestAdminRuntimeAndProcessMetrics(t *testing.T) {
+	h := et.Start(t, nil)
+	m := h.Metrics(t)
+	for _, series := range []string{"go_goroutines", "go_threads", "go_memstats_heap_alloc_bytes", "go_gc_cycles_total",
+		"process_cpu_seconds_total", "process_resident_memory_bytes", "process_open_fds", "process_start_time_seconds"} {
+		if _, ok := et.Sample(m, series); !ok {
+			t.Errorf("no %s on /metrics", series)
+		}
+	}
+	if v, _ := et.Sample(m, "go_goroutines"); v < 2 {
+		t.Errorf("go_goroutines = %v", v)
+	}
+	if !strings.Contains(m, "# TYPE cotd_connections_open gauge") {
+		t.Error("the engine's metrics are missing")
 	}
 }

@@ -1,0 +1,22 @@
+package engine
+
+import (
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// reactor is the Server as gnet sees it: the event-loop callbacks (OnBoot,
+// OnOpen, OnTraffic, OnClose in server.go) live on this unexported type so
+// that they are not part of the engine's API; nothing outside gnet may
+// call them. It is the same memory as the Server, converted, not a copy.
+type reactor Server
+
+// OnShutdown implements gnet.EventHandler: Run does the draining.
+func (r *reactor) OnShutdown(gnet.Engine) {}
+
+// OnTick implements gnet.EventHandler. cotd does not ask gnet for ticks
+// (the wheels advance from Server.tick), so it is never called.
+func (r *reactor) OnTick() (time.Duration, gnet.Action) { return 0, gnet.None }
+
+var _ gnet.EventHandler = (*reactor)(nil)
