@@ -81,7 +81,15 @@ func decodeValue(path string, val any, f reflect.Value, errs *[]keyError) error 
 		default:
 			return fmt.Errorf("want a string, got %s", tomlType(val))
 		}
-		return f.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s))
+		if err := f.Addr().Interface().(encoding.TextUnmarshaler).UnmarshalText([]byte(s)); err != nil {
+			return err
+		}
+		// configs.Duration records a bad value instead of failing (so that
+		// configs can report every one); it says so through Problem.
+		if p, ok := f.Interface().(interface{ Problem() error }); ok {
+			return p.Problem()
+		}
+		return nil
 	}
 	switch f.Kind() {
 	case reflect.Struct:

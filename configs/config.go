@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ type Config struct {
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
 	Marti  Marti  `toml:"marti"`
+	Output Output `toml:"output"`
+	Server Server `toml:"server"`
 	Store  Store  `toml:"store"`
 }
 
@@ -142,11 +145,19 @@ const (
 	ProtocolProtobuf  = "protobuf"
 )
 
+// The log formats.
+const (
+	LogAuto    = "auto"
+	LogJSON    = "json"
+	LogConsole = "console"
+)
+
 // Log selects the log output.
 type Log struct {
 	// Level is debug, info, warn or error; default info.
 	Level string `toml:"level"`
-	// Format is json (default) or console.
+	// Format is auto (default: console when stderr is a terminal, json
+	// otherwise), json or console.
 	Format string `toml:"format"`
 }
 
@@ -192,22 +203,97 @@ func (c *Config) MartiHTTPSEnabled() bool {
 	return c.Marti.HTTPSAddr != "" && ((c.TLS.Cert != "" && c.TLS.Key != "") || c.TLS.DevCerts)
 }
 
+// Output shapes how queued output is written to each client.
+type Output struct {
+	// CoalesceDelay is how long a client's queued messages may wait to be
+	// written together in one system call (and, on TLS, sealed together
+	// into full records) while its event loop is busy; a loop that wrote
+	// nothing for this long writes at once, so a lone message is not held.
+	// Default 2ms; "0s" writes every delivery at once. At most 50ms.
+	CoalesceDelay Duration `toml:"coalesce_delay"`
+	// CoalesceBytes: a client with this many bytes queued is written at
+	// once, without waiting for CoalesceDelay; default 16384 (one full TLS
+	// record). Must be positive.
+	CoalesceBytes int `toml:"coalesce_bytes"`
+}
+
+// maxCoalesceDelay bounds output.coalesce_delay: past it, coalescing costs
+// more latency than any client should see.
+const maxCoalesceDelay = 50 * time.Millisecond
+
+// Server says how clients reach this server.
+type Server struct {
+	// AdvertiseHost is the host name or IPv4 address clients should connect
+	// to: it goes into the development data package (and file-share URLs).
+	// Default "": this machine's first non-loopback IPv4 address, else its
+	// host name; the start-up log says which one was chosen.
+	AdvertiseHost string `toml:"advertise_host"`
+}
+
 // Duration is a time.Duration that must be written with units ("10s"); a
 // bare number is refused so that "90" can never silently mean 90 ns.
-type Duration struct{ time.Duration }
+type Duration struct {
+	time.Duration
+	// invalid holds why the text did not parse. UnmarshalText records it
+	// instead of failing, because a decode error would stop the TOML decoder
+	// at the first bad duration; Parse reports every one, by key.
+	invalid string
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := string(b)
+	d.Duration, d.invalid = 0, ""
 	if _, err := strconv.ParseFloat(s, 64); err == nil && s != "0" {
-		return fmt.Errorf("duration %q needs a unit (e.g. %q)", s, s+"s")
+		d.invalid = fmt.Sprintf("duration %q needs a unit (e.g. %q)", s, s+"s")
+		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("bad duration %q: want a number with a unit, like \"10s\" or \"2m\"", s)
+		d.invalid = fmt.Sprintf("bad duration %q: want a number with a unit, like \"10s\" or \"2m\"", s)
+		return nil
 	}
 	d.Duration = v
 	return nil
+}
+
+// Problem is why the text given to UnmarshalText was refused, or nil.
+// Decoders other than Parse (cotbench's scenarios) check it after decoding.
+func (d Duration) Problem() error {
+	if d.invalid == "" {
+		return nil
+	}
+	return errors.New(d.invalid)
+}
+
+// durationErrors finds every Duration in v that did not parse, named by its
+// TOML key, in every section (those added later included).
+func durationErrors(v reflect.Value, prefix string) []error {
+	if d, ok := v.Interface().(Duration); ok {
+		if d.invalid != "" {
+			return []error{fmt.Errorf("%s: %s", prefix, d.invalid)}
+		}
+		return nil
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	var errs []error
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if key == "" {
+			key = f.Name
+		}
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		errs = append(errs, durationErrors(v.Field(i), key)...)
+	}
+	return errs
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -230,23 +316,32 @@ var ErrInvalid = errors.New("configs: invalid configuration")
 // the result. An unknown key, a wrong type and every failed check are
 // reported together.
 func Parse(data []byte) (*Config, error) {
+	c, errs := decode(data)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// decode is Parse returning every problem as a list, and the configuration
+// even when it has problems (nil only when the TOML does not decode), so
+// that `cotd config check` can go on to load the files it names.
+func decode(data []byte) (*Config, []error) {
 	c := &Config{}
 	if !bytes.Equal(data, defaultTOML) {
 		c = Default()
 	}
 	md, err := toml.Decode(string(data), c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, []error{err}
 	}
 	var errs []error
 	for _, k := range md.Undecoded() {
 		errs = append(errs, fmt.Errorf("unknown key %q", k.String()))
 	}
+	errs = append(errs, durationErrors(reflect.ValueOf(*c), "")...)
 	errs = append(errs, c.validate()...)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
-	}
-	return c, nil
+	return c, errs
 }
 
 // Load reads and parses the file at path.
@@ -340,7 +435,7 @@ func (c *Config) validate() []error {
 	}
 
 	positive := func(key string, d Duration) {
-		if d.Duration <= 0 {
+		if d.Duration <= 0 && d.invalid == "" { // an invalid one is reported by durationErrors
 			bad("%s must be positive, got %q", key, d.Duration)
 		}
 	}
@@ -361,6 +456,12 @@ func (c *Config) validate() []error {
 	}
 	if c.Limits.SocketSendBytes < 0 {
 		bad("limits.socket_send_bytes must be 0 (kernel default) or positive, got %d", c.Limits.SocketSendBytes)
+	}
+	if d := c.Output.CoalesceDelay.Duration; d < 0 || d > maxCoalesceDelay {
+		bad("output.coalesce_delay must be between 0s and %s, got %s", maxCoalesceDelay, d)
+	}
+	if c.Output.CoalesceBytes <= 0 {
+		bad("output.coalesce_bytes must be positive, got %d", c.Output.CoalesceBytes)
 	}
 	if c.Broker.Shards < 0 || c.Broker.Shards > 1024 {
 		bad("broker.shards must be between 0 (GOMAXPROCS) and 1024, got %d", c.Broker.Shards)
@@ -394,9 +495,12 @@ func (c *Config) validate() []error {
 		bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	switch c.Log.Format {
-	case "json", "console":
+	case LogAuto, LogJSON, LogConsole:
 	default:
-		bad("log.format must be json or console, got %q", c.Log.Format)
+		bad("log.format must be auto, json or console, got %q", c.Log.Format)
+	}
+	if h := c.Server.AdvertiseHost; h != "" && (strings.ContainsAny(h, ":/ ") || net.ParseIP(h) != nil && net.ParseIP(h).To4() == nil) {
+		bad("server.advertise_host must be a host name or IPv4 address without a port (TAK connect strings cannot hold IPv6), got %q", h)
 	}
 	errs = append(errs, c.Store.validate()...)
 	return errs

@@ -25,8 +25,9 @@ type rule struct {
 
 // rules, by package directory; the longest matching prefix applies. Arrows
 // point one way: cmd -> engine -> {cot, tlsstate, configs}; bench -> {cot,
-// tlsstate, configs}; the leaves import no project package, and nothing
-// imports cmd.
+// tlsstate, configs}; takclient (cotd send/listen) -> cot and the standard
+// library only; the leaves import no project package, and nothing imports
+// cmd.
 var rules = map[string]rule{
 	"cot":          {external: []string{"google.golang.org/protobuf/encoding/protowire"}},
 	"cot/takproto": {project: []string{"cot"}, external: []string{"google.golang.org/protobuf/encoding/protowire"}},
@@ -48,7 +49,15 @@ var rules = map[string]rule{
 	// The broker routes bytes: the engine hands it the wire encoders.
 	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
 	"bench":         {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"cmd":           {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
+	"cmd":           {project: []string{"engine", "bench", "takclient", "cot", "tlsstate", "configs"}},
+
+	// cotd send / cotd listen: a small client on cot and the standard library.
+	"takclient": {project: []string{"cot"}, external: []string{}},
+	// The one poll helper for tests: the standard library only, so that the
+	// packages enginetest depends on can use it too.
+	"internal/poll": {external: []string{}},
+	// The test harness may use the project's test helpers.
+	"engine/enginetest": {project: []string{"engine", "cot", "tlsstate", "configs", "internal"}},
 }
 
 func ruleFor(dir string) (rule, bool) {

@@ -100,7 +100,9 @@ func (ss *session) onV1(payload []byte) error {
 	}
 	doc, err := takproto.AppendXML(ss.lp.xml[:0], tm)
 	if err != nil {
-		return &errFrame{reason: ReasonBadFrame, err: err}
+		// A time beyond year 9999 or an xmlDetail with "</event" is this event's fault
+		// alone: dropped and counted, the connection stays.
+		return ss.refuse(err)
 	}
 	ss.lp.xml = doc[:0]
 	ss.curV1 = payload

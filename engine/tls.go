@@ -18,8 +18,9 @@ import (
 )
 
 // tlsFiles is the server's TLS material. The config handed to every
-// connection is fixed; it asks current() for the one to use, so SIGHUP can
-// swap certificate, key, CA and CRL without touching open connections.
+// connection (base) is fixed; its GetConfigForClient loads cur, the config
+// of the latest successful reload, so SIGHUP can swap certificate, key, CA
+// and CRL without touching open connections.
 type tlsFiles struct {
 	cert, key, ca, crl string
 	ticketKey          [32]byte
@@ -68,6 +69,10 @@ func (f *tlsFiles) reload() error {
 		Certificates: []tls.Certificate{pair},
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    pool,
+		// A flush seals a client's queued messages in one Write: full
+		// 16 KiB records from the start, not the small first records
+		// meant for a browser's first paint.
+		DynamicRecordSizingDisabled: true,
 	}
 	if f.crl != "" {
 		revoked, err := loadCRL(f.crl, caPEM)
@@ -131,7 +136,7 @@ func tlsPaths(c *configs.Config, log zerolog.Logger) (cert, key, ca string, err 
 	if !c.TLSDev() {
 		return c.TLS.Cert, c.TLS.Key, c.TLS.CA, nil
 	}
-	dev, created, err := pki.EnsureDev(c.TLS.DevDir, pki.DefaultHosts(), pki.KeyECDSAP256)
+	dev, created, err := pki.EnsureDevFor(c.TLS.DevDir, pki.DefaultHosts(), pki.KeyECDSAP256, c.Server.AdvertiseHost)
 	if err != nil {
 		return "", "", "", fmt.Errorf("engine: development certificates in %s: %w", c.TLS.DevDir, err)
 	}

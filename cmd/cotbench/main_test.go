@@ -221,24 +221,35 @@ func TestSpawnSmoke(t *testing.T) {
 	}
 }
 
-// A TLS scenario with --spawn either runs (cotd serves TLS) or fails with exit status 2
-// and cotd's own reason, never silently.
-func TestSpawnTLSRunsOrSaysWhy(t *testing.T) {
+// A TLS scenario with --spawn runs: cotd serves TLS, and both client stacks are reported.
+func TestSpawnTLSRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs cotd")
 	}
 	code, out, errs := runCLI(t, "run", "../../configs/bench/smoke-tls.toml", "--spawn", "--duration", "3s", "--clients", "12")
-	switch code {
-	case 0:
-		if !strings.Contains(out, "utls-android11 TLS 1.2") || !strings.Contains(out, "crypto/tls TLS 1.3") {
-			t.Errorf("TLS handshakes not reported:\n%s", out)
-		}
-	case 2:
-		if !strings.Contains(errs, "cotd exited during start-up") || !strings.Contains(errs, "log ") {
-			t.Errorf("unclear failure:\n%s", errs)
-		}
-	default:
-		t.Errorf("exit %d\n%s\n%s", code, out, errs)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "utls-android11 TLS 1.2") || !strings.Contains(out, "crypto/tls TLS 1.3") {
+		t.Errorf("TLS handshakes not reported:\n%s", out)
+	}
+}
+
+// A spawned cotd that exits during start-up fails the run with exit status 2 and
+// cotd's own last words and log path, never silently.
+func TestSpawnFailureSaysWhy(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "cotd")
+	script := "#!/bin/sh\necho '{\"level\":\"error\",\"message\":\"cannot start: fake cotd for a test\"}' >&2\nexit 1\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "run", smoke, "--spawn", "--cotd", fake, "--duration", "3s", "--clients", "2")
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "cotd exited during start-up") || !strings.Contains(errs, "log ") ||
+		!strings.Contains(errs, "fake cotd for a test") {
+		t.Errorf("unclear failure:\n%s", errs)
 	}
 }
 

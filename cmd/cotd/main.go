@@ -4,15 +4,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"cotd/configs"
 	"cotd/engine"
@@ -27,10 +25,11 @@ const usage = `usage:
   cotd certs ca|server|client  make a CA, server and client certificates, ATAK data packages
   cotd users add|passwd|del|disable|enable|list|hash   edit the users file
   cotd clients [--admin URL]   list connected clients (admin API)
+  cotd send|listen [--addr A]  a small TAK client: send positions, or print what arrives
   cotd store migrate [--config FILE]   bring the database schema up to date
   cotd config check FILE       validate a configuration file
   cotd config default          print the embedded default configuration
-  cotd version                 print the version
+  cotd version, --version      print the version
 `
 
 func main() {
@@ -53,9 +52,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usersCmd(args[1:], os.Stdin, stdout, stderr)
 	case "clients":
 		return clientsCmd(args[1:], stdout, stderr)
+	case "send", "listen":
+		return clientCmd(args[0], args[1:], stdout, stderr)
 	case "store":
 		return storeCmd(args[1:], stdout, stderr)
-	case "version":
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "cotd", version)
 		return 0
 	case "help", "-h", "--help":
@@ -71,6 +72,9 @@ func serve(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (TOML); empty means the embedded defaults")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage, which flag printed
+		}
 		return 2
 	}
 	cfg, err := loadConfig(*path)
@@ -80,6 +84,9 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
+	for _, w := range cfg.Warnings() {
+		log.Warn().Msg(w)
+	}
 	srv, err := engine.New(cfg, log)
 	var api *marti.Server
 	if err == nil {
@@ -118,23 +125,6 @@ func serve(args []string, stderr io.Writer) int {
 	return 0
 }
 
-func configCmd(args []string, stdout, stderr io.Writer) int {
-	switch {
-	case len(args) == 2 && args[0] == "check":
-		if _, err := configs.Load(args[1]); err != nil {
-			fmt.Fprintln(stderr, "cotd:", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "%s: ok\n", args[1])
-		return 0
-	case len(args) == 1 && args[0] == "default":
-		_, _ = stdout.Write(configs.DefaultTOML())
-		return 0
-	}
-	fmt.Fprint(stderr, usage)
-	return 2
-}
-
 func loadConfig(path string) (*configs.Config, error) {
 	if path == "" {
 		return configs.Default(), nil
@@ -147,16 +137,4 @@ func orDefault(path string) string {
 		return "(embedded defaults)"
 	}
 	return path
-}
-
-func newLogger(c configs.Log, w io.Writer) zerolog.Logger {
-	if c.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
-	}
-	level, err := zerolog.ParseLevel(c.Level)
-	if err != nil {
-		level = zerolog.InfoLevel
-	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }

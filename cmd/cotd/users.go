@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
+
+	"golang.org/x/term"
 
 	"cotd/engine/auth"
 )
@@ -24,7 +27,8 @@ const usersUsage = `usage:
 N is the certificate CN or the <auth> user name. --groups are both
 directions, --in publish only, --out receive only; a user with no group is
 __ANON__. add without --password-stdin makes a certificate-only user.
-passwd and hash always read the password from the first line of stdin; hash
+passwd and hash always read the password from the first line of stdin (on a
+terminal: a prompt, without echo); hash
 prints a bcrypt hash for admin.basic_password_hash. add creates F if needed.
 `
 
@@ -222,8 +226,24 @@ func hashFromStdin(stdin io.Reader) (string, error) {
 const maxPasswordLine = 1024
 
 // readPasswordLine returns the first line of r without its line ending.
-// Other white space is kept: it may be part of the password.
+// Other white space is kept: it may be part of the password. When r is a
+// terminal, it prompts on it and reads with echo off, so that the password
+// is neither shown nor left in the terminal's scrollback.
 func readPasswordLine(r io.Reader) (string, error) {
+	if f, ok := r.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		_, _ = fmt.Fprint(f, "Password: ")
+		pw, err := term.ReadPassword(int(f.Fd()))
+		_, _ = fmt.Fprintln(f)
+		switch {
+		case err != nil:
+			return "", fmt.Errorf("reading the password from the terminal: %w", err)
+		case len(pw) == 0:
+			return "", errors.New("no password given")
+		case len(pw) > maxPasswordLine:
+			pw = pw[:maxPasswordLine]
+		}
+		return string(pw), nil
+	}
 	line, err := bufio.NewReader(io.LimitReader(r, maxPasswordLine)).ReadString('\n')
 	switch {
 	case errors.Is(err, io.EOF) && line == "":
