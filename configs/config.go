@@ -35,6 +35,8 @@ type Config struct {
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
 	Enroll Enroll `toml:"enroll"`
+	Marti  Marti  `toml:"marti"`
+	Output Output `toml:"output"`
 	Server Server `toml:"server"`
 	Store  Store  `toml:"store"`
 }
@@ -165,6 +167,66 @@ type Log struct {
 	// otherwise), json or console.
 	Format string `toml:"format"`
 }
+
+// Marti is the Marti HTTP API (TAK Server's 8443/8080): file sharing, data
+// packages, contacts, channels and track history for ATAK, WinTAK and iTAK.
+type Marti struct {
+	// HTTPSAddr is host:port of the mutual-TLS listener; default
+	// "0.0.0.0:8443"; "" disables it. It is served with the streaming
+	// listener's certificate, key and CA (tls.cert, tls.key, tls.ca, or the
+	// development PKI), and a client certificate's CN maps to the same user
+	// and groups as on the stream.
+	HTTPSAddr string `toml:"https_addr"`
+	// HTTPAddr is host:port of a plain HTTP listener for TCP-only
+	// deployments; default "" (off). Its callers are anonymous: they get
+	// tcp.groups.
+	HTTPAddr string `toml:"http_addr"`
+	// ExternalURL is the base URL ("https://tak.example:8443") put in the
+	// download links handed to clients; default "" builds it from the
+	// request's scheme and Host.
+	ExternalURL string `toml:"external_url"`
+	// MaxUploadBytes caps one uploaded file; default 419430400 (400 MiB).
+	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+	// FilesDir holds uploaded files, named by their SHA-256; default
+	// "cotd-data/files".
+	FilesDir string `toml:"files_dir"`
+	// ReadHeaderTimeout bounds reading a request's headers; default 10s.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// BodyTimeout is how long one read of a request body or one write of a
+	// response may make no progress before the request is abandoned, so a
+	// slow uploader or a stalled downloader frees its slot; default 30s.
+	BodyTimeout Duration `toml:"body_timeout"`
+	// IdleTimeout closes a keep-alive connection with no request this long;
+	// default 2m.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConnections bounds the open connections of each listener; one
+	// more is closed at once and counted; default 4096. Must be positive.
+	MaxConnections int `toml:"max_connections"`
+}
+
+// MartiHTTPSEnabled reports whether the Marti mutual-TLS listener is to be
+// served: it needs an address and the TLS material of [tls].
+func (c *Config) MartiHTTPSEnabled() bool {
+	return c.Marti.HTTPSAddr != "" && ((c.TLS.Cert != "" && c.TLS.Key != "") || c.TLS.DevCerts)
+}
+
+// Output shapes how queued output is written to each client.
+type Output struct {
+	// CoalesceDelay is how long a client's queued messages may wait to be
+	// written together in one system call (and, on TLS, sealed together
+	// into full records) while its event loop is busy; a loop that wrote
+	// nothing for this long writes at once, so a lone message is not held.
+	// Default 2ms; "0s" writes every delivery at once. At most 50ms.
+	CoalesceDelay Duration `toml:"coalesce_delay"`
+	// CoalesceBytes: a client with this many bytes queued is written at
+	// once, without waiting for CoalesceDelay; default 16384 (one full TLS
+	// record). Must be positive.
+	CoalesceBytes int `toml:"coalesce_bytes"`
+}
+
+// maxCoalesceDelay bounds output.coalesce_delay: past it, coalescing costs
+// more latency than any client should see.
+const maxCoalesceDelay = 50 * time.Millisecond
 
 // Server says how clients reach this server.
 type Server struct {
@@ -406,6 +468,12 @@ func (c *Config) validate() []error {
 	if c.Limits.SocketSendBytes < 0 {
 		bad("limits.socket_send_bytes must be 0 (kernel default) or positive, got %d", c.Limits.SocketSendBytes)
 	}
+	if d := c.Output.CoalesceDelay.Duration; d < 0 || d > maxCoalesceDelay {
+		bad("output.coalesce_delay must be between 0s and %s, got %s", maxCoalesceDelay, d)
+	}
+	if c.Output.CoalesceBytes <= 0 {
+		bad("output.coalesce_bytes must be positive, got %d", c.Output.CoalesceBytes)
+	}
 	if c.Broker.Shards < 0 || c.Broker.Shards > 1024 {
 		bad("broker.shards must be between 0 (GOMAXPROCS) and 1024, got %d", c.Broker.Shards)
 	}
@@ -413,6 +481,34 @@ func (c *Config) validate() []error {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)
 	}
 	errs = append(errs, c.Enroll.validate()...)
+	if c.Enroll.Addr != "" {
+		for _, o := range []struct{ key, addr string }{{"tcp.addr", c.TCP.Addr}, {"tls.addr", c.TLS.Addr},
+			{"admin.addr", c.Admin.Addr}, {"marti.https_addr", c.Marti.HTTPSAddr}, {"marti.http_addr", c.Marti.HTTPAddr}} {
+			if o.addr != "" && samePort(o.addr, c.Enroll.Addr) {
+				bad("enroll.addr and %s share port %s", o.key, port(c.Enroll.Addr))
+			}
+		}
+	}
+	checkAddr("marti.https_addr", c.Marti.HTTPSAddr)
+	checkAddr("marti.http_addr", c.Marti.HTTPAddr)
+	if c.Marti.HTTPSAddr != "" && c.Marti.HTTPAddr != "" && samePort(c.Marti.HTTPSAddr, c.Marti.HTTPAddr) {
+		bad("marti.https_addr and marti.http_addr share port %s", port(c.Marti.HTTPSAddr))
+	}
+	if u := c.Marti.ExternalURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		bad("marti.external_url must start with https:// or http://, got %q", u)
+	}
+	if c.Marti.MaxUploadBytes <= 0 {
+		bad("marti.max_upload_bytes must be positive, got %d", c.Marti.MaxUploadBytes)
+	}
+	if c.Marti.FilesDir == "" {
+		bad("marti.files_dir must name a directory")
+	}
+	positive("marti.read_header_timeout", c.Marti.ReadHeaderTimeout)
+	positive("marti.body_timeout", c.Marti.BodyTimeout)
+	positive("marti.idle_timeout", c.Marti.IdleTimeout)
+	if c.Marti.MaxConnections < 1 {
+		bad("marti.max_connections must be positive, got %d", c.Marti.MaxConnections)
+	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
 	default:

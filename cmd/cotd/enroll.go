@@ -54,6 +54,9 @@ func startEnroll(ctx context.Context, cfg *configs.Config, srv *engine.Server, l
 	if err == nil {
 		err = en.Listen()
 	}
+	if err == nil {
+		srv.AddMetrics(en.WriteMetrics)
+	}
 	if err != nil {
 		if db != nil {
 			_ = db.Close(context.Background())

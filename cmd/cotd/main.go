@@ -14,6 +14,7 @@ import (
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/marti"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".
@@ -87,11 +88,16 @@ func serve(args []string, stderr io.Writer) int {
 		log.Warn().Msg(w)
 	}
 	srv, err := engine.New(cfg, log)
+	var api *marti.Server
+	if err == nil {
+		srv.Version = version
+		wireAdmin(srv, cfg, log)
+		api, err = newMarti(cfg, srv, log) // the Marti HTTP API (8443), beside the engine
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	srv.Version = version
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	en, err := startEnroll(ctx, cfg, srv, log) // certificate enrollment (8446) and the CRL watcher
@@ -99,7 +105,7 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	wireAdmin(srv, cfg, log, en.WriteMetrics)
+	martiDone := runMarti(ctx, stop, api, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -108,10 +114,16 @@ func serve(args []string, stderr io.Writer) int {
 			// Each logs its own outcome and keeps the old state on error.
 			_ = srv.ReloadTLS()
 			_ = srv.ReloadUsers()
+			reloadMarti(api)
 			_ = en.Reload()
 		}
 	}()
-	if err := srv.Run(ctx); err != nil {
+	err = srv.Run(ctx)
+	stop()
+	if mErr := <-martiDone; err == nil {
+		err = mErr
+	}
+	if err != nil {
 		log.Error().Err(err).Msg("server stopped with an error")
 		return 1
 	}

@@ -116,7 +116,8 @@ func TestServeEnrollsStreamsAndRevokes(t *testing.T) {
 	devDir := filepath.Join(dir, "certs")
 	cfgPath := filepath.Join(dir, "cotd.toml")
 	cfg := fmt.Sprintf("[tcp]\naddr = \"127.0.0.1:0\"\n[tls]\naddr = \"127.0.0.1:0\"\ndev_dir = %q\n[admin]\naddr = \"127.0.0.1:0\"\n"+
-		"[auth]\nusers_file = %q\n[enroll]\naddr = \"127.0.0.1:0\"\ncrl_check = \"50ms\"\n[store]\npath = %q\n",
+		"[auth]\nusers_file = %q\n[enroll]\naddr = \"127.0.0.1:0\"\ncrl_check = \"50ms\"\n[store]\npath = %q\n"+
+		"[marti]\nhttps_addr = \"\"\n",
 		devDir, users, filepath.Join(dir, "cotd.db"))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

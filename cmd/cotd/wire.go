@@ -1,9 +1,6 @@
 package main
 
 import (
-	"errors"
-	"io"
-
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
@@ -14,20 +11,13 @@ import (
 
 // wireAdmin mounts the admin API on the engine's admin listener: the API
 // sees the engine through its Directory, its metrics and its readiness.
-// more are other components' metrics, appended to the engine's.
-func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger, more ...func(io.Writer) error) {
+func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger) {
 	o := admin.Options{
 		Directory: srv.Directory(),
-		Metrics: func(w io.Writer) error {
-			err := srv.WriteMetrics(w)
-			for _, m := range more {
-				err = errors.Join(err, m(w))
-			}
-			return err
-		},
-		Ready: srv.Readiness,
-		Pprof: cfg.Admin.Pprof,
-		Log:   log.With().Str("component", "admin").Logger(),
+		Metrics:   srv.WriteMetrics,
+		Ready:     srv.Readiness,
+		Pprof:     cfg.Admin.Pprof,
+		Log:       log.With().Str("component", "admin").Logger(),
 	}
 	if cfg.Admin.BasicUser != "" {
 		o.Authorize = auth.BasicChecker(cfg.Admin.BasicUser, cfg.Admin.BasicPasswordHash)
