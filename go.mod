@@ -8,6 +8,7 @@ require (
 	github.com/panjf2000/gnet/v2 v2.9.7
 	github.com/refraction-networking/utls v1.8.2
 	github.com/rs/zerolog v1.35.1
+	github.com/skip2/go-qrcode v0.0.0-20200617195104-da1b6568686e
 	golang.org/x/crypto v0.36.0
 	golang.org/x/sys v0.50.0
 	golang.org/x/term v0.48.0

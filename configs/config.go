@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -33,6 +34,9 @@ type Config struct {
 	Admin  Admin  `toml:"admin"`
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
+	Enroll Enroll `toml:"enroll"`
+	Marti  Marti  `toml:"marti"`
+	Output Output `toml:"output"`
 	Server Server `toml:"server"`
 	Store  Store  `toml:"store"`
 }
@@ -58,8 +62,13 @@ type TLS struct {
 	Key  string `toml:"key"`
 	// CA is the PEM bundle client certificates must chain to.
 	CA string `toml:"ca"`
-	// CRL is an optional revocation list (PEM or DER) from CA; "" = none.
+	// CRL is an optional revocation list (PEM or DER) from CA; "" = none
+	// (with dev_certs: dev_dir/crl.pem). With CAKey set, cotd writes it
+	// (`cotd certs revoke`) and a missing file means nothing is revoked.
 	CRL string `toml:"crl"`
+	// CAKey is the CA's private key (PEM), which enrollment and `cotd certs
+	// revoke` sign with; default "" = none (with dev_certs: dev_dir/ca.key).
+	CAKey string `toml:"ca_key"`
 	// DevCerts, with Cert and Key empty, creates a development PKI in
 	// DevDir on first start and serves TLS with it; default true.
 	DevCerts bool `toml:"dev_certs"`
@@ -158,6 +167,66 @@ type Log struct {
 	// otherwise), json or console.
 	Format string `toml:"format"`
 }
+
+// Marti is the Marti HTTP API (TAK Server's 8443/8080): file sharing, data
+// packages, contacts, channels and track history for ATAK, WinTAK and iTAK.
+type Marti struct {
+	// HTTPSAddr is host:port of the mutual-TLS listener; default
+	// "0.0.0.0:8443"; "" disables it. It is served with the streaming
+	// listener's certificate, key and CA (tls.cert, tls.key, tls.ca, or the
+	// development PKI), and a client certificate's CN maps to the same user
+	// and groups as on the stream.
+	HTTPSAddr string `toml:"https_addr"`
+	// HTTPAddr is host:port of a plain HTTP listener for TCP-only
+	// deployments; default "" (off). Its callers are anonymous: they get
+	// tcp.groups.
+	HTTPAddr string `toml:"http_addr"`
+	// ExternalURL is the base URL ("https://tak.example:8443") put in the
+	// download links handed to clients; default "" builds it from the
+	// request's scheme and Host.
+	ExternalURL string `toml:"external_url"`
+	// MaxUploadBytes caps one uploaded file; default 419430400 (400 MiB).
+	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+	// FilesDir holds uploaded files, named by their SHA-256; default
+	// "cotd-data/files".
+	FilesDir string `toml:"files_dir"`
+	// ReadHeaderTimeout bounds reading a request's headers; default 10s.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// BodyTimeout is how long one read of a request body or one write of a
+	// response may make no progress before the request is abandoned, so a
+	// slow uploader or a stalled downloader frees its slot; default 30s.
+	BodyTimeout Duration `toml:"body_timeout"`
+	// IdleTimeout closes a keep-alive connection with no request this long;
+	// default 2m.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConnections bounds the open connections of each listener; one
+	// more is closed at once and counted; default 4096. Must be positive.
+	MaxConnections int `toml:"max_connections"`
+}
+
+// MartiHTTPSEnabled reports whether the Marti mutual-TLS listener is to be
+// served: it needs an address and the TLS material of [tls].
+func (c *Config) MartiHTTPSEnabled() bool {
+	return c.Marti.HTTPSAddr != "" && ((c.TLS.Cert != "" && c.TLS.Key != "") || c.TLS.DevCerts)
+}
+
+// Output shapes how queued output is written to each client.
+type Output struct {
+	// CoalesceDelay is how long a client's queued messages may wait to be
+	// written together in one system call (and, on TLS, sealed together
+	// into full records) while its event loop is busy; a loop that wrote
+	// nothing for this long writes at once, so a lone message is not held.
+	// Default 2ms; "0s" writes every delivery at once. At most 50ms.
+	CoalesceDelay Duration `toml:"coalesce_delay"`
+	// CoalesceBytes: a client with this many bytes queued is written at
+	// once, without waiting for CoalesceDelay; default 16384 (one full TLS
+	// record). Must be positive.
+	CoalesceBytes int `toml:"coalesce_bytes"`
+}
+
+// maxCoalesceDelay bounds output.coalesce_delay: past it, coalescing costs
+// more latency than any client should see.
+const maxCoalesceDelay = 50 * time.Millisecond
 
 // Server says how clients reach this server.
 type Server struct {
@@ -335,7 +404,11 @@ func (c *Config) validate() []error {
 	if c.TLS.Cert == "" && c.TLS.DevCerts && c.TLS.DevDir == "" {
 		bad("tls.dev_dir must name a directory when tls.dev_certs is on")
 	}
-	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": c.TLS.CRL} {
+	crl := c.TLS.CRL
+	if c.TLS.CAKey != "" {
+		crl = "" // cotd writes it (`cotd certs revoke`); until then nothing is revoked
+	}
+	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": crl, "tls.ca_key": c.TLS.CAKey} {
 		if path == "" {
 			continue
 		}
@@ -395,11 +468,46 @@ func (c *Config) validate() []error {
 	if c.Limits.SocketSendBytes < 0 {
 		bad("limits.socket_send_bytes must be 0 (kernel default) or positive, got %d", c.Limits.SocketSendBytes)
 	}
+	if d := c.Output.CoalesceDelay.Duration; d < 0 || d > maxCoalesceDelay {
+		bad("output.coalesce_delay must be between 0s and %s, got %s", maxCoalesceDelay, d)
+	}
+	if c.Output.CoalesceBytes <= 0 {
+		bad("output.coalesce_bytes must be positive, got %d", c.Output.CoalesceBytes)
+	}
 	if c.Broker.Shards < 0 || c.Broker.Shards > 1024 {
 		bad("broker.shards must be between 0 (GOMAXPROCS) and 1024, got %d", c.Broker.Shards)
 	}
 	if c.Broker.Inbox < 16 {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)
+	}
+	errs = append(errs, c.Enroll.validate()...)
+	if c.Enroll.Addr != "" {
+		for _, o := range []struct{ key, addr string }{{"tcp.addr", c.TCP.Addr}, {"tls.addr", c.TLS.Addr},
+			{"admin.addr", c.Admin.Addr}, {"marti.https_addr", c.Marti.HTTPSAddr}, {"marti.http_addr", c.Marti.HTTPAddr}} {
+			if o.addr != "" && samePort(o.addr, c.Enroll.Addr) {
+				bad("enroll.addr and %s share port %s", o.key, port(c.Enroll.Addr))
+			}
+		}
+	}
+	checkAddr("marti.https_addr", c.Marti.HTTPSAddr)
+	checkAddr("marti.http_addr", c.Marti.HTTPAddr)
+	if c.Marti.HTTPSAddr != "" && c.Marti.HTTPAddr != "" && samePort(c.Marti.HTTPSAddr, c.Marti.HTTPAddr) {
+		bad("marti.https_addr and marti.http_addr share port %s", port(c.Marti.HTTPSAddr))
+	}
+	if u := c.Marti.ExternalURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		bad("marti.external_url must start with https:// or http://, got %q", u)
+	}
+	if c.Marti.MaxUploadBytes <= 0 {
+		bad("marti.max_upload_bytes must be positive, got %d", c.Marti.MaxUploadBytes)
+	}
+	if c.Marti.FilesDir == "" {
+		bad("marti.files_dir must name a directory")
+	}
+	positive("marti.read_header_timeout", c.Marti.ReadHeaderTimeout)
+	positive("marti.body_timeout", c.Marti.BodyTimeout)
+	positive("marti.idle_timeout", c.Marti.IdleTimeout)
+	if c.Marti.MaxConnections < 1 {
+		bad("marti.max_connections must be positive, got %d", c.Marti.MaxConnections)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -553,4 +661,167 @@ func port(addr string) string {
 func samePort(a, b string) bool {
 	pa, pb := port(a), port(b)
 	return pa != "0" && pa == pb
+}
+
+// Enroll is certificate enrollment (TAK Server's port 8446): ATAK, WinTAK
+// and iTAK send a user name and password (or a one-time token) and a CSR,
+// and get a client certificate signed by the CA.
+type Enroll struct {
+	// Addr is the HTTPS listener, host:port; default "0.0.0.0:8446"; ""
+	// disables it. It is served when the TLS stream listener is and
+	// auth.users_file is set (the passwords it checks), and it needs the CA
+	// key (tls.ca_key, or the development CA's).
+	Addr string `toml:"addr"`
+	// Cert and Key are the server certificate of the enrollment listener;
+	// default "" = the stream's (tls.cert, or the development one). ATAK's
+	// QR and quick-connect enrollment trusts only public CAs and checks the
+	// host name here, so a publicly trusted certificate (e.g. Let's
+	// Encrypt) belongs here when clients enroll that way.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// Validity of issued certificates; default "8760h" (365 days), never
+	// past the CA's own expiry. Zero is refused.
+	Validity Duration `toml:"validity"`
+	// O and OU are the name entries /Marti/api/tls/config announces and
+	// issued certificates carry; default "" (not announced).
+	O  string `toml:"o"`
+	OU string `toml:"ou"`
+	// StateFile records issued certificates and one-time tokens; default ""
+	// = enrollment.json next to auth.users_file.
+	StateFile string `toml:"state_file"`
+	// MinRSABits is the smallest RSA key a CSR may carry; default 2048.
+	// ECDSA P-256, P-384 and P-521 keys are always accepted.
+	MinRSABits int `toml:"min_rsa_bits"`
+	// ProfileDir, when set, is a directory whose files are sent as the
+	// enrollment profile data package (/Marti/api/tls/profile/enrollment);
+	// default "" = no profile (HTTP 204).
+	ProfileDir string `toml:"profile_dir"`
+	// RevokeOnDisable makes `cotd users disable` revoke the user's
+	// certificates too; default true.
+	RevokeOnDisable bool `toml:"revoke_on_disable"`
+	// CRLCheck is how often the server looks for a changed CRL (written by
+	// `cotd certs revoke`) and applies it: new handshakes refuse the
+	// revoked certificates and their connections are closed; default "2s".
+	CRLCheck Duration `toml:"crl_check"`
+	// ReadHeaderTimeout bounds the TLS handshake and request headers;
+	// default "10s". ReadTimeout bounds the whole request, WriteTimeout the
+	// response; default "30s" each. IdleTimeout closes an idle keep-alive
+	// connection; default "60s".
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	ReadTimeout       Duration `toml:"read_timeout"`
+	WriteTimeout      Duration `toml:"write_timeout"`
+	IdleTimeout       Duration `toml:"idle_timeout"`
+	// MaxBodyBytes caps a request body (a CSR); default 65536.
+	MaxBodyBytes int `toml:"max_body_bytes"`
+	// MaxConns caps open connections; more are closed at accept and
+	// counted; default 256.
+	MaxConns int `toml:"max_conns"`
+	// FreeFailures is how many failed logins a source address (or a user,
+	// from the sources that failed for it) may make before each further
+	// failure doubles a lock-out that starts at FailureDelay and stops at
+	// MaxFailureDelay; defaults 5, "1s", "5m".
+	FreeFailures    int      `toml:"free_failures"`
+	FailureDelay    Duration `toml:"failure_delay"`
+	MaxFailureDelay Duration `toml:"max_failure_delay"`
+}
+
+func (e *Enroll) validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if e.Addr != "" {
+		if err := validAddr(e.Addr); err != nil {
+			bad("enroll.addr: %v", err)
+		}
+	}
+	for key, d := range map[string]Duration{
+		"enroll.validity": e.Validity, "enroll.crl_check": e.CRLCheck,
+		"enroll.read_header_timeout": e.ReadHeaderTimeout, "enroll.read_timeout": e.ReadTimeout,
+		"enroll.write_timeout": e.WriteTimeout, "enroll.idle_timeout": e.IdleTimeout,
+		"enroll.failure_delay": e.FailureDelay, "enroll.max_failure_delay": e.MaxFailureDelay,
+	} {
+		if d.Duration <= 0 {
+			bad("%s must be positive, got %q", key, d.Duration)
+		}
+	}
+	if e.MaxFailureDelay.Duration < e.FailureDelay.Duration {
+		bad("enroll.max_failure_delay (%v) must not be below enroll.failure_delay (%v)", e.MaxFailureDelay.Duration, e.FailureDelay.Duration)
+	}
+	if (e.Cert == "") != (e.Key == "") {
+		bad("enroll.cert and enroll.key go together: set both or neither")
+	}
+	for key, path := range map[string]string{"enroll.cert": e.Cert, "enroll.key": e.Key} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad("%s: %v", key, err)
+		}
+	}
+	if e.MinRSABits < 2048 || e.MinRSABits > 8192 {
+		bad("enroll.min_rsa_bits must be between 2048 and 8192, got %d", e.MinRSABits)
+	}
+	if e.MaxBodyBytes < 4096 || e.MaxBodyBytes > 1<<20 {
+		bad("enroll.max_body_bytes must be between 4096 and 1048576, got %d", e.MaxBodyBytes)
+	}
+	if e.MaxConns < 1 {
+		bad("enroll.max_conns must be positive, got %d", e.MaxConns)
+	}
+	if e.FreeFailures < 1 {
+		bad("enroll.free_failures must be at least 1, got %d", e.FreeFailures)
+	}
+	for key, v := range map[string]string{"enroll.o": e.O, "enroll.ou": e.OU} {
+		if strings.ContainsAny(v, "\x00\r\n") {
+			bad("%s must be one line", key)
+		}
+	}
+	if e.ProfileDir != "" {
+		if fi, err := os.Stat(e.ProfileDir); err != nil {
+			bad("enroll.profile_dir: %v", err)
+		} else if !fi.IsDir() {
+			bad("enroll.profile_dir: %s is not a directory", e.ProfileDir)
+		}
+	}
+	return errs
+}
+
+// EnrollEnabled reports whether the enrollment listener is to be served:
+// it signs certificates for the TLS stream listener and checks passwords
+// from the users file.
+func (c *Config) EnrollEnabled() bool {
+	return c.Enroll.Addr != "" && c.TLSEnabled() && c.Auth.UsersFile != ""
+}
+
+// CAKeyPath is the CA private key enrollment and revocation sign with:
+// tls.ca_key, or the development CA's key; "" when there is none.
+func (c *Config) CAKeyPath() string {
+	if c.TLS.CAKey != "" || !c.TLSDev() {
+		return c.TLS.CAKey
+	}
+	return filepath.Join(c.TLS.DevDir, "ca.key")
+}
+
+// CAPath is the CA certificate bundle: tls.ca, or the development CA's.
+func (c *Config) CAPath() string {
+	if !c.TLSDev() {
+		return c.TLS.CA
+	}
+	return filepath.Join(c.TLS.DevDir, "ca.pem")
+}
+
+// CRLPath is where the revocation list is read and written: tls.crl, or
+// dev_dir/crl.pem with development certificates; "" when neither.
+func (c *Config) CRLPath() string {
+	if c.TLS.CRL != "" || !c.TLSDev() {
+		return c.TLS.CRL
+	}
+	return filepath.Join(c.TLS.DevDir, "crl.pem")
+}
+
+// EnrollStatePath is the enrollment state file: enroll.state_file, or
+// enrollment.json next to auth.users_file; "" when neither is set.
+func (c *Config) EnrollStatePath() string {
+	if c.Enroll.StateFile != "" || c.Auth.UsersFile == "" {
+		return c.Enroll.StateFile
+	}
+	return filepath.Join(filepath.Dir(c.Auth.UsersFile), "enrollment.json")
 }

@@ -143,3 +143,37 @@ func TestLoadNamesTheFile(t *testing.T) {
 		t.Fatalf("missing file: %v", err)
 	}
 }
+
+func TestMartiDefaultsAndChecks(t *testing.T) {
+	c := Default()
+	m := c.Marti
+	if m.HTTPSAddr != "0.0.0.0:8443" || m.HTTPAddr != "" || m.ExternalURL != "" || m.MaxUploadBytes != 400<<20 ||
+		m.FilesDir != "cotd-data/files" || m.ReadHeaderTimeout.Duration != 10*time.Second ||
+		m.BodyTimeout.Duration != 30*time.Second || m.IdleTimeout.Duration != 2*time.Minute || m.MaxConnections != 4096 {
+		t.Errorf("marti defaults %+v", m)
+	}
+	if !c.MartiHTTPSEnabled() {
+		t.Error("8443 is served by default, on the development certificates")
+	}
+	c.TLS.DevCerts = false
+	if c.MartiHTTPSEnabled() {
+		t.Error("8443 without any certificate")
+	}
+	_, err := Parse([]byte(`[marti]
+https_addr = "x"
+http_addr = "127.0.0.1:8443"
+external_url = "tak.example"
+max_upload_bytes = 0
+files_dir = ""
+body_timeout = "0s"
+max_connections = 0
+`))
+	for _, want := range []string{"marti.https_addr", "marti.external_url", "marti.max_upload_bytes", "marti.files_dir", "marti.body_timeout", "marti.max_connections"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("no complaint about %s in %v", want, err)
+		}
+	}
+	if _, err := Parse([]byte("[marti]\nhttps_addr = \"0.0.0.0:8443\"\nhttp_addr = \"0.0.0.0:8443\"\n")); err == nil || !strings.Contains(err.Error(), "share port") {
+		t.Errorf("two marti listeners on one port: %v", err)
+	}
+}

@@ -42,6 +42,13 @@ var rules = map[string]rule{
 		external: []string{"github.com/rs/zerolog"}, isolated: true},
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
+	// Enrollment: a peer of the engine, reaching it only through directory.
+	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics", "engine/store"},
+		external: []string{"github.com/rs/zerolog", "golang.org/x/sys/unix", "github.com/skip2/go-qrcode"}, isolated: true},
+	// A peer of the engine (ARCHITECTURE.md §10): the Directory, the users
+	// file, the store and the metrics writer, nothing of the reactor.
+	"engine/marti": {project: []string{"engine/directory", "engine/auth", "engine/metrics", "engine/store", "cot", "tlsstate", "configs"},
+		external: []string{"github.com/rs/zerolog"}, isolated: true, deny: []string{"cot/takproto"}},
 	// The admin API sees the engine only through Directory.
 	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
 		isolated: true, deny: []string{"cot/takproto"}},

@@ -14,6 +14,7 @@ import (
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/marti"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".
@@ -21,8 +22,8 @@ var version = "dev"
 
 const usage = `usage:
   cotd serve [--config FILE]   run the server (no file: embedded defaults)
-  cotd certs ca|server|client  make a CA, server and client certificates, ATAK data packages
-  cotd users add|passwd|del|disable|enable|list|hash   edit the users file
+  cotd certs ca|server|client|enroll-package|revoke|crl  certificates, data packages, revocation
+  cotd users add|passwd|del|disable|enable|list|hash|token   edit the users file, enrollment tokens
   cotd clients [--admin URL]   list connected clients (admin API)
   cotd send|listen [--addr A]  a small TAK client: send positions, or print what arrives
   cotd store migrate [--config FILE]   bring the database schema up to date
@@ -87,19 +88,28 @@ func serve(args []string, stderr io.Writer) int {
 		log.Warn().Msg(w)
 	}
 	srv, err := engine.New(cfg, log)
+	var api *marti.Server
+	var persist *persistence
+	if err == nil {
+		srv.Version = version
+		wireAdmin(srv, cfg, log)
+		if persist, err = openPersistence(cfg.Store, srv, log); err == nil { // [store], fed through the Directory
+			api, err = newMarti(cfg, srv, persist.store(), log) // the Marti HTTP API (8443), beside the engine
+		}
+	}
+	defer persist.close() // deferred first, so it runs last: the engine's and Marti's last events reach it
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	srv.Version = version
-	persist, err := openPersistence(cfg.Store, srv.Directory(), log)
-	if err != nil {
-		log.Error().Err(err).Msg("cannot open the store")
-		return 1
-	}
-	wireAdmin(srv, cfg, log, persist.writeMetrics)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	en, err := startEnroll(ctx, cfg, srv, persist.DB(), log) // certificate enrollment (8446) and the CRL watcher
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	martiDone := runMarti(ctx, stop, api, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -108,10 +118,15 @@ func serve(args []string, stderr io.Writer) int {
 			// Each logs its own outcome and keeps the old state on error.
 			_ = srv.ReloadTLS()
 			_ = srv.ReloadUsers()
+			reloadMarti(api)
+			_ = en.Reload()
 		}
 	}()
 	err = srv.Run(ctx)
-	persist.close() // after the engine: its last leaves reach the store
+	stop()
+	if mErr := <-martiDone; err == nil {
+		err = mErr
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("server stopped with an error")
 		return 1

@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
-	"cotd/engine/directory"
+	"cotd/engine"
 	"cotd/engine/store"
 	"cotd/engine/storefeed"
 )
@@ -23,8 +22,9 @@ type persistence struct {
 }
 
 // openPersistence opens the store (its errors name the file or the masked
-// URL) and starts the feed on dir; nil, nil when the store is off.
-func openPersistence(cfg configs.Store, dir directory.Directory, log zerolog.Logger) (*persistence, error) {
+// URL), starts the feed on the engine's Directory and adds the store's
+// metrics to the engine's /metrics; nil, nil when the store is off.
+func openPersistence(cfg configs.Store, srv *engine.Server, log zerolog.Logger) (*persistence, error) {
 	if !cfg.Enabled {
 		log.Info().Msg("store disabled: nothing is kept across a restart but users and certificates")
 		return nil, nil
@@ -34,21 +34,38 @@ func openPersistence(cfg configs.Store, dir directory.Directory, log zerolog.Log
 	if err != nil {
 		return nil, err
 	}
-	feed, err := storefeed.Start(ctx, storefeed.Options{Directory: dir, Store: db, Config: cfg, Log: log})
+	feed, err := storefeed.Start(ctx, storefeed.Options{Directory: srv.Directory(), Store: db, Config: cfg, Log: log})
 	if err != nil {
 		_ = db.Close(ctx)
 		return nil, err
 	}
 	log.Info().Str("backend", db.Backend().String()).Bool("archive", cfg.Archive).
 		Bool("offline_chat", cfg.OfflineChat).Msg("store open")
-	return &persistence{cfg: cfg, db: db, feed: feed, log: log}, nil
+	p := &persistence{cfg: cfg, db: db, feed: feed, log: log}
+	srv.AddMetrics(p.writeMetrics)
+	return p, nil
 }
 
-// writeMetrics appends the store's and the feed's metrics to /metrics.
-func (p *persistence) writeMetrics(w io.Writer) error {
+// store is what Marti reads history and file metadata from; nil (an
+// untyped nil, so that Marti sees no store) when the store is off.
+func (p *persistence) store() store.Store {
 	if p == nil {
 		return nil
 	}
+	return p.db
+}
+
+// DB is the store itself, for enrollment's certificate records; nil when
+// the store is off.
+func (p *persistence) DB() *store.DB {
+	if p == nil {
+		return nil
+	}
+	return p.db
+}
+
+// writeMetrics writes the store's and the feed's metrics.
+func (p *persistence) writeMetrics(w io.Writer) error {
 	if err := p.db.WriteMetrics(w); err != nil {
 		return err
 	}
@@ -69,18 +86,5 @@ func (p *persistence) close() {
 	}
 	if err := p.db.Close(context.Background()); err != nil {
 		p.log.Error().Err(err).Msg("store close")
-	}
-}
-
-// metricsOf writes each of ws in turn: the engine's metrics, then its
-// peers'.
-func metricsOf(ws ...func(io.Writer) error) func(io.Writer) error {
-	return func(w io.Writer) error {
-		for _, f := range ws {
-			if err := f(w); err != nil {
-				return fmt.Errorf("metrics: %w", err)
-			}
-		}
-		return nil
 	}
 }

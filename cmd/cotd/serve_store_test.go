@@ -63,6 +63,9 @@ addr = "127.0.0.1:0"
 addr = ""
 [admin]
 addr = "127.0.0.1:0"
+[marti]
+https_addr = ""
+http_addr = ""
 [log]
 format = "json"
 [store]
@@ -80,6 +83,7 @@ batch_size = %d
 			cfg = full.Store
 
 			cmd := exec.Command(bin, "serve", "--config", conf)
+			cmd.Dir = dir // whatever it writes beside the store stays in the test's directory
 			stderr, err := cmd.StderrPipe()
 			if err != nil {
 				t.Fatal(err)
@@ -187,12 +191,12 @@ func TestServeRefusesForeignStoreFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "cotd.toml")
-	toml := fmt.Sprintf("[tcp]\naddr = \"127.0.0.1:0\"\n[tls]\naddr = \"\"\n[admin]\naddr = \"\"\n[store]\nenabled = true\npath = %q\n", db)
+	toml := fmt.Sprintf("[tcp]\naddr = \"127.0.0.1:0\"\n[tls]\naddr = \"\"\n[admin]\naddr = \"\"\n[marti]\nhttps_addr = \"\"\n[store]\nenabled = true\npath = %q\n", db)
 	if err := os.WriteFile(conf, []byte(toml), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	code, _, stderr := runMain(t, "serve", "--config", conf)
-	if code != 1 || !strings.Contains(stderr, db) || !strings.Contains(stderr, "cannot open the store") {
+	if code != 1 || !strings.Contains(stderr, db) || !strings.Contains(stderr, "cannot start") {
 		t.Fatalf("serve with a foreign store file: exit %d, stderr:\n%s", code, stderr)
 	}
 }

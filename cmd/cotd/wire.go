@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io"
-
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
@@ -12,12 +10,11 @@ import (
 )
 
 // wireAdmin mounts the admin API on the engine's admin listener: the API
-// sees the engine through its Directory, its metrics (and those of the
-// engine's peers, extra) and its readiness.
-func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger, extra ...func(io.Writer) error) {
+// sees the engine through its Directory, its metrics and its readiness.
+func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger) {
 	o := admin.Options{
 		Directory: srv.Directory(),
-		Metrics:   metricsOf(append([]func(io.Writer) error{srv.WriteMetrics}, extra...)...),
+		Metrics:   srv.WriteMetrics,
 		Ready:     srv.Readiness,
 		Pprof:     cfg.Admin.Pprof,
 		Log:       log.With().Str("component", "admin").Logger(),

@@ -84,21 +84,11 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 		t.Fatalf("engine.New: %v", err)
 	}
 	h := &Harness{Srv: srv, Cfg: cfg, Logs: logs, done: make(chan error, 1)}
-	metricsOut := srv.WriteMetrics
 	if cfg.Store.Enabled {
 		h.startStore(t, log)
-		metricsOut = func(w io.Writer) error {
-			if err := srv.WriteMetrics(w); err != nil {
-				return err
-			}
-			if err := h.Store.WriteMetrics(w); err != nil {
-				return err
-			}
-			return h.Feed.WriteMetrics(w)
-		}
 	}
 	// As cmd/cotd wires it, with the same logger (tests read its audit lines).
-	ao := admin.Options{Directory: srv.Directory(), Metrics: metricsOut, Ready: srv.Readiness,
+	ao := admin.Options{Directory: srv.Directory(), Metrics: srv.WriteMetrics, Ready: srv.Readiness,
 		Pprof: cfg.Admin.Pprof, Log: log}
 	if cfg.Admin.BasicUser != "" {
 		ao.Authorize = auth.BasicChecker(cfg.Admin.BasicUser, cfg.Admin.BasicPasswordHash)
@@ -133,6 +123,12 @@ func (h *Harness) startStore(t testing.TB, log zerolog.Logger) {
 		t.Fatalf("storefeed.Start: %v", err)
 	}
 	h.Store, h.Feed = db, f
+	h.Srv.AddMetrics(func(w io.Writer) error {
+		if err := db.WriteMetrics(w); err != nil {
+			return err
+		}
+		return f.WriteMetrics(w)
+	})
 }
 
 // Stop shuts the server down gracefully (then the feed and the store, if
