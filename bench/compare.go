@@ -62,6 +62,12 @@ func compareRows(a, b *Report) []compareRow {
 			pick("server max fds", func(r *Report) float64 {
 				return procVal(r.Server, func(p *ProcReport) float64 { return float64(p.MaxFDs) })
 			}),
+			pick("server CPU us/delivery", func(r *Report) float64 {
+				if r.Cost == nil {
+					return 0
+				}
+				return r.Cost.MicrosPerDelivery
+			}),
 		)
 	}
 	rows = append(rows, pick("harness mean CPU %", func(r *Report) float64 { return procVal(r.Harness, func(p *ProcReport) float64 { return p.MeanCPU }) }))

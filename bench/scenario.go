@@ -243,6 +243,11 @@ type Pass struct {
 	// MaxP99Connect (pass.max_p99_connect) bounds the p99 of connect plus handshake time of
 	// honest clients; default "0s" = not checked.
 	MaxP99Connect Duration `toml:"max_p99_connect"`
+	// MaxCPUMicrosPerDelivery (pass.max_cpu_us_per_delivery) bounds the server's CPU per
+	// delivery over the steady window, in microseconds (CostReport); it needs the server's
+	// process (--spawn or --pid), and a run that could not measure it fails. Default 0 =
+	// not checked.
+	MaxCPUMicrosPerDelivery float64 `toml:"max_cpu_us_per_delivery"`
 }
 
 // Spawn adjusts the cotd that --spawn starts; zero keeps cotd's own default.
@@ -522,6 +527,9 @@ func (sc *Scenario) validate() []error {
 	}
 	nonNegative("pass.max_p99_latency", sc.Pass.MaxP99Latency)
 	nonNegative("pass.max_p99_connect", sc.Pass.MaxP99Connect)
+	if math.IsNaN(sc.Pass.MaxCPUMicrosPerDelivery) || sc.Pass.MaxCPUMicrosPerDelivery < 0 {
+		bad("pass.max_cpu_us_per_delivery must be 0 (not checked) or positive, got %v", sc.Pass.MaxCPUMicrosPerDelivery)
+	}
 	if sc.Pass.MaxUnexpected < 0 {
 		bad("pass.max_unexpected must not be negative, got %d", sc.Pass.MaxUnexpected)
 	}

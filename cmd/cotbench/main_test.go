@@ -219,6 +219,12 @@ func TestSpawnSmoke(t *testing.T) {
 	if rep.ServerMetrics["cotd_deliveries_total"] == 0 {
 		t.Errorf("server metrics not scraped: %v", rep.ServerMetrics)
 	}
+	if c := rep.Cost; c == nil || c.Deliveries == 0 || c.CPUSeconds <= 0 || c.MicrosPerDelivery <= 0 {
+		t.Errorf("server CPU per delivery not measured: %+v", c)
+	}
+	if !strings.Contains(out, "µs server CPU per delivery") {
+		t.Errorf("table lacks the cost:\n%s", out)
+	}
 }
 
 // A TLS scenario with --spawn runs: cotd serves TLS, and both client stacks are reported.
