@@ -65,6 +65,9 @@ type RunTarget struct {
 	Spawned bool   `json:"spawned,omitempty"`
 	Cotd    string `json:"cotd,omitempty"`
 	PID     int    `json:"pid,omitempty"`
+	// Settings are what the spawned cotd's config had from the scenario's [spawn.cotd] and
+	// --set, "key = value": what tells two runs of one scenario apart.
+	Settings []string `json:"cotd_settings,omitempty"`
 }
 
 // HostInfo describes the machine: on a shared box, other work shows up in the figures,
@@ -486,6 +489,9 @@ func (rep *Report) targetString() string {
 	s := strings.Join(parts, ", ")
 	if rep.Target.Spawned {
 		s += fmt.Sprintf(" (spawned cotd pid %d)", rep.Target.PID)
+		if len(rep.Target.Settings) > 0 {
+			s += " with " + strings.Join(rep.Target.Settings, ", ")
+		}
 	} else if rep.Target.PID > 0 {
 		s += fmt.Sprintf(" (pid %d)", rep.Target.PID)
 	}

@@ -265,6 +265,15 @@ type Spawn struct {
 	OutboundSoftBytes int `toml:"outbound_soft_bytes"`
 	OutboundHardBytes int `toml:"outbound_hard_bytes"`
 	SocketSendBytes   int `toml:"socket_send_bytes"`
+	// Cotd (the [spawn.cotd] table) is laid over the config cotbench writes for the spawned
+	// cotd: any key of cotd's config under its own section, e.g.
+	//   [spawn.cotd.output]
+	//   coalesce_delay = "1ms"
+	// Tables merge key by key; cotd's strict decoding checks the result before cotd
+	// starts. --set KEY=VALUE on the command line adds to it (and wins). The listener
+	// addresses and certificates are cotbench's (it picks the ports, makes the
+	// certificates) and cannot be set. Default: empty.
+	Cotd map[string]any `toml:"cotd"`
 }
 
 // ConnectMode is how first connects are spread. It is fixed by the scenario; nothing
@@ -542,6 +551,7 @@ func (sc *Scenario) validate() []error {
 	nonNegative("spawn.handshake_timeout", sc.Spawn.HandshakeTimeout)
 	nonNegative("spawn.idle_timeout", sc.Spawn.IdleTimeout)
 	nonNegative("spawn.write_timeout", sc.Spawn.WriteTimeout)
+	errs = append(errs, checkOverlay(sc.Spawn.Cotd)...)
 	for key, v := range map[string]int{
 		"spawn.outbound_soft_bytes": sc.Spawn.OutboundSoftBytes,
 		"spawn.outbound_hard_bytes": sc.Spawn.OutboundHardBytes,
@@ -597,6 +607,9 @@ type Overrides struct {
 	TLS    bool
 	// TLSTarget sets target.tls (for stalled half_hello clients or a TCP/TLS mix).
 	TLSTarget string
+	// Set are KEY=VALUE settings of the spawned cotd's config (--set, repeated), laid over
+	// the scenario's [spawn.cotd] in order (see ParseSetting).
+	Set []string
 }
 
 // Apply applies o and validates the result.
@@ -625,6 +638,16 @@ func (sc *Scenario) Apply(o Overrides) error {
 	}
 	if o.TLSTarget != "" {
 		sc.Target.TLS = o.TLSTarget
+	}
+	for _, arg := range o.Set {
+		key, val, err := ParseSetting(arg)
+		if err != nil {
+			return err
+		}
+		if sc.Spawn.Cotd == nil {
+			sc.Spawn.Cotd = make(map[string]any)
+		}
+		setPath(sc.Spawn.Cotd, key, val)
 	}
 	return sc.Validate()
 }
