@@ -181,7 +181,9 @@ func newSession(s *Server, c wire, ln *listener, lp *loop, id uint64, remote str
 
 // queued is what the connection owes its client, queued plus unwritten:
 // an upper bound, exact after a flush. Any goroutine; not on the delivery
-// path, which reads the figures under the lock it holds anyway.
+// path, which reads the figures under the lock it holds anyway. On a loop
+// (a directory snapshot) it takes the lock the loop's flush takes too, held
+// by anyone only for an append.
 func (ss *session) queued() int64 {
 	o := &ss.out
 	o.mu.Lock()
@@ -452,8 +454,9 @@ func (ss *session) flushAt(now int64) {
 	o.mu.Lock()
 	o.unwritten = int64(ob)
 	o.queued -= n
+	owed := o.queued + o.unwritten
 	o.mu.Unlock()
-	ss.notifyDrained()
+	ss.notifyDrained(owed)
 	switch {
 	case ob == 0:
 		ss.stallAt = 0
@@ -575,8 +578,9 @@ func (ss *session) expire(now int64) {
 		ob := ss.c.OutboundBuffered()
 		ss.out.mu.Lock()
 		ss.out.unwritten = int64(ob)
+		owed := ss.out.queued + ss.out.unwritten
 		ss.out.mu.Unlock()
-		ss.notifyDrained()
+		ss.notifyDrained(owed)
 		written := ss.out.sent - uint64(ob)
 		switch {
 		case ob == 0:
