@@ -115,7 +115,7 @@ type deadlines struct {
 // outbound is the connection's queue: appended by the shards (and the
 // loop, and the TLS handshake goroutine), drained by the loop's flush.
 //
-// A delivery takes mu once and touches no other shared word: the
+// A delivery takes mu once and makes no other atomic write: the
 // back-pressure figures are plain fields under mu, read there by the
 // delivery's admission check, and the rare readers elsewhere (metrics, the
 // directory, a waiting SA replay) take mu too. The loop takes it twice per
