@@ -73,9 +73,19 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 30 * time.Second
 	}
+	// Absolute, because cotd runs in o.Dir (Start sets its working directory).
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
+	}
+	o.Dir = dir
 	bin := o.Binary
+	if bin != "" && strings.ContainsRune(bin, filepath.Separator) {
+		if bin, err = filepath.Abs(bin); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
+		}
+	}
 	if bin == "" {
-		var err error
 		if bin, err = buildCotd(ctx, o.RepoDir, o.Dir, o.Log); err != nil {
 			return nil, err
 		}
@@ -129,6 +139,9 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 	}
 	s.cmd = exec.Command(bin, "serve", "--config", s.ConfigPath)
 	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
+	// Whatever cotd writes by a relative path (cotd-data/…) lands in the
+	// run's directory, not in cotbench's working directory.
+	s.cmd.Dir = o.Dir
 	// Its own process group, so that a Ctrl-C meant for cotbench does not stop cotd under
 	// the run (Stop ends it after the report is taken); and SIGTERM if cotbench dies.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -269,6 +282,9 @@ func spawnConfig(tcp, tlsAddr, admin string, f PKIFiles, users string, st Spawn)
 		b.WriteString("\n[auth]\nusers_file = " + q(users) + "\n")
 	}
 	b.WriteString("\n[admin]\naddr = " + q(admin) + "\n\n[log]\nlevel = " + q(st.LogLevel) + "\nformat = \"json\"\n")
+	// The HTTP side is not what a run measures, and its default ports are
+	// fixed ones that two runs (or a run and a real server) would share.
+	b.WriteString("\n[marti]\nhttps_addr = \"\"\n\n[enroll]\naddr = \"\"\n")
 	return b.Bytes()
 }
 
