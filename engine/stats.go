@@ -22,7 +22,6 @@ type Stats struct {
 	// written (an upper bound; see OnClose).
 	UnsentBytes metrics.Counter
 	Pongs       metrics.Counter
-	WakeFails   metrics.Counter
 	Refused     metrics.Counter // connections refused while draining
 	Handshakes  [numHandshakeResults]metrics.Counter
 	Logins      [numLoginResults]metrics.Counter
@@ -35,6 +34,8 @@ type Stats struct {
 	// Delay is the time from reading a frame to handing it to a
 	// recipient's socket, in seconds.
 	Delay *metrics.Histogram
+	// BadEvents counts inbound events dropped with their connection kept open.
+	BadEvents [numBadEventReasons]metrics.Counter
 }
 
 func (s *Server) writeMetrics(w io.Writer) error {
@@ -55,6 +56,8 @@ func (s *Server) writeMetrics(w io.Writer) error {
 		ReasonPeerClosed, numCloseReasons, func(r CloseReason) float64 { return c(&st.Closes[r]) })
 	metrics.Vec(m, "cotd_frames_in_total", "CoT documents received, by kind.", "counter", "kind",
 		0, numFrameKinds, func(k FrameKind) float64 { return c(&st.FramesIn[k]) })
+	metrics.Vec(m, "cotd_bad_events_total", "Inbound events dropped with the connection kept open, by reason.", "counter", "reason",
+		0, numBadEventReasons, func(r BadEventReason) float64 { return c(&st.BadEvents[r]) })
 	m.One("cotd_bytes_in_total", "Bytes read from clients.", "counter", c(&st.BytesIn))
 	m.One("cotd_bytes_out_total", "Bytes handed to client sockets.", "counter", c(&st.BytesOut))
 	m.One("cotd_unsent_bytes_total", "Bytes queued for clients whose connection closed before they were written (at most; the socket may take part of it in a last write).", "counter", c(&st.UnsentBytes))
@@ -102,6 +105,7 @@ func (s *Server) writeMetrics(w io.Writer) error {
 		0, broker.NumDropReasons, func(r broker.DropReason) float64 { return c(&bs.Drops[r]) })
 	m.One("cotd_unroutable_total", "Directed frames with no destination online.", "counter", c(&bs.Unroutable))
 	m.One("cotd_delivery_failures_total", "b-t-f-s returned for directed chats that reached no one.", "counter", c(&bs.DeliveryFailures))
+	m.One("cotd_chats_kept_offline_total", "Directed chats that reached no one, kept for later delivery instead of a b-t-f-s.", "counter", c(&bs.KeptOffline))
 	m.One("cotd_sa_replayed_total", "Cached SAs sent to joining clients.", "counter", c(&bs.Replayed))
 	m.One("cotd_disconnect_notices_total", "t-x-d-d notices sent for clients that left.", "counter", c(&bs.DisconnectNotices))
 	m.One("cotd_sa_cached", "SAs in the replay cache.", "gauge", float64(s.broker.CachedSAs()))

@@ -58,6 +58,9 @@ type Stats struct {
 	// DeliveryFailures counts b-t-f-s returned for directed chats that
 	// reached no one.
 	DeliveryFailures metrics.Counter
+	// KeptOffline counts directed chats that reached no one and that the
+	// Keeper kept for later delivery instead of a b-t-f-s.
+	KeptOffline metrics.Counter
 	// Drops counts messages dropped, by reason.
 	Drops [NumDropReasons]metrics.Counter
 }
@@ -99,6 +102,7 @@ type Broker struct {
 
 	inflight atomic.Int64
 	replays  atomic.Int64 // SA replays running (Join)
+	keeper   atomic.Pointer[Keeper]
 	quit     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -415,20 +419,49 @@ func (b *Broker) deliver(c *Client, m *Message) bool {
 // count records the verdict of delivering a message of kind k and reports
 // whether it was queued.
 func (b *Broker) count(v Verdict, k Kind) bool {
+	b.countN(v, k, 1)
+	return v == Queued
+}
+
+// countN records n deliveries of a message of kind k that had verdict v.
+func (b *Broker) countN(v Verdict, k Kind, n uint64) {
 	switch v {
 	case Queued:
-		b.stats.Delivered[k].Inc()
-		return true
+		b.stats.Delivered[k].Add(n)
 	case DroppedBackpressure:
-		b.stats.Drops[DropBackpressure].Inc()
+		b.stats.Drops[DropBackpressure].Add(n)
 	case DroppedSlowConsumer:
-		b.stats.Drops[DropSlowConsumer].Inc()
+		b.stats.Drops[DropSlowConsumer].Add(n)
 	case DroppedUnencodable:
-		b.stats.Drops[DropUnencodable].Inc()
+		b.stats.Drops[DropUnencodable].Add(n)
 	default:
-		b.stats.Drops[DropRecipientClosed].Inc()
+		b.stats.Drops[DropRecipientClosed].Add(n)
 	}
-	return false
+}
+
+// numVerdicts bounds the Verdict enum, for tally.
+const numVerdicts = int(DroppedUnencodable) + 1
+
+// tally counts the verdicts of one message's deliveries on a shard's
+// goroutine; commit adds them to the broker's counters. A broadcast to a
+// hundred recipients then costs the shared counters one atomic add, not a
+// hundred contended ones.
+type tally [numVerdicts]uint64
+
+func (t *tally) add(v Verdict) {
+	if int(v) < numVerdicts {
+		t[v]++
+		return
+	}
+	t[DroppedClosed]++ // count, as count does, an unknown verdict as a close
+}
+
+func (b *Broker) commit(t *tally, k Kind) {
+	for v, n := range t {
+		if n > 0 {
+			b.countN(Verdict(v), k, n)
+		}
+	}
 }
 
 func (s *shard) run() {
@@ -496,9 +529,33 @@ func (s *shard) route(j job, now time.Time) {
 	if sent == 0 {
 		b.stats.Unroutable.Inc()
 		if strings.HasPrefix(j.msg.Type, cot.TypeChat) && !strings.HasPrefix(j.msg.Type, cot.TypeChatDeliveryFailure) {
+			if j.msg.Type == cot.TypeChat && b.kept(from, j) {
+				b.stats.KeptOffline.Inc()
+				return
+			}
 			s.deliveryFailure(from, j.msg)
 		}
 	}
+}
+
+// Keeper is asked, from a shard, about a directed GeoChat message (b-t-f)
+// that reached nobody: true means someone kept it for later delivery, so
+// the sender gets no b-t-f-s. It must answer from memory at once (no I/O, no
+// contended lock) and not keep uids or callsigns, which are the job's.
+type Keeper func(from *Client, uids, callsigns []string) bool
+
+// SetKeeper installs k (nil removes it); any goroutine, at any time.
+func (b *Broker) SetKeeper(k Keeper) {
+	if k == nil {
+		b.keeper.Store(nil)
+		return
+	}
+	b.keeper.Store(&k)
+}
+
+func (b *Broker) kept(from *Client, j job) bool {
+	k := b.keeper.Load()
+	return k != nil && (*k)(from, j.uids, j.callsigns)
 }
 
 // deliveryFailure returns a directed chat that reached nobody to its sender
@@ -562,12 +619,14 @@ func (s *shard) learn(c *Client, j job) {
 func (s *shard) broadcast(from *Client, m *Message) {
 	snap := s.b.reg.current()
 	mem := from.membership()
+	var t tally
+	defer s.b.commit(&t, m.Kind)
 	if len(mem.inIdx) == 1 {
 		g := mem.inIdx[0]
 		if g < len(snap.byOut) {
 			for _, c := range snap.byOut[g] {
 				if c != from {
-					s.b.deliver(c, m)
+					t.add(c.out.Deliver(m))
 				}
 			}
 		}
@@ -588,7 +647,7 @@ func (s *shard) broadcast(from *Client, m *Message) {
 				continue
 			}
 			s.seen[c.ID] = struct{}{}
-			s.b.deliver(c, m)
+			t.add(c.out.Deliver(m))
 		}
 	}
 }
