@@ -8,6 +8,7 @@ import (
 	"net/http/pprof"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -32,6 +33,10 @@ type Options struct {
 	Authorize func(user, password string) bool
 	// Log receives the audit lines of administrators' actions.
 	Log zerolog.Logger
+	// Console, when set, is served at "/" behind the same auth as the API
+	// (the web console, engine/web); the API's own paths keep their JSON
+	// errors. nil means "/" is a 404 like any unknown path.
+	Console http.Handler
 }
 
 // ClientInfo describes one connection. The field names are the API's (the
@@ -112,6 +117,7 @@ type api struct{ o Options }
 //	GET  /api/connections/{id}             one connection; 404 if closed
 //	POST /api/connections/{id}/disconnect  close it with reason "admin"
 //	     /debug/pprof/…                    only with Options.Pprof
+//	     /…                                Options.Console, when set
 //
 // With Options.Authorize set, everything but the two probes needs basic
 // auth: they say nothing about clients, and load balancers and service
@@ -138,6 +144,9 @@ func New(o Options) http.Handler {
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
 	var protected http.Handler = jsonErrors(mux)
+	if o.Console != nil {
+		protected = withConsole(mux, protected, o.Console)
+	}
 	if o.Authorize != nil {
 		protected = basicAuth(o.Authorize, protected)
 	}
@@ -161,6 +170,25 @@ func jsonErrors(mux *http.ServeMux) http.Handler {
 		}
 		mux.ServeHTTP(&errorWriter{ResponseWriter: w, path: r.URL.Path, method: r.Method}, r)
 	})
+}
+
+// withConsole sends what the API has no route for to the console, except
+// under the API's own prefixes: a mistyped /api/… path or a wrong method
+// still gets the API's JSON 404 or 405, not the console's page.
+func withConsole(mux *http.ServeMux, api, console http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" || apiPath(r.URL.Path) {
+			api.ServeHTTP(w, r)
+			return
+		}
+		console.ServeHTTP(w, r)
+	})
+}
+
+// apiPath reports whether p is in the API's part of the URL space.
+func apiPath(p string) bool {
+	return p == "/api" || strings.HasPrefix(p, "/api/") || p == "/metrics" ||
+		p == "/debug/pprof" || strings.HasPrefix(p, "/debug/pprof/")
 }
 
 // errorWriter turns a 404 or 405 written by the mux into a JSON body.

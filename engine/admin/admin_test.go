@@ -287,6 +287,62 @@ func TestAdminBasicAuth(t *testing.T) {
 	}
 }
 
+// The console (Options.Console) is served at "/" and below behind the
+// same basic auth as the API; the API's paths, their JSON 404s and 405s
+// and the open probes are unchanged by it.
+func TestAdminConsoleBehindAuth(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("s3cret"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = io.WriteString(w, "console "+r.Method+" "+r.URL.Path)
+	})
+	h := et.StartWith(t, et.Options{
+		Mutate:  func(c *configs.Config) { c.Admin.BasicUser, c.Admin.BasicPasswordHash = "ops", string(hash) },
+		Console: func(*engine.Server) http.Handler { return console },
+	})
+	for _, path := range []string{"/", "/web/ws", "/web/api/clients"} {
+		for _, cred := range [][2]string{{"", ""}, {"ops", "wrong"}} {
+			code, hdr, body := adminDo(t, h, http.MethodGet, path, cred[0], cred[1])
+			if code != http.StatusUnauthorized || !strings.HasPrefix(hdr.Get("WWW-Authenticate"), "Basic ") || strings.Contains(body, "console") {
+				t.Errorf("%s as %q: %d %q, want 401 without the console", path, cred[0], code, body)
+			}
+		}
+		if code, _, body := adminDo(t, h, http.MethodGet, path, "ops", "s3cret"); code != http.StatusOK || body != "console GET "+path {
+			t.Errorf("%s with credentials: %d %q, want the console", path, code, body)
+		}
+	}
+	if code, _, body := adminDo(t, h, http.MethodPost, "/web/api/chat", "ops", "s3cret"); code != http.StatusOK || body != "console POST /web/api/chat" {
+		t.Errorf("POST to the console: %d %q", code, body)
+	}
+	for _, tc := range []struct {
+		method, path string
+		code         int
+	}{
+		{http.MethodGet, "/api/clients", http.StatusOK},
+		{http.MethodGet, "/metrics", http.StatusOK},
+		{http.MethodGet, "/api/nope", http.StatusNotFound},
+		{http.MethodGet, "/debug/pprof/", http.StatusNotFound},
+		{http.MethodDelete, "/api/connections", http.StatusMethodNotAllowed},
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed},
+	} {
+		code, _, body := adminDo(t, h, tc.method, tc.path, "ops", "s3cret")
+		if code != tc.code || strings.Contains(body, "console") {
+			t.Errorf("%s %s = %d %q, want %d from the API", tc.method, tc.path, code, body, tc.code)
+		}
+		if code != http.StatusOK && !json.Valid([]byte(body)) {
+			t.Errorf("%s %s: the error is not JSON: %q", tc.method, tc.path, body)
+		}
+	}
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, _ := adminGet(t, h, path); code != http.StatusOK {
+			t.Errorf("%s without credentials: %d; probes stay open", path, code)
+		}
+	}
+}
+
 func TestAdminPprofOnlyWhenEnabled(t *testing.T) {
 	off := et.Start(t, nil)
 	for _, path := range []string{"/debug/pprof/", "/debug/pprof/cmdline", "/debug/pprof/goroutine"} {

@@ -63,6 +63,23 @@ type Harness struct {
 // change the configuration first. The server stops when the test ends.
 func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	t.Helper()
+	return StartWith(t, Options{Mutate: mutate})
+}
+
+// Options are what StartWith adds to Start.
+type Options struct {
+	// Mutate may change the configuration first.
+	Mutate func(*configs.Config)
+	// Console, when set, builds the handler the admin listener serves at
+	// "/" behind its auth (admin.Options.Console), as cmd/cotd mounts the
+	// web console; it is called once, after engine.New and before Run.
+	Console func(*engine.Server) http.Handler
+}
+
+// StartWith is Start with Options.
+func StartWith(t testing.TB, o Options) *Harness {
+	t.Helper()
+	mutate := o.Mutate
 	cfg := configs.Default()
 	cfg.TCP.Addr = "127.0.0.1:0"
 	cfg.TLS.Addr = "" // StartTLS turns it on with certificates of its own
@@ -90,6 +107,9 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	// As cmd/cotd wires it, with the same logger (tests read its audit lines).
 	ao := admin.Options{Directory: srv.Directory(), Metrics: srv.WriteMetrics, Ready: srv.Readiness,
 		Pprof: cfg.Admin.Pprof, Log: log}
+	if o.Console != nil {
+		ao.Console = o.Console(srv)
+	}
 	if cfg.Admin.BasicUser != "" {
 		ao.Authorize = auth.BasicChecker(cfg.Admin.BasicUser, cfg.Admin.BasicPasswordHash)
 	}
