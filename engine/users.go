@@ -57,6 +57,11 @@ func (s *Server) loadUsers() error {
 	return nil
 }
 
+// Users is the users file as last loaded (at start or by ReloadUsers on
+// SIGHUP); nil when none is configured. Any goroutine; the caller must not
+// change it (auth.Directory hands out copies).
+func (s *Server) Users() *auth.Directory { return s.users.Load() }
+
 // listenerMembership is the groups of a client with no user entry.
 func (s *Server) listenerMembership(ln *listener) *broker.Membership {
 	g := s.cfg.TCP.Groups

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -401,4 +402,47 @@ func (s *Server) serveMetadataTool(w http.ResponseWriter, r *http.Request) {
 func (s *Server) internal(w http.ResponseWriter, r *http.Request, err error) {
 	s.reqLog(r, nil).Error().Err(err).Msg("internal error")
 	httpError(w, http.StatusInternalServerError, "internal error")
+}
+
+// Files lists every stored file whose bytes are on disk, oldest first,
+// whatever its groups: for the admin console, whose users are the
+// server's administrators. Clients list through /Marti/sync/search, which
+// filters by the caller's groups.
+func (s *Server) Files(ctx context.Context) ([]FileMeta, error) {
+	all, err := s.files.All(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, m := range all {
+		if s.blobs.has(m.Hash) { // metadata of a file pruned or lost is no download
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
+// OpenFile opens the stored file with hash, whatever its groups (the admin
+// console); an error wrapping ErrNotFound when there is none. The caller
+// closes it.
+func (s *Server) OpenFile(ctx context.Context, hash string) (io.ReadCloser, FileMeta, error) {
+	hash = strings.ToLower(hash)
+	if !validHash(hash) {
+		return nil, FileMeta{}, fmt.Errorf("%w: file %q", ErrNotFound, hash)
+	}
+	m, ok, err := s.files.ByHash(ctx, hash)
+	if err != nil {
+		return nil, FileMeta{}, err
+	}
+	if !ok {
+		return nil, FileMeta{}, fmt.Errorf("%w: file %s", ErrNotFound, hash)
+	}
+	f, err := s.blobs.open(hash)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, FileMeta{}, fmt.Errorf("%w: file %s has no content on disk", ErrNotFound, hash)
+	}
+	if err != nil {
+		return nil, FileMeta{}, fmt.Errorf("%w: %w", errStorage, err)
+	}
+	return f, m, nil
 }

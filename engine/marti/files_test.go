@@ -4,6 +4,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"encoding/json"
+	"errors"
 	"io"
 	"io/fs"
 	"net/http"
@@ -13,6 +14,7 @@ import (
 
 	"cotd/configs"
 	et "cotd/engine/enginetest"
+	"cotd/engine/marti"
 )
 
 // dataPackage is a small but real data package.
@@ -248,5 +250,59 @@ func TestBadUploads(t *testing.T) {
 	}
 	if w.m.Requests("missionupload", 413) != 1 {
 		t.Errorf("missionupload 413 counted %d times, want 1", w.m.Requests("missionupload", 413))
+	}
+}
+
+// Files and OpenFile are the admin console's view: every file, whatever
+// the groups of who uploaded it, each opened by its hash.
+func TestAdminFileListing(t *testing.T) { eachBackend(t, testAdminFileListing) }
+
+func testAdminFileListing(t *testing.T, b backend) {
+	w := newWorldOn(t, b, nil)
+	red, blue := dataPackage(t, "carol's, Red only"), dataPackage(t, "bob's, Blue")
+	for _, up := range []struct {
+		cn, name string
+		body     []byte
+	}{{"carol", "red.zip", red}, {"bob", "blue.zip", blue}} {
+		if code, body, _ := do(t, w.http(up.cn), "POST", w.base+"/Marti/sync/upload?name="+up.name+"&keywords=missionpackage",
+			"application/x-zip-compressed", bytes.NewReader(up.body)); code != 200 {
+			t.Fatalf("%s uploads: %d %s", up.cn, code, body)
+		}
+	}
+	// Bob does not see carol's file; the administrator sees both.
+	if s := search(t, w.http("bob"), w.base+"/Marti/sync/search"); s.ResultCount != 1 {
+		t.Fatalf("bob's search: %+v", s)
+	}
+	ctx := t.Context()
+	files, err := w.m.Files(ctx) // an upload's 200 follows its metadata's write
+	if err != nil || len(files) != 2 {
+		t.Fatalf("Files: %+v, %v; want both uploads", files, err)
+	}
+	byName := map[string]marti.FileMeta{}
+	for _, f := range files {
+		byName[f.Name] = f
+	}
+	for name, body := range map[string][]byte{"red.zip": red, "blue.zip": blue} {
+		m, ok := byName[name]
+		if !ok || m.Hash != sha(body) || m.Size != int64(len(body)) || m.Submitted.IsZero() {
+			t.Fatalf("%s listed as %+v", name, m)
+		}
+		rc, got, err := w.m.OpenFile(ctx, m.Hash)
+		if err != nil {
+			t.Fatalf("open %s: %v", name, err)
+		}
+		content, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil || !bytes.Equal(content, body) || got.Name != name {
+			t.Errorf("%s: read %d bytes (%v), meta %+v", name, len(content), err, got)
+		}
+	}
+	if byName["red.zip"].Submitter != "carol" {
+		t.Errorf("red.zip submitter %q, want carol", byName["red.zip"].Submitter)
+	}
+	for _, hash := range []string{sha([]byte("never uploaded")), "../../etc/passwd", ""} {
+		if _, _, err := w.m.OpenFile(ctx, hash); !errors.Is(err, marti.ErrNotFound) {
+			t.Errorf("open %q: %v, want ErrNotFound", hash, err)
+		}
 	}
 }
