@@ -92,7 +92,6 @@ func serve(args []string, stderr io.Writer) int {
 	var persist *persistence
 	if err == nil {
 		srv.Version = version
-		wireAdmin(srv, cfg, log)
 		if persist, err = openPersistence(cfg.Store, srv, log); err == nil { // [store], fed through the Directory
 			api, err = newMarti(cfg, srv, persist.store(), log) // the Marti HTTP API (8443), beside the engine
 		}
@@ -104,6 +103,7 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	wireAdmin(ctx, srv, cfg, api, log)                       // the admin API and the web console, which ends with ctx
 	en, err := startEnroll(ctx, cfg, srv, persist.DB(), log) // certificate enrollment (8446) and the CRL watcher
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
