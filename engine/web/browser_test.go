@@ -23,7 +23,9 @@ import (
 	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
+	"cotd/configs"
 	"cotd/cot"
+	"cotd/engine/auth"
 	"cotd/engine/enginetest"
 )
 
@@ -202,9 +204,9 @@ func TestBrowser(t *testing.T) {
 		o.Config.History.Duration = time.Minute
 		o.SampleEvery = 200 * time.Millisecond // charts to look at within the test
 	})
-	ctx, blog := startBrowser(t, c.srv.URL)
+	ctx, blog := startBrowser(t, c.url)
 
-	do(t, ctx, chromedp.Navigate(c.srv.URL+"/"))
+	do(t, ctx, chromedp.Navigate(c.url+"/"))
 	waitJS(t, ctx, "the feed to be live", `document.body.dataset.live === "true"`)
 	waitJS(t, ctx, "the plain grid", `document.querySelectorAll("#map canvas.leaflet-tile").length > 0`)
 	waitJS(t, ctx, "the users and groups", `document.querySelector('#users tr[data-user="alice"]') !== null && document.querySelector('#groups tr[data-group="Red"]') !== null`)
@@ -314,24 +316,16 @@ func TestBrowser(t *testing.T) {
 	blog.check(t, "after the session")
 }
 
-// basicAuth stands in for the admin listener's auth in front of the
-// console, and records whether the WebSocket handshake carried the
-// credentials.
-type basicAuth struct {
+// wsAuth sits between the admin listener's auth and the console, and
+// records whether the WebSocket handshake that reached the console carried
+// the credentials.
+type wsAuth struct {
 	next     http.Handler
 	wsAuthed atomic.Bool
-	refused  atomic.Int64
 }
 
-func (b *basicAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	u, p, ok := r.BasicAuth()
-	if !ok || u != "ops" || p != "s3cret" {
-		b.refused.Add(1)
-		w.Header().Set("WWW-Authenticate", `Basic realm="cotd admin"`)
-		http.Error(w, "unauthorized", http.StatusUnauthorized)
-		return
-	}
-	if r.URL.Path == "/web/ws" {
+func (b *wsAuth) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if u, _, ok := r.BasicAuth(); ok && u == "ops" && r.URL.Path == "/web/ws" {
 		b.wsAuthed.Store(true)
 	}
 	b.next.ServeHTTP(w, r)
@@ -349,17 +343,22 @@ func TestBrowserBehindBasicAuth(t *testing.T) {
 		_, _ = w.Write(onePixelPNG)
 	}))
 	t.Cleanup(tileSrv.Close)
-	c := startConsole(t, func(o *Options) { o.Config.Tiles = tileSrv.URL + "/tiles/{z}/{x}/{y}.png" })
-	guard := &basicAuth{next: c.web}
-	srv := httptest.NewServer(guard)
-	t.Cleanup(srv.Close)
-	ctx, blog := startBrowser(t, srv.URL, tileSrv.URL+"/tiles")
+	hash, err := auth.HashPassword("s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var guard *wsAuth
+	c := startConsoleWith(t, func(cfg *configs.Config) { cfg.Admin.BasicUser, cfg.Admin.BasicPasswordHash = "ops", hash },
+		func(o *Options) { o.Config.Tiles = tileSrv.URL + "/tiles/{z}/{x}/{y}.png" },
+		func(h http.Handler) http.Handler { guard = &wsAuth{next: h}; return guard })
+	ctx, blog := startBrowser(t, c.url, tileSrv.URL+"/tiles")
 
 	// The operator answers the browser's credentials prompt; every other
 	// request goes on untouched.
 	ictx, stop := context.WithCancel(ctx)
 	paused := chromedp.Events(ictx, fetch.RequestPaused)
 	challenges := chromedp.Events(ictx, fetch.AuthRequired)
+	var challenged atomic.Int64
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer stop()
@@ -379,6 +378,7 @@ func TestBrowserBehindBasicAuth(t *testing.T) {
 			if err != nil {
 				return
 			}
+			challenged.Add(1)
 			_, _ = chromedp.Call(ctx, fetch.ContinueWithAuth, fetch.ContinueWithAuthParams{RequestID: ev.RequestID,
 				AuthChallengeResponse: &fetch.AuthChallengeResponse{Response: fetch.AuthChallengeResponseResponseProvideCredentials, Username: "ops", Password: "s3cret"}})
 		}
@@ -388,7 +388,7 @@ func TestBrowserBehindBasicAuth(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	do(t, ctx, chromedp.Navigate(srv.URL+"/"))
+	do(t, ctx, chromedp.Navigate(c.url+"/"))
 	waitJS(t, ctx, "the feed to be live", `document.body.dataset.live === "true"`)
 	alpha := enginetest.Dial(t, c.eng.TCPAddr())
 	alpha.Send(sa("ALPHA-1", "ALPHA", "Cyan", 47.6205, -122.3493, 90, 5))
@@ -409,8 +409,8 @@ func TestBrowserBehindBasicAuth(t *testing.T) {
 	if ch, err := readChat(got.Raw); err != nil || ch.Text != "behind the auth" {
 		t.Errorf("ALPHA got %+v, %v", ch, err)
 	}
-	if !guard.wsAuthed.Load() || guard.refused.Load() == 0 {
-		t.Errorf("the WebSocket carried credentials: %v; requests challenged: %d", guard.wsAuthed.Load(), guard.refused.Load())
+	if !guard.wsAuthed.Load() || challenged.Load() == 0 {
+		t.Errorf("the WebSocket carried credentials: %v; challenges answered: %d", guard.wsAuthed.Load(), challenged.Load())
 	}
 	blog.check(t, "behind basic auth")
 	_, _ = chromedp.Call(ctx, fetch.Disable, cdp.Empty{})

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -34,12 +33,12 @@ func sa(uid, callsign, team string, lat, lon, course, speed float64) string {
 		lat, lon, callsign, team, course, speed)
 }
 
-// console is a real engine with the web console in front of it, served on
-// loopback.
+// console is a real engine with the web console mounted on its admin
+// listener, on loopback.
 type console struct {
 	eng  *enginetest.Harness
 	web  *Handler
-	srv  *httptest.Server
+	url  string // the admin listener
 	logs *enginetest.SyncBuffer
 }
 
@@ -75,8 +74,9 @@ groups_in = ["Red"]
 disabled = true
 `
 
-// memFiles is an in-memory file store standing in for Marti's, which does
-// not exist yet: the console only lists and streams what it is handed.
+// memFiles is an in-memory file store standing in for Marti's (cmd/cotd
+// adapts the real one): the console only lists and streams what it is
+// handed.
 type memFiles map[string]string
 
 func (m memFiles) List(context.Context) ([]File, error) {
@@ -97,17 +97,24 @@ func (m memFiles) Open(_ context.Context, id string) (io.ReadCloser, File, error
 
 func startConsole(t *testing.T, mutate func(*Options)) *console {
 	t.Helper()
-	eng := enginetest.Start(t, nil)
+	return startConsoleWith(t, nil, mutate, nil)
+}
+
+// startConsoleWith mounts the console on the engine's admin listener the
+// way cotd serve does (admin.Options.Console, behind the admin auth that
+// cfg may turn on); wrap, if set, goes between the admin API and the
+// console.
+func startConsoleWith(t *testing.T, cfg func(*configs.Config), mutate func(*Options), wrap func(http.Handler) http.Handler) *console {
+	t.Helper()
 	users, err := auth.Parse([]byte(usersFile))
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := configs.Default().Web
-	cfg.Tiles = "" // nothing may leave the machine
+	wc := configs.Default().Web
+	wc.Tiles = "" // nothing may leave the machine
 	logs := &enginetest.SyncBuffer{}
 	opts := Options{
-		Config:   cfg,
-		Counters: engineCounters(eng.Srv),
+		Config: wc,
 		Users: func() []User {
 			var out []User
 			for _, u := range users.Users() {
@@ -121,21 +128,26 @@ func startConsole(t *testing.T, mutate func(*Options)) *console {
 	if mutate != nil {
 		mutate(&opts)
 	}
-	w := New(context.Background(), eng.Srv.Directory(), opts)
-	srv := httptest.NewServer(w)
-	t.Cleanup(func() {
-		srv.CloseClientConnections()
-		srv.Close()
-		w.Close()
-	})
-	return &console{eng: eng, web: w, srv: srv, logs: logs}
+	var w *Handler
+	eng := enginetest.StartWith(t, enginetest.Options{Mutate: cfg, Console: func(s *engine.Server) http.Handler {
+		if opts.Counters == nil {
+			opts.Counters = engineCounters(s)
+		}
+		w = New(context.Background(), s.Directory(), opts)
+		if wrap != nil {
+			return wrap(w)
+		}
+		return w
+	}})
+	t.Cleanup(w.Close) // before the engine stops: the browsers' sockets are hijacked, out of the admin server's reach
+	return &console{eng: eng, web: w, url: "http://" + eng.Srv.AdminAddr().String(), logs: logs}
 }
 
 // post sends body to path with content type ct and extra headers (name,
 // value pairs), and returns the status and the body.
 func (c *console) post(t *testing.T, path, ct, body string, headers ...string) (int, string) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, c.srv.URL+path, strings.NewReader(body))
+	req, err := http.NewRequest(http.MethodPost, c.url+path, strings.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +166,7 @@ func (c *console) post(t *testing.T, path, ct, body string, headers ...string) (
 
 func (c *console) get(t *testing.T, path string, v any) *http.Response {
 	t.Helper()
-	resp, err := http.Get(c.srv.URL + path)
+	resp, err := http.Get(c.url + path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +325,7 @@ func TestUsersAndFiles(t *testing.T) {
 	if len(files) != 1 || files[0].ID != "pkg1" {
 		t.Fatalf("files %+v", files)
 	}
-	resp, err := http.Get(c.srv.URL + "/web/api/files/pkg1")
+	resp, err := http.Get(c.url + "/web/api/files/pkg1")
 	if err != nil {
 		t.Fatal(err)
 	}

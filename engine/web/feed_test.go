@@ -23,7 +23,7 @@ func (c *console) feed(t *testing.T) *feed {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Wait)
 	defer cancel()
-	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(c.srv.URL, "http")+"/web/ws", nil)
+	conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(c.url, "http")+"/web/ws", nil)
 	if err != nil {
 		t.Fatalf("dial the feed: %v", err)
 	}
@@ -144,7 +144,7 @@ func TestSlowViewerDropsAndNeverSlowsRouting(t *testing.T) {
 // browser, and the number of browsers is bounded.
 func TestFeedRefusesOtherOriginsAndTooManyViewers(t *testing.T) {
 	c := startConsole(t, nil)
-	url := "ws" + strings.TrimPrefix(c.srv.URL, "http") + "/web/ws"
+	url := "ws" + strings.TrimPrefix(c.url, "http") + "/web/ws"
 	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Wait)
 	defer cancel()
 	_, resp, err := websocket.Dial(ctx, url, &websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://evil.example"}}})
