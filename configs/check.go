@@ -25,14 +25,22 @@ func (c *Config) Warnings() []string {
 	var w []string
 	if c.Admin.Addr != "" && !loopback(c.Admin.Addr) && c.Admin.BasicUser == "" && c.Admin.ClientCA == "" {
 		w = append(w, fmt.Sprintf("admin.addr %q is reachable from other machines and has no authentication: "+
-			"anyone who reaches it can read the client list and metrics%s; keep it on 127.0.0.1, or set "+
-			"admin.basic_user and admin.basic_password_hash, or admin.client_ca", c.Admin.Addr, pprofNote(c.Admin.Pprof)))
+			"anyone who reaches it can read the client list and metrics%s%s; keep it on 127.0.0.1, or set "+
+			"admin.basic_user and admin.basic_password_hash, or admin.client_ca", c.Admin.Addr, pprofNote(c.Admin.Pprof), webNote(c.Web.Enabled)))
 	}
 	if c.TLS.Addr != "" && !c.TLSEnabled() {
 		w = append(w, fmt.Sprintf("tls.addr is %q but TLS is off: tls.cert and tls.key are empty and tls.dev_certs = false; "+
 			"set tls.cert, tls.key and tls.ca, turn tls.dev_certs on, or set tls.addr = \"\" to say TLS is off on purpose", c.TLS.Addr))
 	}
 	return w
+}
+
+// webNote: the web console is on the admin listener, behind its auth only.
+func webNote(on bool) string {
+	if on {
+		return ", and use the web console (web.enabled): disconnect clients, download data packages, chat as the server"
+	}
+	return ""
 }
 
 func pprofNote(on bool) string {

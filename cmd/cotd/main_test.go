@@ -117,7 +117,8 @@ ca = "` + a.CAPath + `"
 	if code != 0 || !strings.Contains(stdout, "ok") {
 		t.Errorf("warnings only: exit %d, %q %q", code, stdout, stderr)
 	}
-	if strings.Count(stderr, "warning:") != 2 || !strings.Contains(stderr, "no authentication") || !strings.Contains(stderr, "TLS is off") {
+	if strings.Count(stderr, "warning:") != 2 || !strings.Contains(stderr, "no authentication") || !strings.Contains(stderr, "TLS is off") ||
+		!strings.Contains(stderr, "web console") {
 		t.Errorf("want two warnings (admin without auth, TLS off):\n%s", stderr)
 	}
 }

@@ -16,17 +16,13 @@
 // assets/README.md); nothing is built at run time and, with tiles = "",
 // nothing is fetched from anywhere but cotd.
 //
-// Wiring (cmd/cotd), with cfg.Web.Enabled and the admin listener on:
-//
-//	console := web.New(ctx, srv.Directory(), web.Options{
-//		Config:   cfg.Web,
-//		Counters: func() web.Counters { ... from srv.Stats() and srv.Broker().Stats() ... },
-//		Users:    func() []web.User { ... from auth.Load(cfg.Auth.UsersFile) ... },
-//		Log:      log.With().Str("component", "web").Logger(),
-//	})
-//
-// and the admin API mounts it at "/" inside its authenticated mux; its
-// WriteMetrics joins the admin listener's /metrics.
+// Wiring (cmd/cotd/web.go), with cfg.Web.Enabled and the admin listener
+// on: New on the engine's Directory, with Counters from the engine's and
+// the broker's stats, Users from the users file as the engine last loaded
+// it, Files from Marti's store, and the signal context, so that browsers
+// get a close frame on shutdown. admin.Options.Console mounts it at "/"
+// inside the admin API's authenticated mux; its WriteMetrics joins the
+// admin listener's /metrics.
 //
 // The package imports only the standard library, cot, configs,
 // engine/directory, coder/websocket and zerolog.
