@@ -268,3 +268,7 @@ func (n *Node) WriteMetrics(w io.Writer) error {
 	m.One("cotd_cluster_remote_clients", "Clients of other nodes known here.", "gauge", float64(clients))
 	return m.Flush()
 }
+
+// Connected reports whether the node's NATS connection is up; while it is
+// not, routing is local-only.
+func (n *Node) Connected() bool { return n.connected.Load() }
