@@ -82,7 +82,13 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	srv.Version = version
-	wireAdmin(srv, cfg, log)
+	cl, err := wireCluster(srv, cfg, log)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot join the cluster")
+		return 1
+	}
+	defer cl.Close() // after Run: the engine's leaves reach the others first (nil: no cluster)
+	wireAdmin(srv, cfg, log, cl)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	hup := make(chan os.Signal, 1)

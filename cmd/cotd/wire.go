@@ -1,20 +1,50 @@
 package main
 
 import (
+	"io"
+
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
 	"cotd/engine"
 	"cotd/engine/admin"
 	"cotd/engine/auth"
+	"cotd/engine/cluster"
+	"cotd/engine/directory"
 )
 
+// wireCluster joins the cluster of the [cluster] section; without one it
+// returns nil and the server is a single node with no NATS at all.
+func wireCluster(srv *engine.Server, cfg *configs.Config, log zerolog.Logger) (*cluster.Node, error) {
+	if cfg.Cluster == nil {
+		return nil, nil
+	}
+	n, err := cluster.New(cluster.Options{Config: *cfg.Cluster, Directory: srv.Directory(), Link: srv.Link,
+		Log: log.With().Str("component", "cluster").Logger()})
+	if err != nil {
+		return nil, err
+	}
+	return n, n.Start()
+}
+
 // wireAdmin mounts the admin API on the engine's admin listener: the API
-// sees the engine through its Directory, its metrics and its readiness.
-func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger) {
+// sees the engine through its Directory (cluster-wide when clustered), its
+// metrics and its readiness.
+func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger, cl *cluster.Node) {
+	var dir directory.Directory = srv.Directory()
+	write := srv.WriteMetrics
+	if cl != nil {
+		dir = cl.Directory()
+		write = func(w io.Writer) error {
+			if err := srv.WriteMetrics(w); err != nil {
+				return err
+			}
+			return cl.WriteMetrics(w)
+		}
+	}
 	o := admin.Options{
-		Directory: srv.Directory(),
-		Metrics:   srv.WriteMetrics,
+		Directory: dir,
+		Metrics:   write,
 		Ready:     srv.Readiness,
 		Pprof:     cfg.Admin.Pprof,
 		Log:       log.With().Str("component", "admin").Logger(),

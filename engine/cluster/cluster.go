@@ -191,8 +191,11 @@ func (n *Node) Routes() int {
 // Close leaves the cluster: the goroutines stop, the connection and the
 // embedded server close. Other nodes announce this node's clients gone
 // when its heartbeats stop; the engine's own leaves, when it drains
-// first, reach them sooner.
+// first, reach them sooner. A nil Node (no cluster) closes nothing.
 func (n *Node) Close() {
+	if n == nil {
+		return
+	}
 	n.stopOnce.Do(func() {
 		close(n.quit)
 		if n.events != nil {
