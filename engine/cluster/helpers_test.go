@@ -33,7 +33,7 @@ type node struct {
 
 // startNode runs an engine whose TCP clients are in groups (nil: __ANON__)
 // and joins it to a cluster with cfg (Node and DeadAfter filled in).
-func startNode(t *testing.T, name string, groups []string, cfg configs.Cluster) *node {
+func startNode(t testing.TB, name string, groups []string, cfg configs.Cluster) *node {
 	t.Helper()
 	h := et.Start(t, func(c *configs.Config) { c.TCP.Groups = groups })
 	cfg.Node = name
@@ -208,4 +208,13 @@ func (p *proxy) unblock() {
 	p.mu.Lock()
 	p.blocked = false
 	p.mu.Unlock()
+}
+
+// startNodeTB starts node i of a benchmark's cluster, routing to nodes[0].
+func startNodeTB(tb testing.TB, i int, nodes []*node) *node {
+	cfg := configs.Cluster{Listen: "127.0.0.1:0"}
+	if i > 0 {
+		cfg.Routes = []string{"nats-route://" + nodes[0].n.RouteAddr()}
+	}
+	return startNode(tb, fmt.Sprintf("n%d", i), nil, cfg)
 }
