@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"time"
@@ -45,7 +46,8 @@ func (n *Node) embed() (*server.Server, error) {
 		Port:          server.RANDOM_PORT,
 		Authorization: n.token,
 		NoSigs:        true,
-		NoLog:         true,
+		NoLog:         os.Getenv("COTD_NATS_LOG") == "",
+		Debug:         os.Getenv("COTD_NATS_LOG") != "",
 		Cluster: server.ClusterOpts{
 			Name: clusterName, Host: host, Port: port,
 			Username: c.User, Password: c.Password,
@@ -57,6 +59,9 @@ func (n *Node) embed() (*server.Server, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%w: route TLS: %w", ErrConfig, err)
 		}
+		// A route is dialled as well as accepted: the CA verifies both ends
+		// (nats-server's config file loader does the same).
+		tc.RootCAs = tc.ClientCAs
 		opts.Cluster.TLSConfig = tc
 		opts.Cluster.TLSTimeout = 5
 	}
@@ -73,6 +78,9 @@ func (n *Node) embed() (*server.Server, error) {
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("%w: embedded NATS: %w", ErrStart, err)
+	}
+	if !opts.NoLog {
+		ns.ConfigureLogger() // COTD_NATS_LOG: the embedded server's own log on stderr, for debugging
 	}
 	ns.Start()
 	if !ns.ReadyForConnections(10 * time.Second) {
