@@ -516,8 +516,8 @@ func (s *shard) route(j job, now time.Time) {
 // as b-t-f-s, as TAK Server does, so ATAK shows the message as not
 // delivered instead of waiting for a receipt.
 func (s *shard) deliveryFailure(to *Client, m *Message) {
-	if to.out == nil {
-		return // a server-side sender: nobody to tell
+	if to.out == nil || to.role != RoleLocal {
+		return // a server-side sender, or another node's client (not told: its node saw the chat leave)
 	}
 	doc, ok := retype(m.XML, cot.TypeChatDeliveryFailure)
 	if !ok {

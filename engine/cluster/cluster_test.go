@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"cotd/cot"
+	"cotd/engine/directory"
 	et "cotd/engine/enginetest"
 )
 
@@ -174,4 +175,24 @@ func TestNodeDeath(t *testing.T) {
 	// The others still route to each other.
 	c.Send(et.Marker("still"))
 	b.Expect("still", et.UID("still"))
+}
+
+// A directed chat from another node whose recipient is gone by the time it
+// arrives reaches nobody here; the sender is another node's, so nobody is
+// sent a delivery failure, and routing goes on.
+func TestDirectedToAGoneClientFromAnotherNode(t *testing.T) {
+	ns := startCluster(t, nil, nil)
+	a := dial(t, ns[0], "alpha")
+	a2 := dial(t, ns[0], "alpha2")
+	from := directory.Origin{Node: "n1", ConnID: 999, In: []string{"__ANON__"}, Out: []string{"__ANON__"}}
+	if err := ns[0].n.Remote().RemotePublish(from, []byte(et.Chat("late-chat", "hi", nil, nil)), "nobody-here"); err != nil {
+		t.Fatal(err)
+	}
+	// Barrier: the broker routed it.
+	et.Eventually(t, "n0's broker idle", ns[0].h.Srv.Broker().Idle)
+	a.Send(et.Marker("after"))
+	a2.Expect("routing goes on", et.UID("after"))
+	if a2.Received(et.UID("late-chat")) || a.Received(et.UID("late-chat")) {
+		t.Error("a chat directed to a uid nobody has was delivered")
+	}
 }
