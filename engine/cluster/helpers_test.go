@@ -56,8 +56,14 @@ func startNode(t testing.TB, name string, groups []string, cfg configs.Cluster) 
 	return &node{h: h, n: n, dir: n.Directory()}
 }
 
+// externalURL, when set, makes startCluster use that NATS server
+// (nats_url) instead of embedded routes: TestExternalNATS runs the
+// cluster tests again that way. Tests run one at a time.
+var externalURL string
+
 // startCluster runs len(groups) nodes n0, n1, … on embedded NATS, each
-// routing to n0, and waits until each hears every other.
+// routing to n0 (or on externalURL), and waits until each hears every
+// other.
 func startCluster(t *testing.T, groups ...[]string) []*node {
 	t.Helper()
 	var nodes []*node
@@ -65,6 +71,9 @@ func startCluster(t *testing.T, groups ...[]string) []*node {
 		cfg := configs.Cluster{Listen: "127.0.0.1:0"}
 		if i > 0 {
 			cfg.Routes = []string{"nats-route://" + nodes[0].n.RouteAddr()}
+		}
+		if externalURL != "" {
+			cfg = configs.Cluster{NATSURL: externalURL}
 		}
 		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i), g, cfg))
 	}

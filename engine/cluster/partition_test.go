@@ -135,4 +135,19 @@ func TestExternalNATS(t *testing.T) {
 	knows(t, n1, "alpha", "n0")
 	a.Send(et.Marker("back"))
 	b.Expect("a message after NATS came back", et.UID("back"))
+
+	// The embedded-route tests again, each on an external server of its own.
+	defer func() { externalURL = "" }()
+	for name, test := range map[string]func(*testing.T){
+		"Broadcast": TestBroadcastAcrossNodes, "Directed": TestDirectedAcrossNodes, "Groups": TestGroupsAcrossNodes,
+		"Replay": TestReplayToLateJoinerOnAnotherNode, "Leave": TestLeaveAcrossNodes, "NodeDeath": TestNodeDeath,
+		"Admin": TestAdminListsTheCluster,
+	} {
+		t.Run(name, func(t *testing.T) {
+			port := freePort(t)
+			runNATS(t, bin, port)
+			externalURL = "nats://127.0.0.1:" + strconv.Itoa(port)
+			test(t)
+		})
+	}
 }
