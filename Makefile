@@ -24,6 +24,8 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
+	@# go.mod and go.sum must be what go mod tidy makes of them (direct imports not // indirect).
+	$(GO) mod tidy -diff
 	@if command -v staticcheck >/dev/null 2>&1; then staticcheck $(PKGS); else echo "staticcheck not installed; skipped"; fi
 
 # The smoke scenario against a cotd it spawns; fails on the scenario's pass

@@ -25,6 +25,7 @@
 // report.go (table and JSON), html.go (one self-contained page with inline SVG charts) and
 // compare.go.
 //
-// bench imports only cotd/cot and cotd/configs from the project; it never imports the
-// engine, so the same harness measures cotd and any other TAK server alike.
+// From the project, bench imports only cotd/cot, cotd/cot/takproto, cotd/configs and
+// cotd/tlsstate/pki; it never imports the engine (engine/deps_test.go checks that), so
+// the same harness measures cotd and any other TAK server alike.
 package bench

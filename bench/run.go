@@ -110,7 +110,7 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 			return nil, err
 		}
 		defer func() { _ = sp.Stop() }()
-		tgt = RunTarget{TCP: sp.TCPAddr, TLS: sp.TLSAddr, PID: sp.PID, Spawned: true, Cotd: sp.Binary}
+		tgt = RunTarget{TCP: sp.TCPAddr, TLS: sp.TLSAddr, PID: sp.PID, Spawned: true, Cotd: sp.Binary, Settings: sp.Settings}
 		metricsURL = sp.MetricsURL
 	} else if sc.NeedsTLS() {
 		cert, key, ca := orElse(opt.Cert, sc.Transport.Cert), orElse(opt.Key, sc.Transport.Key), orElse(opt.CA, sc.Transport.CA)

@@ -246,6 +246,11 @@ type Pass struct {
 	// MaxP99Connect (pass.max_p99_connect) bounds the p99 of connect plus handshake time of
 	// honest clients; default "0s" = not checked.
 	MaxP99Connect Duration `toml:"max_p99_connect"`
+	// MaxCPUMicrosPerDelivery (pass.max_cpu_us_per_delivery) bounds the server's CPU per
+	// delivery over the steady window, in microseconds (CostReport); it needs the server's
+	// process (--spawn or --pid), and a run that could not measure it fails. Default 0 =
+	// not checked.
+	MaxCPUMicrosPerDelivery float64 `toml:"max_cpu_us_per_delivery"`
 }
 
 // Spawn adjusts the cotd that --spawn starts; zero keeps cotd's own default.
@@ -263,6 +268,15 @@ type Spawn struct {
 	OutboundSoftBytes int `toml:"outbound_soft_bytes"`
 	OutboundHardBytes int `toml:"outbound_hard_bytes"`
 	SocketSendBytes   int `toml:"socket_send_bytes"`
+	// Cotd (the [spawn.cotd] table) is laid over the config cotbench writes for the spawned
+	// cotd: any key of cotd's config under its own section, e.g.
+	//   [spawn.cotd.output]
+	//   coalesce_delay = "1ms"
+	// Tables merge key by key; cotd's strict decoding checks the result before cotd
+	// starts. --set KEY=VALUE on the command line adds to it (and wins). The listener
+	// addresses and certificates are cotbench's (it picks the ports, makes the
+	// certificates) and cannot be set. Default: empty.
+	Cotd map[string]any `toml:"cotd"`
 }
 
 // ConnectMode is how first connects are spread. It is fixed by the scenario; nothing
@@ -525,6 +539,9 @@ func (sc *Scenario) validate() []error {
 	}
 	nonNegative("pass.max_p99_latency", sc.Pass.MaxP99Latency)
 	nonNegative("pass.max_p99_connect", sc.Pass.MaxP99Connect)
+	if math.IsNaN(sc.Pass.MaxCPUMicrosPerDelivery) || sc.Pass.MaxCPUMicrosPerDelivery < 0 {
+		bad("pass.max_cpu_us_per_delivery must be 0 (not checked) or positive, got %v", sc.Pass.MaxCPUMicrosPerDelivery)
+	}
 	if sc.Pass.MaxUnexpected < 0 {
 		bad("pass.max_unexpected must not be negative, got %d", sc.Pass.MaxUnexpected)
 	}
@@ -537,6 +554,7 @@ func (sc *Scenario) validate() []error {
 	nonNegative("spawn.handshake_timeout", sc.Spawn.HandshakeTimeout)
 	nonNegative("spawn.idle_timeout", sc.Spawn.IdleTimeout)
 	nonNegative("spawn.write_timeout", sc.Spawn.WriteTimeout)
+	errs = append(errs, checkOverlay(sc.Spawn.Cotd)...)
 	for key, v := range map[string]int{
 		"spawn.outbound_soft_bytes": sc.Spawn.OutboundSoftBytes,
 		"spawn.outbound_hard_bytes": sc.Spawn.OutboundHardBytes,
@@ -592,6 +610,9 @@ type Overrides struct {
 	TLS    bool
 	// TLSTarget sets target.tls (for stalled half_hello clients or a TCP/TLS mix).
 	TLSTarget string
+	// Set are KEY=VALUE settings of the spawned cotd's config (--set, repeated), laid over
+	// the scenario's [spawn.cotd] in order (see ParseSetting).
+	Set []string
 }
 
 // Apply applies o and validates the result.
@@ -620,6 +641,16 @@ func (sc *Scenario) Apply(o Overrides) error {
 	}
 	if o.TLSTarget != "" {
 		sc.Target.TLS = o.TLSTarget
+	}
+	for _, arg := range o.Set {
+		key, val, err := ParseSetting(arg)
+		if err != nil {
+			return err
+		}
+		if sc.Spawn.Cotd == nil {
+			sc.Spawn.Cotd = make(map[string]any)
+		}
+		setPath(sc.Spawn.Cotd, key, val)
 	}
 	return sc.Validate()
 }

@@ -51,6 +51,8 @@ type SpawnOptions struct {
 // Spawned is a cotd started for one run.
 type Spawned struct {
 	Binary, ConfigPath, LogPath string
+	// Settings are the [spawn.cotd] and --set settings the config carries, "key = value".
+	Settings                    []string
 	TCPAddr, TLSAddr, AdminAddr string
 	MetricsURL                  string
 	PID                         int
@@ -88,6 +90,7 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 		LogPath:    filepath.Join(o.Dir, "cotd.log"),
 		AdminAddr:  ports[2],
 		MetricsURL: "http://" + ports[2] + "/metrics",
+		Settings:   flatten(o.Settings.Cotd),
 		done:       make(chan struct{}),
 	}
 	if o.TCP {
@@ -110,7 +113,10 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
 		}
 	}
-	cfg := spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, usersPath, o.Settings)
+	cfg, err := overlayConfig(spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, usersPath, o.Settings), o.Settings.Cotd)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the scenario's [spawn.cotd] settings: %w", ErrSpawn, err)
+	}
 	if _, err := configs.Parse(cfg); err != nil {
 		return nil, fmt.Errorf("%w: the generated cotd config does not validate: %w", ErrSpawn, err)
 	}

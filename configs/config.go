@@ -6,7 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
+	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"time"
@@ -31,6 +34,11 @@ type Config struct {
 	Admin  Admin  `toml:"admin"`
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
+	Enroll Enroll `toml:"enroll"`
+	Marti  Marti  `toml:"marti"`
+	Output Output `toml:"output"`
+	Server Server `toml:"server"`
+	Store  Store  `toml:"store"`
 	// Cluster is nil without a [cluster] section: a single node, no NATS.
 	Cluster *Cluster `toml:"cluster"`
 }
@@ -56,8 +64,13 @@ type TLS struct {
 	Key  string `toml:"key"`
 	// CA is the PEM bundle client certificates must chain to.
 	CA string `toml:"ca"`
-	// CRL is an optional revocation list (PEM or DER) from CA; "" = none.
+	// CRL is an optional revocation list (PEM or DER) from CA; "" = none
+	// (with dev_certs: dev_dir/crl.pem). With CAKey set, cotd writes it
+	// (`cotd certs revoke`) and a missing file means nothing is revoked.
 	CRL string `toml:"crl"`
+	// CAKey is the CA's private key (PEM), which enrollment and `cotd certs
+	// revoke` sign with; default "" = none (with dev_certs: dev_dir/ca.key).
+	CAKey string `toml:"ca_key"`
 	// DevCerts, with Cert and Key empty, creates a development PKI in
 	// DevDir on first start and serves TLS with it; default true.
 	DevCerts bool `toml:"dev_certs"`
@@ -141,30 +154,155 @@ const (
 	ProtocolProtobuf  = "protobuf"
 )
 
+// The log formats.
+const (
+	LogAuto    = "auto"
+	LogJSON    = "json"
+	LogConsole = "console"
+)
+
 // Log selects the log output.
 type Log struct {
 	// Level is debug, info, warn or error; default info.
 	Level string `toml:"level"`
-	// Format is json (default) or console.
+	// Format is auto (default: console when stderr is a terminal, json
+	// otherwise), json or console.
 	Format string `toml:"format"`
+}
+
+// Marti is the Marti HTTP API (TAK Server's 8443/8080): file sharing, data
+// packages, contacts, channels and track history for ATAK, WinTAK and iTAK.
+type Marti struct {
+	// HTTPSAddr is host:port of the mutual-TLS listener; default
+	// "0.0.0.0:8443"; "" disables it. It is served with the streaming
+	// listener's certificate, key and CA (tls.cert, tls.key, tls.ca, or the
+	// development PKI), and a client certificate's CN maps to the same user
+	// and groups as on the stream.
+	HTTPSAddr string `toml:"https_addr"`
+	// HTTPAddr is host:port of a plain HTTP listener for TCP-only
+	// deployments; default "" (off). Its callers are anonymous: they get
+	// tcp.groups.
+	HTTPAddr string `toml:"http_addr"`
+	// ExternalURL is the base URL ("https://tak.example:8443") put in the
+	// download links handed to clients; default "" builds it from the
+	// request's scheme and Host.
+	ExternalURL string `toml:"external_url"`
+	// MaxUploadBytes caps one uploaded file; default 419430400 (400 MiB).
+	MaxUploadBytes int64 `toml:"max_upload_bytes"`
+	// FilesDir holds uploaded files, named by their SHA-256; default
+	// "cotd-data/files".
+	FilesDir string `toml:"files_dir"`
+	// ReadHeaderTimeout bounds reading a request's headers; default 10s.
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	// BodyTimeout is how long one read of a request body or one write of a
+	// response may make no progress before the request is abandoned, so a
+	// slow uploader or a stalled downloader frees its slot; default 30s.
+	BodyTimeout Duration `toml:"body_timeout"`
+	// IdleTimeout closes a keep-alive connection with no request this long;
+	// default 2m.
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConnections bounds the open connections of each listener; one
+	// more is closed at once and counted; default 4096. Must be positive.
+	MaxConnections int `toml:"max_connections"`
+}
+
+// MartiHTTPSEnabled reports whether the Marti mutual-TLS listener is to be
+// served: it needs an address and the TLS material of [tls].
+func (c *Config) MartiHTTPSEnabled() bool {
+	return c.Marti.HTTPSAddr != "" && ((c.TLS.Cert != "" && c.TLS.Key != "") || c.TLS.DevCerts)
+}
+
+// Output shapes how queued output is written to each client.
+type Output struct {
+	// CoalesceDelay is how long a client's queued messages may wait to be
+	// written together in one system call (and, on TLS, sealed together
+	// into full records) while its event loop is busy; a loop that wrote
+	// nothing for this long writes at once, so a lone message is not held.
+	// Default 2ms; "0s" writes every delivery at once. At most 50ms.
+	CoalesceDelay Duration `toml:"coalesce_delay"`
+	// CoalesceBytes: a client with this many bytes queued is written at
+	// once, without waiting for CoalesceDelay; default 16384 (one full TLS
+	// record). Must be positive.
+	CoalesceBytes int `toml:"coalesce_bytes"`
+}
+
+// maxCoalesceDelay bounds output.coalesce_delay: past it, coalescing costs
+// more latency than any client should see.
+const maxCoalesceDelay = 50 * time.Millisecond
+
+// Server says how clients reach this server.
+type Server struct {
+	// AdvertiseHost is the host name or IPv4 address clients should connect
+	// to: it goes into the development data package (and file-share URLs).
+	// Default "": this machine's first non-loopback IPv4 address, else its
+	// host name; the start-up log says which one was chosen.
+	AdvertiseHost string `toml:"advertise_host"`
 }
 
 // Duration is a time.Duration that must be written with units ("10s"); a
 // bare number is refused so that "90" can never silently mean 90 ns.
-type Duration struct{ time.Duration }
+type Duration struct {
+	time.Duration
+	// invalid holds why the text did not parse. UnmarshalText records it
+	// instead of failing, because a decode error would stop the TOML decoder
+	// at the first bad duration; Parse reports every one, by key.
+	invalid string
+}
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
 	s := string(b)
+	d.Duration, d.invalid = 0, ""
 	if _, err := strconv.ParseFloat(s, 64); err == nil && s != "0" {
-		return fmt.Errorf("duration %q needs a unit (e.g. %q)", s, s+"s")
+		d.invalid = fmt.Sprintf("duration %q needs a unit (e.g. %q)", s, s+"s")
+		return nil
 	}
 	v, err := time.ParseDuration(s)
 	if err != nil {
-		return fmt.Errorf("bad duration %q: want a number with a unit, like \"10s\" or \"2m\"", s)
+		d.invalid = fmt.Sprintf("bad duration %q: want a number with a unit, like \"10s\" or \"2m\"", s)
+		return nil
 	}
 	d.Duration = v
 	return nil
+}
+
+// Problem is why the text given to UnmarshalText was refused, or nil.
+// Decoders other than Parse (cotbench's scenarios) check it after decoding.
+func (d Duration) Problem() error {
+	if d.invalid == "" {
+		return nil
+	}
+	return errors.New(d.invalid)
+}
+
+// durationErrors finds every Duration in v that did not parse, named by its
+// TOML key, in every section (those added later included).
+func durationErrors(v reflect.Value, prefix string) []error {
+	if d, ok := v.Interface().(Duration); ok {
+		if d.invalid != "" {
+			return []error{fmt.Errorf("%s: %s", prefix, d.invalid)}
+		}
+		return nil
+	}
+	if v.Kind() != reflect.Struct {
+		return nil
+	}
+	var errs []error
+	for i := range v.NumField() {
+		f := v.Type().Field(i)
+		if !f.IsExported() {
+			continue
+		}
+		key, _, _ := strings.Cut(f.Tag.Get("toml"), ",")
+		if key == "" {
+			key = f.Name
+		}
+		if prefix != "" {
+			key = prefix + "." + key
+		}
+		errs = append(errs, durationErrors(v.Field(i), key)...)
+	}
+	return errs
 }
 
 // MarshalText implements encoding.TextMarshaler.
@@ -187,23 +325,32 @@ var ErrInvalid = errors.New("configs: invalid configuration")
 // the result. An unknown key, a wrong type and every failed check are
 // reported together.
 func Parse(data []byte) (*Config, error) {
+	c, errs := decode(data)
+	if len(errs) > 0 {
+		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
+	}
+	return c, nil
+}
+
+// decode is Parse returning every problem as a list, and the configuration
+// even when it has problems (nil only when the TOML does not decode), so
+// that `cotd config check` can go on to load the files it names.
+func decode(data []byte) (*Config, []error) {
 	c := &Config{}
 	if !bytes.Equal(data, defaultTOML) {
 		c = Default()
 	}
 	md, err := toml.Decode(string(data), c)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, err)
+		return nil, []error{err}
 	}
 	var errs []error
 	for _, k := range md.Undecoded() {
 		errs = append(errs, fmt.Errorf("unknown key %q", k.String()))
 	}
+	errs = append(errs, durationErrors(reflect.ValueOf(*c), "")...)
 	errs = append(errs, c.validate()...)
-	if len(errs) > 0 {
-		return nil, fmt.Errorf("%w: %w", ErrInvalid, errors.Join(errs...))
-	}
-	return c, nil
+	return c, errs
 }
 
 // Load reads and parses the file at path.
@@ -259,7 +406,11 @@ func (c *Config) validate() []error {
 	if c.TLS.Cert == "" && c.TLS.DevCerts && c.TLS.DevDir == "" {
 		bad("tls.dev_dir must name a directory when tls.dev_certs is on")
 	}
-	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": c.TLS.CRL} {
+	crl := c.TLS.CRL
+	if c.TLS.CAKey != "" {
+		crl = "" // cotd writes it (`cotd certs revoke`); until then nothing is revoked
+	}
+	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": crl, "tls.ca_key": c.TLS.CAKey} {
 		if path == "" {
 			continue
 		}
@@ -299,7 +450,7 @@ func (c *Config) validate() []error {
 	errs = append(errs, c.Cluster.validate()...)
 
 	positive := func(key string, d Duration) {
-		if d.Duration <= 0 {
+		if d.Duration <= 0 && d.invalid == "" { // an invalid one is reported by durationErrors
 			bad("%s must be positive, got %q", key, d.Duration)
 		}
 	}
@@ -321,11 +472,46 @@ func (c *Config) validate() []error {
 	if c.Limits.SocketSendBytes < 0 {
 		bad("limits.socket_send_bytes must be 0 (kernel default) or positive, got %d", c.Limits.SocketSendBytes)
 	}
+	if d := c.Output.CoalesceDelay.Duration; d < 0 || d > maxCoalesceDelay {
+		bad("output.coalesce_delay must be between 0s and %s, got %s", maxCoalesceDelay, d)
+	}
+	if c.Output.CoalesceBytes <= 0 {
+		bad("output.coalesce_bytes must be positive, got %d", c.Output.CoalesceBytes)
+	}
 	if c.Broker.Shards < 0 || c.Broker.Shards > 1024 {
 		bad("broker.shards must be between 0 (GOMAXPROCS) and 1024, got %d", c.Broker.Shards)
 	}
 	if c.Broker.Inbox < 16 {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)
+	}
+	errs = append(errs, c.Enroll.validate()...)
+	if c.Enroll.Addr != "" {
+		for _, o := range []struct{ key, addr string }{{"tcp.addr", c.TCP.Addr}, {"tls.addr", c.TLS.Addr},
+			{"admin.addr", c.Admin.Addr}, {"marti.https_addr", c.Marti.HTTPSAddr}, {"marti.http_addr", c.Marti.HTTPAddr}} {
+			if o.addr != "" && samePort(o.addr, c.Enroll.Addr) {
+				bad("enroll.addr and %s share port %s", o.key, port(c.Enroll.Addr))
+			}
+		}
+	}
+	checkAddr("marti.https_addr", c.Marti.HTTPSAddr)
+	checkAddr("marti.http_addr", c.Marti.HTTPAddr)
+	if c.Marti.HTTPSAddr != "" && c.Marti.HTTPAddr != "" && samePort(c.Marti.HTTPSAddr, c.Marti.HTTPAddr) {
+		bad("marti.https_addr and marti.http_addr share port %s", port(c.Marti.HTTPSAddr))
+	}
+	if u := c.Marti.ExternalURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		bad("marti.external_url must start with https:// or http://, got %q", u)
+	}
+	if c.Marti.MaxUploadBytes <= 0 {
+		bad("marti.max_upload_bytes must be positive, got %d", c.Marti.MaxUploadBytes)
+	}
+	if c.Marti.FilesDir == "" {
+		bad("marti.files_dir must name a directory")
+	}
+	positive("marti.read_header_timeout", c.Marti.ReadHeaderTimeout)
+	positive("marti.body_timeout", c.Marti.BodyTimeout)
+	positive("marti.idle_timeout", c.Marti.IdleTimeout)
+	if c.Marti.MaxConnections < 1 {
+		bad("marti.max_connections must be positive, got %d", c.Marti.MaxConnections)
 	}
 	switch c.Log.Level {
 	case "debug", "info", "warn", "error":
@@ -333,9 +519,115 @@ func (c *Config) validate() []error {
 		bad("log.level must be debug, info, warn or error, got %q", c.Log.Level)
 	}
 	switch c.Log.Format {
-	case "json", "console":
+	case LogAuto, LogJSON, LogConsole:
 	default:
-		bad("log.format must be json or console, got %q", c.Log.Format)
+		bad("log.format must be auto, json or console, got %q", c.Log.Format)
+	}
+	if h := c.Server.AdvertiseHost; h != "" && (strings.ContainsAny(h, ":/ ") || net.ParseIP(h) != nil && net.ParseIP(h).To4() == nil) {
+		bad("server.advertise_host must be a host name or IPv4 address without a port (TAK connect strings cannot hold IPv6), got %q", h)
+	}
+	errs = append(errs, c.Store.validate()...)
+	return errs
+}
+
+// Store is persistence: history, chat, client endpoints, file metadata and
+// issued certificates. An embedded SQLite file by default; PostgreSQL when
+// URL is set.
+type Store struct {
+	// Enabled turns the store on; default true. Off, nothing is kept across
+	// a restart but the users file and certificates.
+	Enabled bool `toml:"enabled"`
+	// Path is the SQLite file, created on first start; default
+	// "cotd-data/cotd.db". Ignored when URL is set.
+	Path string `toml:"path"`
+	// URL selects PostgreSQL ("postgres://user:pass@host:5432/db"); default
+	// "" (SQLite at Path).
+	URL string `toml:"url"`
+	// Archive keeps every routed event (cot_router); default true. GeoChat,
+	// connections, files and certificates are kept either way; control
+	// messages never.
+	Archive bool `toml:"archive"`
+	// OfflineChat keeps a directed GeoChat for each known but offline
+	// recipient, to be delivered when it next connects; default true.
+	OfflineChat bool `toml:"offline_chat"`
+	// QueueSize is how many records wait for the writer before new ones are
+	// dropped (counted); default 65536.
+	QueueSize int `toml:"queue_size"`
+	// BatchSize is the most records one transaction writes; default 2000.
+	// A crash loses at most the batch being written.
+	BatchSize int `toml:"batch_size"`
+	// DrainTimeout bounds how long shutdown waits for queued records to be
+	// written; default 5s. What is left is counted as dropped.
+	DrainTimeout Duration `toml:"drain_timeout"`
+	// PoolSize is the number of database connections (PostgreSQL; SQLite
+	// readers); default 4.
+	PoolSize int `toml:"pool_size"`
+	// PruneInterval is how often expired rows are looked for; default 1m.
+	PruneInterval Duration `toml:"prune_interval"`
+	// PruneBatch is the most rows one prune transaction deletes, so that
+	// no delete holds a lock long; default 1000.
+	PruneBatch int `toml:"prune_batch"`
+	// Retention is how long each kind is kept.
+	Retention Retention `toml:"retention"`
+}
+
+// Retention is how long the store keeps each kind, by server time; "0"
+// keeps it forever.
+type Retention struct {
+	// Events (cot_router); default 720h (30 days).
+	Events Duration `toml:"events"`
+	// Chat (cot_router_chat, with the offline copies); default 2160h (90 days).
+	Chat Duration `toml:"chat"`
+	// Files (resource rows; the files themselves go with them); default 0.
+	Files Duration `toml:"files"`
+	// Connections (client_endpoint_event); default 2160h (90 days).
+	Connections Duration `toml:"connections"`
+}
+
+func (s *Store) validate() []error {
+	if !s.Enabled {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if s.URL != "" {
+		// The URL itself is never echoed: it may carry a password.
+		u, err := url.Parse(s.URL)
+		switch {
+		case err != nil:
+			bad("store.url is not a URL (want postgres://user:password@host:5432/database)")
+		case u.Scheme != "postgres" && u.Scheme != "postgresql":
+			bad("store.url must start with postgres:// or postgresql://, got scheme %q", u.Scheme)
+		case u.Host == "" && u.Query().Get("host") == "":
+			bad("store.url names no host")
+		}
+	} else if s.Path == "" {
+		bad("store.path must name a file when store.url is empty")
+	}
+	if s.QueueSize < 16 {
+		bad("store.queue_size must be at least 16, got %d", s.QueueSize)
+	}
+	if s.BatchSize < 1 || s.BatchSize > s.QueueSize {
+		bad("store.batch_size must be between 1 and store.queue_size (%d), got %d", s.QueueSize, s.BatchSize)
+	}
+	if s.PoolSize < 1 || s.PoolSize > 1000 {
+		bad("store.pool_size must be between 1 and 1000, got %d", s.PoolSize)
+	}
+	if s.PruneBatch < 1 {
+		bad("store.prune_batch must be positive, got %d", s.PruneBatch)
+	}
+	for key, d := range map[string]Duration{"store.drain_timeout": s.DrainTimeout, "store.prune_interval": s.PruneInterval} {
+		if d.Duration <= 0 {
+			bad("%s must be positive, got %q", key, d.Duration)
+		}
+	}
+	for key, d := range map[string]Duration{
+		"store.retention.events": s.Retention.Events, "store.retention.chat": s.Retention.Chat,
+		"store.retention.files": s.Retention.Files, "store.retention.connections": s.Retention.Connections,
+	} {
+		if d.Duration < 0 {
+			bad("%s must be 0 (keep forever) or positive, got %q", key, d.Duration)
+		}
 	}
 	return errs
 }
@@ -375,6 +667,169 @@ func samePort(a, b string) bool {
 	return pa != "0" && pa == pb
 }
 
+// Enroll is certificate enrollment (TAK Server's port 8446): ATAK, WinTAK
+// and iTAK send a user name and password (or a one-time token) and a CSR,
+// and get a client certificate signed by the CA.
+type Enroll struct {
+	// Addr is the HTTPS listener, host:port; default "0.0.0.0:8446"; ""
+	// disables it. It is served when the TLS stream listener is and
+	// auth.users_file is set (the passwords it checks), and it needs the CA
+	// key (tls.ca_key, or the development CA's).
+	Addr string `toml:"addr"`
+	// Cert and Key are the server certificate of the enrollment listener;
+	// default "" = the stream's (tls.cert, or the development one). ATAK's
+	// QR and quick-connect enrollment trusts only public CAs and checks the
+	// host name here, so a publicly trusted certificate (e.g. Let's
+	// Encrypt) belongs here when clients enroll that way.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// Validity of issued certificates; default "8760h" (365 days), never
+	// past the CA's own expiry. Zero is refused.
+	Validity Duration `toml:"validity"`
+	// O and OU are the name entries /Marti/api/tls/config announces and
+	// issued certificates carry; default "" (not announced).
+	O  string `toml:"o"`
+	OU string `toml:"ou"`
+	// StateFile records issued certificates and one-time tokens; default ""
+	// = enrollment.json next to auth.users_file.
+	StateFile string `toml:"state_file"`
+	// MinRSABits is the smallest RSA key a CSR may carry; default 2048.
+	// ECDSA P-256, P-384 and P-521 keys are always accepted.
+	MinRSABits int `toml:"min_rsa_bits"`
+	// ProfileDir, when set, is a directory whose files are sent as the
+	// enrollment profile data package (/Marti/api/tls/profile/enrollment);
+	// default "" = no profile (HTTP 204).
+	ProfileDir string `toml:"profile_dir"`
+	// RevokeOnDisable makes `cotd users disable` revoke the user's
+	// certificates too; default true.
+	RevokeOnDisable bool `toml:"revoke_on_disable"`
+	// CRLCheck is how often the server looks for a changed CRL (written by
+	// `cotd certs revoke`) and applies it: new handshakes refuse the
+	// revoked certificates and their connections are closed; default "2s".
+	CRLCheck Duration `toml:"crl_check"`
+	// ReadHeaderTimeout bounds the TLS handshake and request headers;
+	// default "10s". ReadTimeout bounds the whole request, WriteTimeout the
+	// response; default "30s" each. IdleTimeout closes an idle keep-alive
+	// connection; default "60s".
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	ReadTimeout       Duration `toml:"read_timeout"`
+	WriteTimeout      Duration `toml:"write_timeout"`
+	IdleTimeout       Duration `toml:"idle_timeout"`
+	// MaxBodyBytes caps a request body (a CSR); default 65536.
+	MaxBodyBytes int `toml:"max_body_bytes"`
+	// MaxConns caps open connections; more are closed at accept and
+	// counted; default 256.
+	MaxConns int `toml:"max_conns"`
+	// FreeFailures is how many failed logins a source address (or a user,
+	// from the sources that failed for it) may make before each further
+	// failure doubles a lock-out that starts at FailureDelay and stops at
+	// MaxFailureDelay; defaults 5, "1s", "5m".
+	FreeFailures    int      `toml:"free_failures"`
+	FailureDelay    Duration `toml:"failure_delay"`
+	MaxFailureDelay Duration `toml:"max_failure_delay"`
+}
+
+func (e *Enroll) validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if e.Addr != "" {
+		if err := validAddr(e.Addr); err != nil {
+			bad("enroll.addr: %v", err)
+		}
+	}
+	for key, d := range map[string]Duration{
+		"enroll.validity": e.Validity, "enroll.crl_check": e.CRLCheck,
+		"enroll.read_header_timeout": e.ReadHeaderTimeout, "enroll.read_timeout": e.ReadTimeout,
+		"enroll.write_timeout": e.WriteTimeout, "enroll.idle_timeout": e.IdleTimeout,
+		"enroll.failure_delay": e.FailureDelay, "enroll.max_failure_delay": e.MaxFailureDelay,
+	} {
+		if d.Duration <= 0 {
+			bad("%s must be positive, got %q", key, d.Duration)
+		}
+	}
+	if e.MaxFailureDelay.Duration < e.FailureDelay.Duration {
+		bad("enroll.max_failure_delay (%v) must not be below enroll.failure_delay (%v)", e.MaxFailureDelay.Duration, e.FailureDelay.Duration)
+	}
+	if (e.Cert == "") != (e.Key == "") {
+		bad("enroll.cert and enroll.key go together: set both or neither")
+	}
+	for key, path := range map[string]string{"enroll.cert": e.Cert, "enroll.key": e.Key} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad("%s: %v", key, err)
+		}
+	}
+	if e.MinRSABits < 2048 || e.MinRSABits > 8192 {
+		bad("enroll.min_rsa_bits must be between 2048 and 8192, got %d", e.MinRSABits)
+	}
+	if e.MaxBodyBytes < 4096 || e.MaxBodyBytes > 1<<20 {
+		bad("enroll.max_body_bytes must be between 4096 and 1048576, got %d", e.MaxBodyBytes)
+	}
+	if e.MaxConns < 1 {
+		bad("enroll.max_conns must be positive, got %d", e.MaxConns)
+	}
+	if e.FreeFailures < 1 {
+		bad("enroll.free_failures must be at least 1, got %d", e.FreeFailures)
+	}
+	for key, v := range map[string]string{"enroll.o": e.O, "enroll.ou": e.OU} {
+		if strings.ContainsAny(v, "\x00\r\n") {
+			bad("%s must be one line", key)
+		}
+	}
+	if e.ProfileDir != "" {
+		if fi, err := os.Stat(e.ProfileDir); err != nil {
+			bad("enroll.profile_dir: %v", err)
+		} else if !fi.IsDir() {
+			bad("enroll.profile_dir: %s is not a directory", e.ProfileDir)
+		}
+	}
+	return errs
+}
+
+// EnrollEnabled reports whether the enrollment listener is to be served:
+// it signs certificates for the TLS stream listener and checks passwords
+// from the users file.
+func (c *Config) EnrollEnabled() bool {
+	return c.Enroll.Addr != "" && c.TLSEnabled() && c.Auth.UsersFile != ""
+}
+
+// CAKeyPath is the CA private key enrollment and revocation sign with:
+// tls.ca_key, or the development CA's key; "" when there is none.
+func (c *Config) CAKeyPath() string {
+	if c.TLS.CAKey != "" || !c.TLSDev() {
+		return c.TLS.CAKey
+	}
+	return filepath.Join(c.TLS.DevDir, "ca.key")
+}
+
+// CAPath is the CA certificate bundle: tls.ca, or the development CA's.
+func (c *Config) CAPath() string {
+	if !c.TLSDev() {
+		return c.TLS.CA
+	}
+	return filepath.Join(c.TLS.DevDir, "ca.pem")
+}
+
+// CRLPath is where the revocation list is read and written: tls.crl, or
+// dev_dir/crl.pem with development certificates; "" when neither.
+func (c *Config) CRLPath() string {
+	if c.TLS.CRL != "" || !c.TLSDev() {
+		return c.TLS.CRL
+	}
+	return filepath.Join(c.TLS.DevDir, "crl.pem")
+}
+
+// EnrollStatePath is the enrollment state file: enroll.state_file, or
+// enrollment.json next to auth.users_file; "" when neither is set.
+func (c *Config) EnrollStatePath() string {
+	if c.Enroll.StateFile != "" || c.Auth.UsersFile == "" {
+		return c.Enroll.StateFile
+	}
+	return filepath.Join(filepath.Dir(c.Auth.UsersFile), "enrollment.json")
+}
+
 // Cluster joins this node to others through NATS (ARCHITECTURE.md §11):
 // routed messages, directed messages and presence cross nodes. Without a
 // [cluster] section the server is a single node and runs no NATS at all.
@@ -384,8 +839,9 @@ type Cluster struct {
 	Node string `toml:"node"`
 	// Listen is host:port of the embedded NATS server's cluster (route)
 	// port, which the other nodes' routes dial. Required unless NATSURL is
-	// set. Local clients of the embedded server connect in-process: it opens
-	// no client port.
+	// set. This node connects to the embedded server in-process; its client
+	// port is on 127.0.0.1 (kernel-chosen) and takes only a per-process
+	// random token.
 	Listen string `toml:"listen"`
 	// Routes are the other nodes' route URLs (nats-route://host:port);
 	// empty (default): this node only accepts routes. Listing every node,

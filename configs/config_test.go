@@ -25,7 +25,8 @@ func TestDefaultsMatchDocumentedValues(t *testing.T) {
 		{"sa.replay", c.SA.Replay, true},
 		{"admin.addr", c.Admin.Addr, "127.0.0.1:8088"},
 		{"log.level", c.Log.Level, "info"},
-		{"log.format", c.Log.Format, "json"},
+		{"log.format", c.Log.Format, "auto"},
+		{"server.advertise_host", c.Server.AdvertiseHost, ""},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -67,17 +68,40 @@ x = 1
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("want ErrInvalid, got %v", err)
 	}
-	// A type error (the unit-less duration) stops decoding before the other
-	// checks, so it is tested on its own below; here the file decodes.
-	in = strings.Replace(in, `idle_timeout = "90"`, `idle_timeout = "90s"`, 1)
-	_, err = Parse([]byte(in))
-	if err == nil {
-		t.Fatal("bad config accepted")
-	}
 	msg := err.Error()
-	for _, want := range []string{`"tcp.adr"`, `"bogus.x"`, "tcp.addr", "log.level", "log.format"} {
+	for _, want := range []string{`"tcp.adr"`, `"bogus.x"`, "tcp.addr", "limits.idle_timeout", "log.level", "log.format"} {
 		if !strings.Contains(msg, want) {
 			t.Errorf("error does not mention %s:\n%s", want, msg)
+		}
+	}
+}
+
+// Every bad duration is its own message, named by its key: one does not
+// stop the decoder before the others.
+func TestEveryBadDurationReported(t *testing.T) {
+	in := "[tls]\nhandshake_timeout = \"10\"\n[limits]\nidle_timeout = \"soon\"\nwrite_timeout = \"60\"\ndrain_timeout = \"5 s\"\n"
+	_, err := Parse([]byte(in))
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("want ErrInvalid, got %v", err)
+	}
+	msg := err.Error()
+	for _, key := range []string{"tls.handshake_timeout", "limits.idle_timeout", "limits.write_timeout", "limits.drain_timeout"} {
+		if strings.Count(msg, key+":") != 1 {
+			t.Errorf("want one message for %s:\n%s", key, msg)
+		}
+	}
+}
+
+func TestAdvertiseHostChecked(t *testing.T) {
+	for _, h := range []string{"tak.example.org", "10.0.0.5"} {
+		if _, err := Parse([]byte("[server]\nadvertise_host = \"" + h + "\"\n")); err != nil {
+			t.Errorf("%s refused: %v", h, err)
+		}
+	}
+	for _, h := range []string{"10.0.0.5:8089", "fe80::1", "http://x", "a b"} {
+		_, err := Parse([]byte("[server]\nadvertise_host = \"" + h + "\"\n"))
+		if err == nil || !strings.Contains(err.Error(), "server.advertise_host") {
+			t.Errorf("%s: %v", h, err)
 		}
 	}
 }
@@ -117,6 +141,40 @@ func TestLoadNamesTheFile(t *testing.T) {
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing.toml")); !errors.Is(err, ErrInvalid) {
 		t.Fatalf("missing file: %v", err)
+	}
+}
+
+func TestMartiDefaultsAndChecks(t *testing.T) {
+	c := Default()
+	m := c.Marti
+	if m.HTTPSAddr != "0.0.0.0:8443" || m.HTTPAddr != "" || m.ExternalURL != "" || m.MaxUploadBytes != 400<<20 ||
+		m.FilesDir != "cotd-data/files" || m.ReadHeaderTimeout.Duration != 10*time.Second ||
+		m.BodyTimeout.Duration != 30*time.Second || m.IdleTimeout.Duration != 2*time.Minute || m.MaxConnections != 4096 {
+		t.Errorf("marti defaults %+v", m)
+	}
+	if !c.MartiHTTPSEnabled() {
+		t.Error("8443 is served by default, on the development certificates")
+	}
+	c.TLS.DevCerts = false
+	if c.MartiHTTPSEnabled() {
+		t.Error("8443 without any certificate")
+	}
+	_, err := Parse([]byte(`[marti]
+https_addr = "x"
+http_addr = "127.0.0.1:8443"
+external_url = "tak.example"
+max_upload_bytes = 0
+files_dir = ""
+body_timeout = "0s"
+max_connections = 0
+`))
+	for _, want := range []string{"marti.https_addr", "marti.external_url", "marti.max_upload_bytes", "marti.files_dir", "marti.body_timeout", "marti.max_connections"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("no complaint about %s in %v", want, err)
+		}
+	}
+	if _, err := Parse([]byte("[marti]\nhttps_addr = \"0.0.0.0:8443\"\nhttp_addr = \"0.0.0.0:8443\"\n")); err == nil || !strings.Contains(err.Error(), "share port") {
+		t.Errorf("two marti listeners on one port: %v", err)
 	}
 }
 

@@ -19,4 +19,14 @@ var (
 	// ErrNotEvent: ScanHeader was given bytes that it cannot read as an <event> or <auth>
 	// document.
 	ErrNotEvent = errors.New("cot: not an event")
+	// ErrEmbeddedEventEnd: an <event> holds "</event" other than as its own end tag (inside
+	// CDATA, a comment, a processing instruction or an attribute value). Well-formed XML,
+	// but ATAK, WinTAK and node-tak cut their input at those bytes wherever they are, so
+	// forwarding it would let the sender forge a second event. The document is refused; the
+	// stream around it is intact.
+	ErrEmbeddedEventEnd = errors.New("cot: </event inside an event")
+	// ErrImplausibleTime: an event's time, start or stale cannot be read, or lies further
+	// from now than TimeSkew (stale: StaleAhead into the future), e.g. microseconds sent
+	// where milliseconds belong. The event is refused; the stream around it is intact.
+	ErrImplausibleTime = errors.New("cot: implausible event time")
 )

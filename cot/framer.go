@@ -196,7 +196,7 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 			case c == '<':
 				f.state, f.inDoc = stOpen, true
 				start, lim = i, i+f.maxFrame
-			case IsSpace(c):
+			case isSpace(c):
 			case c == 0xEF:
 				f.state = stBOM1
 			default:
@@ -218,7 +218,7 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 				f.leaveDoc(stPI)
 			case c == '!':
 				f.leaveDoc(stBang)
-			case IsNameStart(c):
+			case isNameStart(c):
 				if err := f.push(c, i); err != nil {
 					return err
 				}
@@ -234,7 +234,7 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 				f.state = stBang
 			case c == '?':
 				f.state = stPI
-			case IsNameStart(c):
+			case isNameStart(c):
 				if err := f.push(c, i); err != nil {
 					return err
 				}
@@ -243,7 +243,7 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 				return f.fail(ErrMalformed, i, "'<' not followed by a name")
 			}
 		case stStartName:
-			if IsNameChar(c) {
+			if isNameChar(c) {
 				if err := f.extendName(c, i); err != nil {
 					return err
 				}
@@ -256,15 +256,15 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 				return err
 			}
 		case stInTag:
-			if IsNameStart(c) {
+			if isNameStart(c) {
 				f.state = stAttrName
 			} else if err := f.tagSpace(c, i, "in start tag"); err != nil {
 				return err
 			}
 		case stAttrName:
 			switch {
-			case IsNameChar(c):
-			case IsSpace(c):
+			case isNameChar(c):
+			case isSpace(c):
 				f.state = stAttrAfterName
 			case c == '=':
 				f.state = stAttrEq
@@ -273,7 +273,7 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 			}
 		case stAttrAfterName:
 			switch {
-			case IsSpace(c):
+			case isSpace(c):
 			case c == '=':
 				f.state = stAttrEq
 			default:
@@ -281,7 +281,7 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 			}
 		case stAttrEq:
 			switch {
-			case IsSpace(c):
+			case isSpace(c):
 			case c == '"' || c == '\'':
 				f.state, f.quote = stAttrValue, c
 			default:
@@ -322,14 +322,14 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 				f.match++
 				continue
 			}
-			if f.match < len(name) || IsNameChar(c) {
+			if f.match < len(name) || isNameChar(c) {
 				return f.fail(ErrMalformed, i, fmt.Sprintf("close tag does not match <%s>", name))
 			}
 			f.state = stEndTail
 			fallthrough
 		case stEndTail:
 			switch {
-			case IsSpace(c):
+			case isSpace(c):
 			case c == '>':
 				f.pop()
 				if f.depth == 0 {
@@ -465,7 +465,7 @@ func (f *XMLFramer) Feed(p []byte, emit func(doc []byte) error) error {
 // '/' of an empty-element tag, or the closing '>'.
 func (f *XMLFramer) tagSpace(c byte, i int, where string) error {
 	switch {
-	case IsSpace(c):
+	case isSpace(c):
 		f.state = stInTag
 	case c == '/':
 		f.state = stEmptySlash
@@ -579,36 +579,3 @@ func (f *XMLFramer) fail(kind error, i int, detail string) error {
 func isRootName(name []byte) bool {
 	return string(name) == "event" || string(name) == "auth"
 }
-
-// Character classes of the bytes the framer and the header scanner care about. Any byte of
-// 0x80 and above counts as a name byte: names may hold any non-ASCII letter, and checking
-// UTF-8 is left to whoever parses the document fully.
-const (
-	classSpace = 1 << iota
-	classNameStart
-	className
-)
-
-var charClass = func() (t [256]uint8) {
-	for _, c := range []byte(" \t\r\n") {
-		t[c] = classSpace
-	}
-	for c := 0; c < 256; c++ {
-		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || c == ':' || c >= 0x80 {
-			t[c] = classNameStart | className
-		}
-		if c >= '0' && c <= '9' || c == '-' || c == '.' {
-			t[c] = className
-		}
-	}
-	return t
-}()
-
-// IsSpace reports whether c is XML white space.
-func IsSpace(c byte) bool { return charClass[c]&classSpace != 0 }
-
-// IsNameStart reports whether c may start an XML name.
-func IsNameStart(c byte) bool { return charClass[c]&classNameStart != 0 }
-
-// IsNameChar reports whether c may continue an XML name.
-func IsNameChar(c byte) bool { return charClass[c]&className != 0 }

@@ -12,9 +12,9 @@ import (
 	"testing"
 )
 
-// fixtureDir holds bytes captured from real TAK software. The repository's shared/ directory
-// sits beside the clone root, here and in CI.
-var fixtureDir = filepath.Join("..", "..", "shared", "fixtures", "node-tak")
+// fixtureDir holds bytes captured from real TAK software, kept in the repository
+// (testdata/node-tak/README.md says where they came from).
+var fixtureDir = filepath.Join("..", "testdata", "node-tak")
 
 func readFile(tb testing.TB, path string) []byte {
 	tb.Helper()

@@ -2,6 +2,7 @@ package cot
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -81,10 +82,14 @@ func FuzzXMLFramer(f *testing.F) {
 			if again := frameSplit([]byte(doc)); !slices.Equal(again.docs, []string{doc}) || again.err != "<nil>" {
 				t.Fatalf("re-framing %q gives %q %s", doc, again.docs, again.err)
 			}
-			if err := ScanHeader([]byte(doc), &h); err != nil {
-				t.Fatalf("ScanHeader of framed %q: %v", doc, err)
+			err := ScanHeader([]byte(doc), &h)
+			if embedded := embedsEventEnd([]byte(doc)); embedded != errors.Is(err, ErrEmbeddedEventEnd) ||
+				err != nil && !embedded {
+				t.Fatalf("ScanHeader of framed %q: %v (embedded event end: %v)", doc, err, embedded)
 			}
-			checkMarti(t, []byte(doc), &h)
+			if err == nil {
+				checkMarti(t, []byte(doc), &h)
+			}
 		}
 	})
 }
@@ -106,11 +111,32 @@ func FuzzScanHeader(f *testing.F) {
 		if len(framed.docs) != 1 || framed.err != "<nil>" || framed.docs[0] != string(bytes.TrimSpace(doc)) {
 			return // not exactly one well-formed document: not panicking is all we ask
 		}
-		if err != nil {
-			t.Fatalf("ScanHeader of a well-formed document: %v", err)
+		if embedded := embedsEventEnd(framed.docs[0]); embedded != errors.Is(err, ErrEmbeddedEventEnd) ||
+			err != nil && !embedded {
+			t.Fatalf("ScanHeader of a well-formed document: %v (embedded event end: %v)", err, embedded)
 		}
-		checkMarti(t, doc, &h)
+		if err == nil {
+			checkMarti(t, doc, &h)
+		}
 	})
+}
+
+// embedsEventEnd is the reference for ErrEmbeddedEventEnd, for a document the framer emitted:
+// an <event> in which "</event" occurs anywhere but as its final end tag.
+func embedsEventEnd[T string | []byte](doc T) bool {
+	d := []byte(doc)
+	if !bytes.HasPrefix(d, []byte("<event")) || !isSpaceOr(d[len("<event"):], "/>") {
+		return false
+	}
+	n := bytes.Count(d, []byte("</event"))
+	last := bytes.LastIndex(d, []byte("</event"))
+	ownEnd := last >= 0 && len(bytes.TrimLeft(d[last+len("</event"):], " \t\r\n")) == 1
+	return n > 1 || n == 1 && !ownEnd
+}
+
+// isSpaceOr reports whether b starts with white space or one of the bytes in set.
+func isSpaceOr(b []byte, set string) bool {
+	return len(b) > 0 && (isSpace(b[0]) || strings.IndexByte(set, b[0]) >= 0)
 }
 
 // checkMarti asserts that the marti range is sane and that StripMarti leaves exactly one

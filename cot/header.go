@@ -1,7 +1,10 @@
 package cot
 
 import (
+	"bytes"
 	"fmt"
+	"math"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -40,6 +43,10 @@ type Header struct {
 
 	// For DocAuth: <auth><cot username password uid callsign/></auth>.
 	AuthUsername, AuthPassword, AuthUID, AuthCallsign string
+
+	// unreadable marks the time attributes that are present but cannot be read (their
+	// field is zero then, like an absent one's); CheckTimes refuses them.
+	unreadable timeAttr
 }
 
 // The string fields ScanHeader fills, as indexes into its table of raw values.
@@ -80,10 +87,15 @@ func (h *Header) reset() {
 }
 
 // ScanHeader fills h from one document as XMLFramer emits it (leading declarations and
-// comments are skipped too). It resets h first; on error h is left reset. It returns
-// ErrNotEvent when the root is neither <event> nor <auth>, ErrMalformed when the tags cannot
-// be read. It allocates once when the document has any of the string fields, to hold them
-// all.
+// comments are skipped too), reading it with a Lenient Lexer. It resets h first; on error h
+// is left reset. It returns ErrNotEvent when the root is neither <event> nor <auth>,
+// ErrMalformed when the tags cannot be read, and ErrEmbeddedEventEnd when an <event> holds
+// the bytes "</event" anywhere but in its own end tag (in CDATA, a comment, a processing
+// instruction or an attribute value): such a document is one event to cotd but two to a TAK
+// client that receives it. It allocates once when the document has any of the string fields,
+// to hold them all.
+//
+// Times it cannot read are zero in h, as absent ones are; CheckTimes tells them apart.
 func ScanHeader(doc []byte, h *Header) error {
 	h.reset()
 	if err := scanHeader(doc, h); err != nil {
@@ -95,14 +107,19 @@ func ScanHeader(doc []byte, h *Header) error {
 
 func scanHeader(doc []byte, h *Header) error {
 	var (
-		raw                             [numFields][]byte
-		depth, destBytes                int
+		raw                             [numFields]Value
+		destBytes                       int
 		inDetail, inMarti               bool
 		seenPoint, seenCot, seenContact bool // the first of each element wins
 		seenGroup, seenLink, seenMarti  bool
+		lx                              Lexer
+		t                               Token
 	)
-	for i := 0; ; {
-		t, ok, err := nextTag(doc, i)
+	lx.Reset(doc, Lenient)
+	for {
+		var ok bool
+		var err error
+		t, ok, err = lx.Next()
 		if err != nil {
 			return err
 		}
@@ -112,79 +129,81 @@ func scanHeader(doc []byte, h *Header) error {
 			}
 			return fmt.Errorf("%w: <%s> is not closed", ErrMalformed, h.Kind)
 		}
-		i = t.end
-		if t.kind == tagEnd {
-			depth--
-			if inMarti && depth == 2 {
-				inMarti, h.MartiEnd = false, t.end
+		if t.Kind == TokenEnd {
+			if t.Depth > 0 && h.Kind == DocEvent && bytes.HasPrefix(t.Name, eventName) {
+				return fmt.Errorf("%w at offset %d", ErrEmbeddedEventEnd, t.Start)
 			}
-			if inDetail && depth == 1 {
+			if inMarti && t.Depth == 2 {
+				inMarti, h.MartiEnd = false, t.End
+			}
+			if inDetail && t.Depth == 1 {
 				inDetail = false
 			}
-			if depth <= 0 {
+			if t.Depth <= 0 {
 				break
 			}
 			continue
 		}
-		parent := depth
-		if t.kind == tagStart {
-			depth++
-		}
-		// string(t.name) appears only in comparisons, where the compiler does not allocate.
-		switch {
+		// string(t.Name) appears only in comparisons, where the compiler does not allocate.
+		switch parent := t.Depth; {
 		case parent == 0:
-			switch string(t.name) {
+			switch string(t.Name) {
 			case "event":
 				h.Kind = DocEvent
-				readEventAttrs(t.attrs, h, &raw)
+				readEventAttrs(t.Attrs, h, &raw)
 			case "auth":
 				h.Kind = DocAuth
 			default:
-				return fmt.Errorf("%w: root element <%s>", ErrNotEvent, t.name)
+				return fmt.Errorf("%w: root element <%s>", ErrNotEvent, t.Name)
 			}
 		case parent == 1 && h.Kind == DocEvent:
 			switch {
-			case string(t.name) == "point" && !seenPoint:
+			case string(t.Name) == "point" && !seenPoint:
 				seenPoint = true
-				readPoint(t.attrs, h)
-			case string(t.name) == "detail":
-				inDetail = t.kind == tagStart
+				readPoint(t.Attrs, h)
+			case string(t.Name) == "detail":
+				inDetail = t.Kind == TokenStart
 			}
 		case parent == 1 && h.Kind == DocAuth:
-			if string(t.name) == "cot" && !seenCot {
+			if string(t.Name) == "cot" && !seenCot {
 				seenCot = true
-				readAttrs(t.attrs, &raw, authAttrs)
+				readAttrs(t.Attrs, &raw, authAttrs)
 			}
 		case parent == 2 && inDetail:
 			switch {
-			case string(t.name) == "contact" && !seenContact:
+			case string(t.Name) == "contact" && !seenContact:
 				seenContact = true
-				readAttrs(t.attrs, &raw, contactAttrs)
-			case string(t.name) == "__group" && !seenGroup:
+				readAttrs(t.Attrs, &raw, contactAttrs)
+			case string(t.Name) == "__group" && !seenGroup:
 				seenGroup = true
-				readAttrs(t.attrs, &raw, groupAttrs)
-			case string(t.name) == "link" && !seenLink:
+				readAttrs(t.Attrs, &raw, groupAttrs)
+			case string(t.Name) == "link" && !seenLink:
 				seenLink = true
-				readAttrs(t.attrs, &raw, linkAttrs)
-			case string(t.name) == "marti" && !seenMarti:
+				readAttrs(t.Attrs, &raw, linkAttrs)
+			case string(t.Name) == "marti" && !seenMarti:
 				seenMarti = true
-				h.MartiStart = t.start
-				if t.kind == tagEmpty {
-					h.MartiEnd = t.end
+				h.MartiStart = t.Start
+				if t.Kind == TokenEmpty {
+					h.MartiEnd = t.End
 				} else {
 					inMarti = true
 				}
 			}
-		case parent == 3 && inMarti && string(t.name) == "dest":
-			destBytes += eachDest(t.attrs, nil, nil)
+		case parent == 3 && inMarti && string(t.Name) == "dest":
+			destBytes += eachDest(t.Attrs, nil, nil)
 		}
-		if parent == 0 && t.kind == tagEmpty {
+		if t.Depth == 0 && t.Kind == TokenEmpty {
 			break
 		}
 	}
 
 	if h.Kind == DocUnknown {
 		return fmt.Errorf("%w: close tag before the root element", ErrNotEvent)
+	}
+	if h.Kind == DocEvent {
+		if at := embeddedEventEnd(doc, t, lx.marks); at >= 0 {
+			return fmt.Errorf("%w at offset %d", ErrEmbeddedEventEnd, at)
+		}
 	}
 	total := destBytes
 	for _, v := range raw {
@@ -202,14 +221,39 @@ func scanHeader(doc []byte, h *Header) error {
 		if v == nil {
 			continue
 		}
-		from := sb.Len()
-		WriteUnescaped(&sb, v)
-		*ptrs[k] = sb.String()[from:]
+		*ptrs[k] = v.Decode(&sb)
 	}
 	if destBytes > 0 && h.MartiEnd > h.MartiStart {
 		martiDests(doc[h.MartiStart:h.MartiEnd], h, &sb)
 	}
 	return nil
+}
+
+// eventEnd is what ATAK, WinTAK (commo) and node-tak cut their input streams at, wherever it
+// stands: an event may hold it only as its own end tag.
+var (
+	eventEnd  = []byte("</event")
+	eventName = eventEnd[2:]
+)
+
+// embeddedEventEnd returns the offset of a "</event" in doc other than the end tag of its
+// root, or -1. root is the root's end tag (or the root itself when it is an empty-element
+// tag), and marks the number of '<' bytes the lexer read as markup up to it; the scan has
+// already refused inner close tags named event*. So when every '<' before the root's end was
+// markup, no "</event" can hide in a value, comment, CDATA section or processing
+// instruction, and the search through the document (a few percent of the scan) is skipped.
+func embeddedEventEnd(doc []byte, root Token, marks int) int {
+	if at := bytes.Index(doc[root.End:], eventEnd); at >= 0 {
+		return root.End + at
+	}
+	if bytes.Count(doc[:root.End], eventEnd[:1]) == marks {
+		return -1
+	}
+	body := doc[:root.End]
+	if root.Kind == TokenEnd {
+		body = doc[:root.Start]
+	}
+	return bytes.Index(body, eventEnd)
 }
 
 // The attributes read from each element, as (attribute name, field) pairs.
@@ -230,13 +274,12 @@ var (
 )
 
 // readAttrs records the raw values of the wanted attributes; the first occurrence wins.
-func readAttrs(a []byte, raw *[numFields][]byte, want []attrField) {
+func readAttrs(a Attrs, raw *[numFields]Value, want []attrField) {
 	for {
-		name, val, rest, ok := nextAttr(a)
+		name, val, ok := a.Next()
 		if !ok {
 			return
 		}
-		a = rest
 		for _, w := range want {
 			if string(name) == w.name && raw[w.field] == nil {
 				// A non-nil empty slice marks "present but empty".
@@ -246,32 +289,40 @@ func readAttrs(a []byte, raw *[numFields][]byte, want []attrField) {
 	}
 }
 
-func readEventAttrs(a []byte, h *Header, raw *[numFields][]byte) {
+func readEventAttrs(a Attrs, h *Header, raw *[numFields]Value) {
 	readAttrs(a, raw, eventAttrs)
 	for {
-		name, val, rest, ok := nextAttr(a)
+		name, val, ok := a.Next()
 		if !ok {
 			return
 		}
-		a = rest
+		var dst *time.Time
+		var bit timeAttr
 		switch string(name) {
 		case "time":
-			h.Time = parseTime(val)
+			dst, bit = &h.Time, timeAttrTime
 		case "start":
-			h.Start = parseTime(val)
+			dst, bit = &h.Start, timeAttrStart
 		case "stale":
-			h.Stale = parseTime(val)
+			dst, bit = &h.Stale, timeAttrStale
+		default:
+			continue
+		}
+		var good bool
+		if *dst, good = ParseTime(val); !good {
+			h.unreadable |= bit
+		} else {
+			h.unreadable &^= bit
 		}
 	}
 }
 
-func readPoint(a []byte, h *Header) {
+func readPoint(a Attrs, h *Header) {
 	for {
-		name, val, rest, ok := nextAttr(a)
+		name, val, ok := a.Next()
 		if !ok {
 			return
 		}
-		a = rest
 		switch string(name) {
 		case "lat":
 			h.Lat = parseFloat(val)
@@ -287,16 +338,16 @@ func readPoint(a []byte, h *Header) {
 	}
 }
 
-// eachDest calls fn for the callsign and uid attributes of one <dest> (fn may be nil) and
-// returns their summed raw length.
-func eachDest(a []byte, h *Header, sb *strings.Builder) int {
+// eachDest returns the summed raw length of the callsign and uid attributes of one <dest>;
+// when h is not nil it also decodes each into sb and appends it to h.DestCallsigns or
+// h.DestUIDs. The first pass calls it with h nil to size the arena, the second to fill h.
+func eachDest(a Attrs, h *Header, sb *strings.Builder) int {
 	n := 0
 	for {
-		name, val, rest, ok := nextAttr(a)
+		name, val, ok := a.Next()
 		if !ok {
 			return n
 		}
-		a = rest
 		var list *[]string
 		switch string(name) {
 		case "callsign":
@@ -311,9 +362,7 @@ func eachDest(a []byte, h *Header, sb *strings.Builder) int {
 			}
 		}
 		if list != nil {
-			from := sb.Len()
-			WriteUnescaped(sb, val)
-			*list = append(*list, sb.String()[from:])
+			*list = append(*list, val.Decode(sb))
 		}
 	}
 }
@@ -321,23 +370,15 @@ func eachDest(a []byte, h *Header, sb *strings.Builder) int {
 // martiDests is the second pass over the <marti> element, run once the string arena has been
 // sized: it appends every dest's callsign and uid to h.
 func martiDests(marti []byte, h *Header, sb *strings.Builder) {
-	depth := 0
-	for i := 0; ; {
-		t, ok, err := nextTag(marti, i)
+	var lx Lexer
+	lx.Reset(marti, Lenient)
+	for {
+		t, ok, err := lx.Next()
 		if err != nil || !ok {
 			return
 		}
-		i = t.end
-		switch t.kind {
-		case tagEnd:
-			depth--
-		case tagStart, tagEmpty:
-			if depth == 1 && string(t.name) == "dest" {
-				eachDest(t.attrs, h, sb)
-			}
-			if t.kind == tagStart {
-				depth++
-			}
+		if t.Kind != TokenEnd && t.Depth == 1 && string(t.Name) == "dest" {
+			eachDest(t.Attrs, h, sb)
 		}
 	}
 }
@@ -369,4 +410,17 @@ func StripMarti(doc []byte, h *Header) []byte {
 	out := make([]byte, 0, len(doc)-(e-s))
 	out = append(out, doc[:s]...)
 	return append(out, doc[e:]...)
+}
+
+// parseFloat reads a decimal attribute; absent, unparsable or non-finite values read as 0.
+func parseFloat(b []byte) float64 {
+	if len(b) == 0 {
+		return 0
+	}
+	// string(b) does not escape here, so for short numbers the conversion uses a stack buffer.
+	v, err := strconv.ParseFloat(string(b), 64)
+	if err != nil || math.IsNaN(v) || math.IsInf(v, 0) {
+		return 0
+	}
+	return v
 }

@@ -168,7 +168,7 @@ func TestScanHeaderCases(t *testing.T) {
 			doc:   `<event><detail><contact callsign="1"/><contact callsign="2"/><__group name="1"/><__group name="2"/><link uid="1"/><link uid="2"/></detail></event>`,
 			check: func(h *Header) bool { return h.Callsign == "1" && h.GroupName == "1" && h.LinkUID == "1" }},
 		{name: "markup in comments and CDATA is text",
-			doc: `<event><detail><remarks><![CDATA[<contact callsign="fake"/></event>]]></remarks><!-- <marti> --><?pi <contact?></detail></event>`,
+			doc: `<event><detail><remarks><![CDATA[<contact callsign="fake"/></detail>]]></remarks><!-- <marti> --><?pi <contact?></detail></event>`,
 			check: func(h *Header) bool {
 				return h.Callsign == "" && h.MartiStart == -1
 			}},
@@ -197,6 +197,23 @@ func TestScanHeaderCases(t *testing.T) {
 		{name: "unterminated comment", doc: `<event><!-- </event>`, wantErr: ErrMalformed},
 		{name: "DOCTYPE", doc: `<!DOCTYPE x><event/>`, wantErr: ErrMalformed},
 		{name: "bad close tag", doc: `<event></ >`, wantErr: ErrMalformed},
+
+		// "</event" anywhere but in the root's end tag: TAK clients would cut the event there.
+		{name: "event end in CDATA", doc: `<event><detail><remarks><![CDATA[</event>]]></remarks></detail></event>`, wantErr: ErrEmbeddedEventEnd},
+		{name: "event end in a comment", doc: `<event><detail><!-- </event> --></detail></event>`, wantErr: ErrEmbeddedEventEnd},
+		{name: "event end in a processing instruction", doc: `<event><?x </event> ?></event>`, wantErr: ErrEmbeddedEventEnd},
+		{name: "event end in an attribute value", doc: `<event uid="</event>"/>`, wantErr: ErrEmbeddedEventEnd},
+		{name: "event end in a value of an empty root", doc: `<event how='a</event'/>`, wantErr: ErrEmbeddedEventEnd},
+		{name: "event end without its > in text", doc: `<event><detail><remarks>x</event</remarks></detail></event>`, wantErr: ErrEmbeddedEventEnd},
+		{name: "event end after the root", doc: `<event></event></event>`, wantErr: ErrEmbeddedEventEnd},
+		{name: "event end with space is the root's own", doc: `<event uid="u"><detail/></event >`,
+			check: func(h *Header) bool { return h.UID == "u" }},
+		{name: "escaped event end is text", doc: `<event><detail><remarks>&lt;/event&gt;</remarks></detail></event>`,
+			check: func(h *Header) bool { return h.Kind == DocEvent }},
+		{name: "event end tag inside auth is not an event's", doc: `<auth><event></event><cot username="u"/></auth>`,
+			check: func(h *Header) bool { return h.Kind == DocAuth && h.AuthUsername == "u" }},
+		{name: "auth end in auth is not an event's", doc: `<auth><cot username="</auth>"/></auth>`,
+			check: func(h *Header) bool { return h.Kind == DocAuth && h.AuthUsername == "</auth>" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"cotd/internal/poll"
 )
 
 // Lines as an x86 (little-endian) kernel prints them.
@@ -134,17 +136,6 @@ func TestScanListenDepths(t *testing.T) {
 	})
 }
 
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // dialN opens n connections to addr that the test closes at its end.
 func dialN(t *testing.T, network, addr string, n int) {
 	t.Helper()
@@ -197,7 +188,7 @@ func TestListenQueueOfARealSocket(t *testing.T) {
 		t.Fatalf("fresh listener: depth %d, found %v; want 0, true", d, ok)
 	}
 	dialN(t, "tcp", ln.Addr().String(), 3)
-	waitFor(t, "3 connections in the accept queue", func() bool { d, _ := depthOf(t, ln.Addr()); return d == 3 })
+	poll.Until(t, "3 connections in the accept queue", 10*time.Second, func() bool { d, _ := depthOf(t, ln.Addr()); return d == 3 })
 
 	c, err := ln.Accept()
 	if err != nil {
@@ -234,7 +225,7 @@ func TestListenBacklogIsWhatListenAskedFor(t *testing.T) {
 	}
 	addr := sockaddrToTCP(sa)
 	dialN(t, "tcp", addr.String(), 2)
-	waitFor(t, "2 connections in the accept queue", func() bool { d, _ := depthOf(t, addr); return d == 2 })
+	poll.Until(t, "2 connections in the accept queue", 10*time.Second, func() bool { d, _ := depthOf(t, addr); return d == 2 })
 	if _, err := listenBacklog(-1); !errors.Is(err, syscall.EBADF) {
 		t.Errorf("bad fd: err = %v, want EBADF", err)
 	}
@@ -247,5 +238,5 @@ func TestListenQueueOfARealIPv6Socket(t *testing.T) {
 	}
 	defer ln.Close()
 	dialN(t, "tcp6", ln.Addr().String(), 2)
-	waitFor(t, "2 connections in the IPv6 accept queue", func() bool { d, _ := depthOf(t, ln.Addr()); return d == 2 })
+	poll.Until(t, "2 connections in the IPv6 accept queue", 10*time.Second, func() bool { d, _ := depthOf(t, ln.Addr()); return d == 2 })
 }

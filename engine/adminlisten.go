@@ -51,6 +51,9 @@ func (s *Server) WriteMetrics(w io.Writer) error {
 	}
 	// Best effort: a listener the kernel says nothing about is left out.
 	_ = s.writeListenQueues(w)
+	if err := s.writePeerMetrics(w); err != nil {
+		return err
+	}
 	if err := metrics.WriteRuntime(w); err != nil {
 		return err
 	}

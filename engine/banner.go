@@ -2,6 +2,8 @@ package engine
 
 import (
 	"crypto/x509"
+	"fmt"
+	"strings"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -35,6 +37,7 @@ func (s *Server) banner(now time.Time) {
 		ev = ev.Stringer("admin", s.adminAddr)
 	}
 	ev.Msg("cotd ready")
+	s.logAdvertised()
 	if backlog < minBacklog {
 		s.log.Warn().Int("backlog", backlog).Int("recommended", minBacklog).
 			Msg("net.core.somaxconn is low: a reconnect burst can overflow the accept queue (see configs/sysctl.conf)")
@@ -84,4 +87,42 @@ func (f *tlsFiles) leaf() *x509.Certificate {
 		return nil
 	}
 	return c
+}
+
+// advertised is the host clients should connect to: server.advertise_host,
+// or the address the development data package uses by default. auto
+// reports the latter.
+func (s *Server) advertised() (host string, auto bool) {
+	if h := s.cfg.Server.AdvertiseHost; h != "" {
+		return h, false
+	}
+	return pki.PackageHost(pki.DefaultHosts()), true
+}
+
+// logAdvertised says, once at start, where clients should connect (in TAK's
+// connect-string form) and how to change it: a guessed address that is
+// wrong for the network is the first thing a new user runs into.
+func (s *Server) logAdvertised() {
+	host, auto := s.advertised()
+	ev := s.log.Info().Str("advertise_host", host).Bool("chosen_automatically", auto)
+	var connect []string
+	for _, ln := range s.listeners {
+		if ln.bound == nil {
+			continue
+		}
+		proto := "tcp"
+		if ln.kind == ListenerTLS {
+			proto = "ssl"
+		}
+		connect = append(connect, fmt.Sprintf("%s:%d:%s", host, ln.bound.Port, proto))
+	}
+	ev = ev.Strs("connect", connect)
+	msg := "clients connect to " + strings.Join(connect, " or ")
+	if auto {
+		msg += fmt.Sprintf("; %s was chosen automatically: set advertise_host in the [server] section of the configuration file to the name or IPv4 address clients reach this machine by", host)
+	}
+	if s.cfg.TLSDev() {
+		msg += "; the development data package was made for the address in force when it was created (remove " + s.cfg.TLS.DevDir + " to make it again)"
+	}
+	ev.Msg(msg)
 }

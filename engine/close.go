@@ -15,9 +15,12 @@ const (
 	ReasonIdle
 	// ReasonHandshakeTimeout: TLS handshake not finished in time.
 	ReasonHandshakeTimeout
-	// ReasonSlowConsumer: over the outbound hard limit, or no write
-	// progress for limits.write_timeout.
-	ReasonSlowConsumer
+	// ReasonSlowConsumerBytes: what the client was owed (queued plus
+	// unwritten) went over limits.outbound_hard_bytes.
+	ReasonSlowConsumerBytes
+	// ReasonSlowConsumerStalled: output waited unwritten with no progress
+	// for limits.write_timeout.
+	ReasonSlowConsumerStalled
 	// ReasonBadFrame: junk or malformed XML on the stream.
 	ReasonBadFrame
 	// ReasonFrameTooLarge: a document over limits.max_frame_bytes.
@@ -43,8 +46,8 @@ const (
 )
 
 var closeReasonNames = [numCloseReasons]string{
-	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer",
-	"bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown", "admin", "auth_failed",
+	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer_bytes",
+	"slow_consumer_stalled", "bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown", "admin", "auth_failed",
 	"revoked", "disabled",
 }
 

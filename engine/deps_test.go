@@ -25,8 +25,9 @@ type rule struct {
 
 // rules, by package directory; the longest matching prefix applies. Arrows
 // point one way: cmd -> engine -> {cot, tlsstate, configs}; bench -> {cot,
-// tlsstate, configs}; the leaves import no project package, and nothing
-// imports cmd.
+// tlsstate, configs}; takclient (cotd send/listen) -> cot and the standard
+// library only; the leaves import no project package, and nothing imports
+// cmd.
 var rules = map[string]rule{
 	"cot":          {external: []string{"google.golang.org/protobuf/encoding/protowire"}},
 	"cot/takproto": {project: []string{"cot"}, external: []string{"google.golang.org/protobuf/encoding/protowire"}},
@@ -34,9 +35,17 @@ var rules = map[string]rule{
 	"tlsstate/pki": {external: []string{"software.sslmate.com/src/go-pkcs12"}},
 	"configs":      {external: []string{"github.com/BurntSushi/toml"}},
 	"engine/auth":  {external: []string{"github.com/BurntSushi/toml", "golang.org/x/crypto/bcrypt", "golang.org/x/sys/unix"}},
+	"engine/store": {project: []string{"engine", "cot", "configs"}, external: []string{"github.com/jackc/pgx/v5", "github.com/rs/zerolog", "modernc.org/sqlite"}},
 	"engine":       {project: []string{"engine", "cot", "tlsstate", "configs"}},
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
+	// Enrollment: a peer of the engine, reaching it only through directory.
+	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics", "engine/store"},
+		external: []string{"github.com/rs/zerolog", "golang.org/x/sys/unix", "github.com/skip2/go-qrcode"}, isolated: true},
+	// A peer of the engine (ARCHITECTURE.md §10): the Directory, the users
+	// file, the store and the metrics writer, nothing of the reactor.
+	"engine/marti": {project: []string{"engine/directory", "engine/auth", "engine/metrics", "engine/store", "cot", "tlsstate", "configs"},
+		external: []string{"github.com/rs/zerolog"}, isolated: true, deny: []string{"cot/takproto"}},
 	// The admin API sees the engine only through Directory.
 	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
 		isolated: true, deny: []string{"cot/takproto"}},
@@ -47,7 +56,15 @@ var rules = map[string]rule{
 	// The broker routes bytes: the engine hands it the wire encoders.
 	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
 	"bench":         {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"cmd":           {project: []string{"engine", "bench", "cot", "tlsstate", "configs"}},
+	"cmd":           {project: []string{"engine", "bench", "takclient", "cot", "tlsstate", "configs"}},
+
+	// cotd send / cotd listen: a small client on cot and the standard library.
+	"takclient": {project: []string{"cot"}, external: []string{}},
+	// The one poll helper for tests: the standard library only, so that the
+	// packages enginetest depends on can use it too.
+	"internal/poll": {external: []string{}},
+	// The test harness may use the project's test helpers.
+	"engine/enginetest": {project: []string{"engine", "cot", "tlsstate", "configs", "internal"}},
 }
 
 func ruleFor(dir string) (rule, bool) {

@@ -83,9 +83,23 @@ func newGroupWorld(t *testing.T, extra string, mutate func(*configs.Config)) *gr
 	return w
 }
 
+// routed waits until everything sender sent so far has been routed: the
+// server answers a ping after it has handed every earlier frame of that
+// connection to the broker, and the broker is idle once it has routed them
+// (and counted their deliveries). A check that something did not happen
+// follows it.
+func (w *groupWorld) routed(t *testing.T, sender string) {
+	t.Helper()
+	w.clients[sender].Send(et.Ping(sender))
+	w.clients[sender].Expect(sender+"'s pong", et.Type(cot.TypePong))
+	et.Eventually(t, "broker idle", w.h.Srv.Broker().Idle)
+}
+
 // expectOnly sends doc (uid) from sender and checks that exactly want
-// received it: they all get it, and once the broker is idle the delivery
-// count grew by exactly len(want), so nobody else got it.
+// received it: they all get it, and once it has been routed the delivery
+// count grew by exactly len(want), so nobody else got it. With want empty
+// the barrier is what makes the check mean something: the broker is idle
+// before the server has even read the frame.
 func (w *groupWorld) expectOnly(t *testing.T, sender, uid, doc string, want ...string) {
 	t.Helper()
 	st := w.h.Srv.Broker().Stats()
@@ -94,7 +108,7 @@ func (w *groupWorld) expectOnly(t *testing.T, sender, uid, doc string, want ...s
 	for _, name := range want {
 		w.clients[name].Expect(fmt.Sprintf("%s's %s at %s", sender, uid, name), et.UID(uid))
 	}
-	et.Eventually(t, "broker idle", w.h.Srv.Broker().Idle)
+	w.routed(t, sender)
 	if got := st.DeliveredAll() - before; got != uint64(len(want)) {
 		var extra []string
 		for name, c := range w.clients {
@@ -218,11 +232,14 @@ groups = ["Red"]
 	// Right password: the stranger (no entry for its CN) becomes alice and
 	// is routed in Red from its next frame, which was sent right behind the
 	// <auth> and held while the password was checked.
+	st := w.h.Srv.Broker().Stats()
+	before := st.DeliveredAll()
 	w.clients["stranger"].Send(authDoc("alice", "s3cret") + et.Marker("alice-1"))
 	w.clients["red"].Expect("alice's marker, in Red", et.UID("alice-1"))
 	w.clients["two"].Expect("alice's marker, in Red", et.UID("alice-1"))
-	if w.clients["tcp"].Received(et.UID("alice-1")) {
-		t.Error("after <auth>, the client still published into __ANON__")
+	w.routed(t, "stranger")
+	if d := st.DeliveredAll() - before; d != 2 || w.clients["tcp"].Received(et.UID("alice-1")) {
+		t.Errorf("alice's marker delivered %d times, want 2 (red, two): after <auth>, the client still published into __ANON__", d)
 	}
 	if w.h.Srv.Stats().Logins[engine.LoginOK].Value() != 1 {
 		t.Error("login not counted")
@@ -230,12 +247,20 @@ groups = ["Red"]
 
 	// Wrong password: closed, counted, and what it sent is not routed.
 	bad := et.DialTLS(t, w.h.TLSAddr(), w.p.Client(t, "stranger2"))
+	w.h.Joined(t, len(w.clients)+1)
+	et.Eventually(t, "broker idle", w.h.Srv.Broker().Idle) // stranger2's (empty) replay
+	before = st.DeliveredAll()
 	bad.Send(authDoc("alice", "wrong") + et.Marker("evil-1") + et.SA("EVIL", "EVIL", "a-f-G"))
 	bad.Closed()
 	et.Eventually(t, "auth_failed counted", func() bool {
 		return w.h.Srv.Stats().Closes[engine.ReasonAuthFailed].Value() == 1
 	})
+	// The close comes after the server read the <auth> and the frames behind
+	// it; once the broker is idle, anything routed would have been counted.
 	et.Eventually(t, "broker idle", w.h.Srv.Broker().Idle)
+	if d := st.DeliveredAll() - before; d != 0 {
+		t.Errorf("%d deliveries from a client whose login failed", d)
+	}
 	for name, c := range w.clients {
 		if c.Received(et.UID("evil-1")) || c.Received(et.UID("EVIL")) {
 			t.Errorf("%s received a frame from a client whose login failed", name)

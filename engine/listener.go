@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"errors"
+	"fmt"
 	"net"
 	"os"
 	"strconv"
@@ -109,4 +111,26 @@ func somaxconn() int {
 		return unix.SOMAXCONN
 	}
 	return n
+}
+
+// listenError says which listener could not open. gnet reports a port in use
+// as a bare "bind: address already in use"; each listener's address is tried
+// again to find the one that is taken, and the error names it, its
+// configuration key and the port.
+func listenError(err error, lns []*listener) error {
+	if errors.Is(err, unix.EADDRINUSE) {
+		for _, ln := range lns {
+			l, lerr := net.Listen("tcp", ln.addr)
+			if lerr == nil {
+				_ = l.Close()
+				continue
+			}
+			if errors.Is(lerr, unix.EADDRINUSE) {
+				_, port, _ := net.SplitHostPort(ln.addr)
+				return fmt.Errorf("engine: %s listener (%s.addr = %q): port %s is already in use by another process: %w",
+					ln.kind, ln.kind, ln.addr, port, err)
+			}
+		}
+	}
+	return fmt.Errorf("engine: %w", err)
 }

@@ -5,10 +5,8 @@ import (
 	"context"
 	"crypto/tls"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,16 +18,61 @@ import (
 	"cotd/tlsstate/pki"
 )
 
-const replicaScript = "../../shared/replica/buggy_eud_handler.py"
+// startReplica builds testdata/replica (the failing design's accept loop, in
+// Go) and runs it on a kernel-chosen loopback port; it returns its address.
+// The replica waits up to handshakeTimeout for each client's handshake on its
+// one accept goroutine, behind a listen(0) backlog.
+func startReplica(t *testing.T, p *et.PKI, handshakeTimeout time.Duration) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "replica")
+	build := exec.Command("go", "build", "-o", bin, "./testdata/replica")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./testdata/replica: %v\n%s", err, out)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cmd := exec.CommandContext(ctx, bin, "-cert", p.CertPath, "-key", p.KeyPath, "-ca", p.CAPath,
+		"-handshake-timeout", handshakeTimeout.String())
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); _ = cmd.Wait() })
+	line, err := bufio.NewReader(out).ReadString('\n')
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "listening ")
+	if err != nil || !ok {
+		t.Fatalf("replica did not start: %q %v", line, err)
+	}
+	return addr
+}
 
-// stalledLoad opens stalled connections that send nothing, then dials
-// honest mTLS clients at once, each allowed budget to connect and finish its
-// handshake. It returns how many honest clients got through.
+// stalledLoad opens stalled connections that complete the TCP handshake and
+// then send nothing (each dial may wait up to budget for the server to take
+// it), and, while they are pending, dials honest mTLS clients at once, each
+// allowed budget to connect and finish its handshake. It returns how many
+// honest clients got through.
 func stalledLoad(t *testing.T, addr string, cfg *tls.Config, stalled, honest int, budget time.Duration) int {
 	t.Helper()
 	var wg sync.WaitGroup
 	var mu sync.Mutex
-	for range stalled {
+	var conns []net.Conn
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	})
+	// The first stalled connection is in before anyone else dials: the load
+	// starts with a silent client in front, whatever the scheduler does.
+	first, err := net.DialTimeout("tcp", addr, budget)
+	if err != nil {
+		t.Fatalf("the first stalled client could not connect: %v", err)
+	}
+	conns = append(conns, first)
+	for range stalled - 1 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -38,11 +81,10 @@ func stalledLoad(t *testing.T, addr string, cfg *tls.Config, stalled, honest int
 				return // a server with no room left does not even take these
 			}
 			mu.Lock()
-			t.Cleanup(func() { _ = conn.Close() })
+			conns = append(conns, conn)
 			mu.Unlock()
 		}()
 	}
-	wg.Wait()
 	var ok atomic.Int64
 	for range honest {
 		wg.Add(1)
@@ -61,58 +103,34 @@ func stalledLoad(t *testing.T, addr string, cfg *tls.Config, stalled, honest int
 	return int(ok.Load())
 }
 
-// The failing design and cotd under the same load: the replica of the
-// accept loop that loses every client (listen(0), TLS handshake inside
-// accept() on one thread) drops honest clients behind a handful of stalled
-// ones; cotd loses none.
+// The failing design and cotd under the same load: the replica of the accept
+// loop that loses every client (listen(0), TLS handshake inside accept() on
+// one goroutine) lets few honest clients through behind stalled ones; cotd
+// takes them all.
+//
+// The result does not depend on the machine's speed: the replica gives each
+// client replicaHold to finish its handshake, no shorter than the honest
+// clients' budget, so the stalled client it accepts first holds its accept
+// loop for all of the time the honest ones wait, and only the one or two
+// connections its backlog of 0 admits can follow. A slower machine only
+// lowers its count. cotd's budget is generous: 60 handshakes on a loaded
+// two-core box take well under a second.
 func TestReplicaLosesClientsCotdDoesNot(t *testing.T) {
-	python, err := exec.LookPath("python3")
-	if err != nil {
-		t.Skip("python3 not installed: the replica cannot run")
-	}
-	if _, err := os.Stat(replicaScript); err != nil {
-		t.Skipf("replica script not found: %v", err)
-	}
 	const stalled, honest = 20, 60
-	const budget = 4 * time.Second
+	const budget = 15 * time.Second
+	const replicaHold = 2 * budget
 	p := et.NewPKI(t, pki.KeyECDSAP256)
 	client := p.ClientWith(p.ClientCert(t, "eud", 24*time.Hour))
 
-	// The replica wants server.pem, server.key and ca.pem in one folder.
-	dir := t.TempDir()
-	for from, to := range map[string]string{p.CertPath: "server.pem", p.KeyPath: "server.key", p.CAPath: "ca.pem"} {
-		copyFile(t, from, filepath.Join(dir, to))
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	_ = l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	cmd := exec.CommandContext(ctx, python, replicaScript, strconv.Itoa(port), dir)
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = cmd.Wait() }()
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "listening") {
-		t.Fatalf("replica did not start: %q %v", line, err)
-	}
-	replicaOK := stalledLoad(t, "127.0.0.1:"+strconv.Itoa(port), client, stalled, honest, budget)
+	replicaOK := stalledLoad(t, startReplica(t, p, replicaHold), client, stalled, honest, budget)
 
 	h := et.StartTLS(t, p, func(c *configs.Config) { c.Log.Level = "warn" })
 	cotdOK := stalledLoad(t, h.TLSAddr(), client, stalled, honest, budget)
 
 	t.Logf("honest clients connected within %v beside %d stalled ones: replica %d/%d, cotd %d/%d",
 		budget, stalled, replicaOK, honest, cotdOK, honest)
-	if replicaOK >= honest {
-		t.Errorf("the replica lost no client: the load does not reproduce the failure")
+	if replicaOK > honest/2 {
+		t.Errorf("the replica connected %d of %d honest clients: the load does not reproduce the failure", replicaOK, honest)
 	}
 	if cotdOK != honest {
 		t.Errorf("cotd lost %d of %d honest clients", honest-cotdOK, honest)

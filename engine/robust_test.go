@@ -115,8 +115,11 @@ func TestSlowConsumerDoesNotDelayOthers(t *testing.T) {
 	}
 	st := h.Srv.Broker().Stats()
 	et.Eventually(t, "the silent client closed as a slow consumer", func() bool {
-		return h.Srv.Stats().Closes[engine.ReasonSlowConsumer].Value() == 1
+		return h.Srv.Stats().Closes[engine.ReasonSlowConsumerBytes].Value() == 1
 	})
+	if n := h.Srv.Stats().Closes[engine.ReasonSlowConsumerStalled].Value(); n != 0 {
+		t.Errorf("slow_consumer_stalled closes = %d: the silent client went over the hard limit, it did not time out", n)
+	}
 	if st.Drops[broker.DropBackpressure].Value() == 0 {
 		t.Error("no position report was dropped for the silent client")
 	}
@@ -146,8 +149,14 @@ func TestWriteTimeoutClosesStalledClient(t *testing.T) {
 	}
 	sender.Send(b.String())
 	et.Eventually(t, "stalled client closed", func() bool {
-		return h.Srv.Stats().Closes[engine.ReasonSlowConsumer].Value() == 1
+		return h.Srv.Stats().Closes[engine.ReasonSlowConsumerStalled].Value() == 1
 	})
+	if n := h.Srv.Stats().Closes[engine.ReasonSlowConsumerBytes].Value(); n != 0 {
+		t.Errorf("slow_consumer_bytes closes = %d: the stalled client was under the hard limit", n)
+	}
+	if m := h.Metrics(t); !strings.Contains(m, `cotd_closes_total{reason="slow_consumer_stalled"} 1`) {
+		t.Error(`/metrics lacks cotd_closes_total{reason="slow_consumer_stalled"} 1`)
+	}
 	// About 240 KB was owed and the silent socket holds a few tens of KB at
 	// most: the rest was lost with the connection and must show as such.
 	if n := h.Srv.Stats().UnsentBytes.Value(); n < 100<<10 || n > 60*4200 {

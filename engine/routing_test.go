@@ -61,7 +61,7 @@ func TestDirectedMessagesReachOnlyTheirDestination(t *testing.T) {
 	b.Expect("C", et.UID("C"))
 	c.Expect("B", et.UID("B"))
 
-	a.Send(et.Chat("chat-by-callsign", "hi bravo </event> still text", []string{"BRAVO"}, nil))
+	a.Send(et.Chat("chat-by-callsign", "hi bravo </detail> still text", []string{"BRAVO"}, nil))
 	a.Send(et.Chat("chat-by-uid", "hi charlie", nil, []string{"C"}))
 	// Both attributes naming the same client: delivered once.
 	a.Send(et.Chat("chat-both", "hi again", []string{"BRAVO"}, []string{"B"}))
@@ -71,7 +71,7 @@ func TestDirectedMessagesReachOnlyTheirDestination(t *testing.T) {
 	if bytes.Contains(got.Raw, []byte("<marti")) {
 		t.Errorf("<marti> must be stripped before delivery: %s", got.Raw)
 	}
-	if !bytes.Contains(got.Raw, []byte("</event> still text")) {
+	if !bytes.Contains(got.Raw, []byte("</detail> still text")) {
 		t.Errorf("CDATA text lost: %s", got.Raw)
 	}
 	c.Expect("chat by uid", et.UID("chat-by-uid"))
@@ -154,7 +154,7 @@ func TestDisconnectNoticeCarriesLinkAndType(t *testing.T) {
 }
 
 func TestNodeTAKFixtureIsRoutedAsSent(t *testing.T) {
-	stream, err := os.ReadFile("../../shared/fixtures/node-tak/connect-stream.bin")
+	stream, err := os.ReadFile("../testdata/node-tak/connect-stream.bin")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestNodeTAKFixtureIsRoutedAsSent(t *testing.T) {
 	if got.H.Callsign != "PROXY" || got.H.GroupName != "Cyan" {
 		t.Errorf("fixture header = %+v", got.H)
 	}
-	want, err := os.ReadFile("../../shared/fixtures/node-tak/position.xml")
+	want, err := os.ReadFile("../testdata/node-tak/position.xml")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
-	"cotd/cot"
 	"cotd/engine/auth"
 	"cotd/engine/broker"
 	"cotd/engine/metrics"
@@ -53,7 +52,8 @@ type Server struct {
 	adminAddr net.Addr
 	adminAPI  http.Handler // what the admin listener serves (HandleAdmin)
 
-	dir dirState // Directory's subscribers, senders and active groups
+	dir   dirState    // Directory's subscribers, senders and active groups
+	peers peerMetrics // peers' /metrics writers (AddMetrics)
 }
 
 // New checks cfg and builds a server; Run serves it.
@@ -86,7 +86,7 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.tls, err = newTLSFiles(cert, key, ca, cfg.TLS.CRL); err != nil {
+		if s.tls, err = newTLSFiles(cert, key, ca, cfg.CRLPath(), cfg.TLS.CRL != "" && cfg.TLS.CAKey == ""); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 		s.listeners = append(s.listeners, &listener{kind: ListenerTLS, addr: cfg.TLS.Addr})
@@ -186,7 +186,7 @@ func (s *Server) Run(ctx context.Context) error {
 		if err == nil {
 			err = errors.New("engine: gnet stopped before it booted")
 		}
-		return fmt.Errorf("engine: %w", err)
+		return listenError(err, s.listeners)
 	case <-s.ready:
 	}
 
@@ -229,19 +229,7 @@ func (r *reactor) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	ln := s.listenerOf(c)
 	id := s.nextID.Add(1)
 	lp := s.loopOf(c.EventLoop())
-	ss := &session{
-		id:       id,
-		srv:      s,
-		c:        c,
-		ln:       ln,
-		remote:   c.RemoteAddr().String(),
-		opened:   time.Now(),
-		lp:       lp,
-		framer:   cot.NewXMLFramer(s.cfg.Limits.MaxFrameBytes),
-		lastRead: lp.wheel.now,
-	}
-	ss.tm = timer{slot: -1, owner: ss}
-	ss.client = broker.NewClient(id, ss, s.listenerMembership(ln))
+	ss := newSession(s, c, ln, lp, id, c.RemoteAddr().String())
 	if ln.kind == ListenerTLS {
 		// The deadline runs from accept, not from the first byte: a
 		// client that sends nothing is as stalled as one that stops.
@@ -332,18 +320,8 @@ func (r *reactor) OnClose(c gnet.Conn, err error) gnet.Action {
 		return gnet.None
 	}
 	c.SetContext(nil)
-	ss.mu.Lock()
-	ss.closing = true
-	// What the client was owed and never got: the queue not yet flushed
-	// plus gnet's unwritten buffer. gnet makes one last non-blocking write
-	// after this callback, so the figure is an upper bound; it is what an
-	// administrator needs to see that a slow consumer's close lost data.
-	unsent := uint64(ss.pendBytes) + uint64(c.OutboundBuffered())
-	ss.pend, ss.spare, ss.pendBytes = nil, nil, 0
-	ss.mu.Unlock()
+	unsent := ss.closeOutbound()
 	s.stats.UnsentBytes.Add(unsent)
-	ss.pendingN.Store(0)
-	ss.buffered.Store(0)
 
 	ss.lp.wheel.unlink(&ss.tm)
 	s.sessions.Delete(ss.id)
@@ -398,7 +376,7 @@ func (s *Server) closed(ss *session, ioErr error, unsent uint64, hsErr error) {
 		s.left(ss, r)
 	}
 	ev := ss.logger().Info().Str("reason", r.String()).Dur("age", time.Since(ss.opened)).
-		Uint64("bytes_in", ss.bytesIn.Load()).Uint64("bytes_out", ss.sent)
+		Uint64("bytes_in", ss.bytesIn.Load()).Uint64("bytes_out", ss.out.sent)
 	if unsent > 0 {
 		ev = ev.Uint64("unsent_bytes", unsent)
 	}

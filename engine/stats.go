@@ -22,7 +22,6 @@ type Stats struct {
 	// written (an upper bound; see OnClose).
 	UnsentBytes metrics.Counter
 	Pongs       metrics.Counter
-	WakeFails   metrics.Counter
 	Refused     metrics.Counter // connections refused while draining
 	Handshakes  [numHandshakeResults]metrics.Counter
 	Logins      [numLoginResults]metrics.Counter
@@ -35,6 +34,8 @@ type Stats struct {
 	// Delay is the time from reading a frame to handing it to a
 	// recipient's socket, in seconds.
 	Delay *metrics.Histogram
+	// BadEvents counts inbound events dropped with their connection kept open.
+	BadEvents [numBadEventReasons]metrics.Counter
 }
 
 func (s *Server) writeMetrics(w io.Writer) error {
@@ -55,6 +56,8 @@ func (s *Server) writeMetrics(w io.Writer) error {
 		ReasonPeerClosed, numCloseReasons, func(r CloseReason) float64 { return c(&st.Closes[r]) })
 	metrics.Vec(m, "cotd_frames_in_total", "CoT documents received, by kind.", "counter", "kind",
 		0, numFrameKinds, func(k FrameKind) float64 { return c(&st.FramesIn[k]) })
+	metrics.Vec(m, "cotd_bad_events_total", "Inbound events dropped with the connection kept open, by reason.", "counter", "reason",
+		0, numBadEventReasons, func(r BadEventReason) float64 { return c(&st.BadEvents[r]) })
 	m.One("cotd_bytes_in_total", "Bytes read from clients.", "counter", c(&st.BytesIn))
 	m.One("cotd_bytes_out_total", "Bytes handed to client sockets.", "counter", c(&st.BytesOut))
 	m.One("cotd_unsent_bytes_total", "Bytes queued for clients whose connection closed before they were written (at most; the socket may take part of it in a last write).", "counter", c(&st.UnsentBytes))

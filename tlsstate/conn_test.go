@@ -15,6 +15,8 @@ import (
 	"time"
 
 	utls "github.com/refraction-networking/utls"
+
+	"cotd/internal/poll"
 )
 
 var versions = []struct {
@@ -96,7 +98,7 @@ func TestMTLSMatrix(t *testing.T) {
 					if handshakeGoroutines() != 0 {
 						// The goroutine reported before Wake, so it may still be
 						// returning; it must be gone shortly.
-						waitFor(t, "handshake goroutine to exit", func() bool { return handshakeGoroutines() == 0 })
+						poll.Until(t, "handshake goroutine to exit", failsafe, func() bool { return handshakeGoroutines() == 0 })
 					}
 
 					msgs := payloads(7)
@@ -163,7 +165,7 @@ func TestClientCertRejected(t *testing.T) {
 				if l.conn.PeerCN() != "" {
 					t.Errorf("PeerCN = %q after a failed handshake", l.conn.PeerCN())
 				}
-				waitFor(t, "handshake goroutine to exit", func() bool { return handshakeGoroutines() == 0 })
+				poll.Until(t, "handshake goroutine to exit", failsafe, func() bool { return handshakeGoroutines() == 0 })
 				select {
 				case cerr := <-herr:
 					if cerr == nil {
@@ -206,7 +208,7 @@ func TestCloseDuringHandshake(t *testing.T) {
 				} else {
 					l.conn.Close()
 				}
-				waitFor(t, "handshake goroutine to exit", func() bool { return handshakeGoroutines() == 0 })
+				poll.Until(t, "handshake goroutine to exit", failsafe, func() bool { return handshakeGoroutines() == 0 })
 				if ph := l.conn.Phase(); ph != Closed {
 					t.Errorf("phase %v after Close", ph)
 				}
@@ -221,7 +223,7 @@ func TestCloseDuringHandshake(t *testing.T) {
 				l.conn.Close() // idempotent
 				a.Close()
 			}()
-			waitFor(t, "goroutines to return to the baseline", func() bool { return runtime.NumGoroutine() <= base })
+			poll.Until(t, "goroutines to return to the baseline", failsafe, func() bool { return runtime.NumGoroutine() <= base })
 		})
 	}
 }
@@ -261,7 +263,7 @@ func TestWriteBeforeEstablished(t *testing.T) {
 	if _, err := d.Write([]byte("x")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Closed: %v", err)
 	}
-	waitFor(t, "handshake goroutine to exit", func() bool { return handshakeGoroutines() == 0 })
+	poll.Until(t, "handshake goroutine to exit", failsafe, func() bool { return handshakeGoroutines() == 0 })
 }
 
 // TestInputOverflow: a client that floods during the handshake is cut off.
@@ -274,7 +276,7 @@ func TestInputOverflow(t *testing.T) {
 	if _, err := d.Feed(make([]byte, 2000), nil); !errors.Is(err, ErrInputOverflow) {
 		t.Fatalf("err = %v, want ErrInputOverflow", err)
 	}
-	waitFor(t, "handshake goroutine to exit", func() bool { return handshakeGoroutines() == 0 })
+	poll.Until(t, "handshake goroutine to exit", failsafe, func() bool { return handshakeGoroutines() == 0 })
 }
 
 // TestResumption: a second connection with the session from the first
@@ -552,8 +554,16 @@ func TestIdleConnMemory(t *testing.T) {
 			per := float64(withHello-before) / n
 			hello := float64(withHello-without) / n
 			t.Logf("%s: %.0f B per idle established conn (HelloInfo %.0f B of it)", tc.name, per, hello)
-			if per > 12<<10 {
-				t.Errorf("%.0f B per idle conn, over the 12 KiB budget", per)
+			// The race detector's runtime allocates beside the code under
+			// test, by amounts that vary from run to run: under -race (make
+			// test) the budget has a third more room, enough that only a real
+			// regression crosses it; without -race it is exact.
+			budget := 12 << 10
+			if raceEnabled {
+				budget = 16 << 10
+			}
+			if per > float64(budget) {
+				t.Errorf("%.0f B per idle conn, over the %d KiB budget", per, budget>>10)
 			}
 			for _, c := range conns {
 				if c.Phase() != Established {
@@ -675,7 +685,7 @@ func TestCloseThen(t *testing.T) {
 			if tc.fail != (err != nil) || (err != nil && !errors.Is(err, ErrHandshake)) {
 				t.Fatalf("CloseThen reported %v, want failure %v", err, tc.fail)
 			}
-			waitFor(t, "handshake goroutine to exit", func() bool { return handshakeGoroutines() == 0 })
+			poll.Until(t, "handshake goroutine to exit", failsafe, func() bool { return handshakeGoroutines() == 0 })
 			select {
 			case err := <-ended:
 				t.Fatalf("ended called twice, again with %v", err)

@@ -508,19 +508,6 @@ func handshakeGoroutines() int {
 	}
 }
 
-// waitFor polls cond until it holds; a bounded poll, for facts no channel
-// reports (a goroutine has exited).
-func waitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(failsafe)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // captureHello returns the first flight (the ClientHello records) a client
 // sends, by running hs over an in-memory conn and stopping it after the
 // hello.

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	utls "github.com/refraction-networking/utls"
+
+	"cotd/internal/poll"
 )
 
 // refragment re-frames the handshake payload of hello (one or more records)
@@ -156,7 +158,7 @@ func TestFeedHelloTable(t *testing.T) {
 			}
 		})
 	}
-	waitFor(t, "handshake goroutines to end", func() bool { return handshakeGoroutines() == 0 })
+	poll.Until(t, "handshake goroutines to end", failsafe, func() bool { return handshakeGoroutines() == 0 })
 }
 
 // TestPlaintextRejectedAtOnce checks the engine's "plaintext on TLS port"

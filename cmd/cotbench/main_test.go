@@ -182,6 +182,9 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		{[]string{"run"}, "usage"},
 		{[]string{"run", smoke, "extra"}, "usage"},
 		{[]string{"run", smoke, "--spawn", "--target", "127.0.0.1:1"}, "exclude each other"},
+		{[]string{"run", smoke, "--target", "127.0.0.1:1", "--set", "output.coalesce_delay=1ms"}, "--set configures the cotd that --spawn starts"},
+		{[]string{"run", smoke, "--spawn", "--set", "tcp.addr=127.0.0.1:1"}, "cotbench sets tcp.addr itself"},
+		{[]string{"run", smoke, "--spawn", "--set", "novalue"}, "want KEY=VALUE"},
 		{[]string{"run", bad}, `unknown key "foo"`},
 		{[]string{"run", bad}, `duration "5" needs a unit`},
 		{[]string{"run", smoke, "--target", "10.1.2.3:8087"}, "not a loopback address"},
@@ -200,12 +203,15 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 }
 
 // --spawn builds ./cmd/cotd, starts it on free ports and stops it: what make bench runs.
+// --set reaches the spawned cotd's config (a key cotd refused would stop the run), and the
+// report names it.
 func TestSpawnSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs cotd")
 	}
 	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	code, out, errs := runCLI(t, "run", smoke, "--spawn", "--duration", "4s", "--clients", "20", "--json", jsonPath)
+	code, out, errs := runCLI(t, "run", smoke, "--spawn", "--duration", "4s", "--clients", "20", "--json", jsonPath,
+		"--set", "output.coalesce_delay=1ms")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
@@ -216,29 +222,49 @@ func TestSpawnSmoke(t *testing.T) {
 	if !rep.Target.Spawned || rep.Target.PID == 0 || rep.Server == nil || rep.Server.MaxRSS == 0 || rep.Server.MaxFDs < 20 {
 		t.Errorf("target %+v server %+v", rep.Target, rep.Server)
 	}
+	if s := rep.Target.Settings; len(s) != 1 || s[0] != `output.coalesce_delay = "1ms"` || !strings.Contains(out, s[0]) {
+		t.Errorf("the --set setting is not reported: %q\n%s", s, out)
+	}
 	if rep.ServerMetrics["cotd_deliveries_total"] == 0 {
 		t.Errorf("server metrics not scraped: %v", rep.ServerMetrics)
 	}
+	if c := rep.Cost; c == nil || c.Deliveries == 0 || c.CPUSeconds <= 0 || c.MicrosPerDelivery <= 0 {
+		t.Errorf("server CPU per delivery not measured: %+v", c)
+	}
+	if !strings.Contains(out, "µs server CPU per delivery") {
+		t.Errorf("table lacks the cost:\n%s", out)
+	}
 }
 
-// A TLS scenario with --spawn either runs (cotd serves TLS) or fails with exit status 2
-// and cotd's own reason, never silently.
-func TestSpawnTLSRunsOrSaysWhy(t *testing.T) {
+// A TLS scenario with --spawn runs: cotd serves TLS, and both client stacks are reported.
+func TestSpawnTLSRuns(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs cotd")
 	}
 	code, out, errs := runCLI(t, "run", "../../configs/bench/smoke-tls.toml", "--spawn", "--duration", "3s", "--clients", "12")
-	switch code {
-	case 0:
-		if !strings.Contains(out, "utls-android11 TLS 1.2") || !strings.Contains(out, "crypto/tls TLS 1.3") {
-			t.Errorf("TLS handshakes not reported:\n%s", out)
-		}
-	case 2:
-		if !strings.Contains(errs, "cotd exited during start-up") || !strings.Contains(errs, "log ") {
-			t.Errorf("unclear failure:\n%s", errs)
-		}
-	default:
-		t.Errorf("exit %d\n%s\n%s", code, out, errs)
+	if code != 0 {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(out, "utls-android11 TLS 1.2") || !strings.Contains(out, "crypto/tls TLS 1.3") {
+		t.Errorf("TLS handshakes not reported:\n%s", out)
+	}
+}
+
+// A spawned cotd that exits during start-up fails the run with exit status 2 and
+// cotd's own last words and log path, never silently.
+func TestSpawnFailureSaysWhy(t *testing.T) {
+	fake := filepath.Join(t.TempDir(), "cotd")
+	script := "#!/bin/sh\necho '{\"level\":\"error\",\"message\":\"cannot start: fake cotd for a test\"}' >&2\nexit 1\n"
+	if err := os.WriteFile(fake, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := runCLI(t, "run", smoke, "--spawn", "--cotd", fake, "--duration", "3s", "--clients", "2")
+	if code != 2 {
+		t.Fatalf("exit %d, want 2\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "cotd exited during start-up") || !strings.Contains(errs, "log ") ||
+		!strings.Contains(errs, "fake cotd for a test") {
+		t.Errorf("unclear failure:\n%s", errs)
 	}
 }
 

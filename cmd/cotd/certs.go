@@ -5,6 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,10 +15,11 @@ import (
 
 const certsUsage = `usage:
   cotd certs ca      --dir DIR [--cn NAME] [--rsa] [--days N]
-  cotd certs server  --dir DIR --host H[,H...] [--cn NAME] [--rsa] [--days N]
-  cotd certs client  --dir DIR --name USER [--password P] [--rsa] [--days N]
+  cotd certs server  --dir DIR --host H[,H...] [--cn NAME] [--rsa] [--days N] [--force]
+  cotd certs client  --dir DIR --name USER [--password P] [--rsa] [--days N] [--force]
                      [--package --server-host HOST [--server-port 8089]]
-server and client use DIR/ca.pem and DIR/ca.key.
+server and client use DIR/ca.pem and DIR/ca.key. They refuse to replace an existing
+certificate or key unless --force is given; a CA is never replaced.
 `
 
 // errFlagPrinted: package flag has already printed the error and the
@@ -26,7 +29,7 @@ var errFlagPrinted = errors.New("flag error")
 // certsFlags holds every certs flag; each subcommand registers only its own.
 type certsFlags struct {
 	dir, cn, hosts, name, password, serverHost string
-	rsa, pkg                                   bool
+	rsa, pkg, force                            bool
 	days, serverPort                           int
 }
 
@@ -39,8 +42,10 @@ func certsCmd(args []string, stdout, stderr io.Writer) int {
 	sub := args[0]
 	switch sub {
 	case "ca", "server", "client":
+	case "enroll-package", "revoke", "crl":
+		return certsEnrollCmd(sub, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, certsUsage)
+		fmt.Fprint(stdout, certsUsage+enrollUsage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "cotd certs: unknown subcommand %q\n%s", sub, certsUsage)
@@ -58,6 +63,12 @@ func certsCmd(args []string, stdout, stderr io.Writer) int {
 		kt = pki.KeyRSA2048
 	}
 	validFor := time.Duration(f.days) * 24 * time.Hour // zero: the pki default
+	if !f.force {
+		if existing := existingOutputs(sub, f); existing != "" {
+			fmt.Fprintf(stderr, "cotd certs %s: %s already exists: pass --force to replace it (the old key is lost)\n", sub, existing)
+			return 1
+		}
+	}
 
 	var written []string
 	switch sub {
@@ -97,9 +108,11 @@ func parseCertsFlags(sub string, args []string, stderr io.Writer) (*certsFlags, 
 	case "ca":
 		fs.StringVar(&f.cn, "cn", "cotd CA", "CA common name")
 	case "server":
+		fs.BoolVar(&f.force, "force", false, "replace an existing server certificate and key")
 		fs.StringVar(&f.hosts, "host", "", "comma-separated DNS names and IP addresses (required)")
 		fs.StringVar(&f.cn, "cn", "", "common name (default: the first host)")
 	case "client":
+		fs.BoolVar(&f.force, "force", false, "replace an existing certificate, key, .p12 and package of this user")
 		fs.StringVar(&f.name, "name", "", "TAK user name: the certificate CN and the file names (required)")
 		fs.StringVar(&f.password, "password", pki.DefaultP12Password, ".p12 password")
 		fs.BoolVar(&f.pkg, "package", false, "also write USER.zip, an ATAK connection data package")
@@ -173,4 +186,28 @@ func splitHosts(s string) []string {
 		}
 	}
 	return hosts
+}
+
+// existingOutputs returns the first file that issuing would replace, or "".
+// A client's certificate in use on a device, or the server's key, is not
+// something to lose to a repeated command.
+func existingOutputs(sub string, f *certsFlags) string {
+	var paths []string
+	switch sub {
+	case "server":
+		c, k := pki.Paths(f.dir, pki.ServerName)
+		paths = []string{c, k}
+	case "client":
+		c, k := pki.Paths(f.dir, f.name)
+		paths = []string{c, k, filepath.Join(f.dir, f.name+".p12")}
+		if f.pkg {
+			paths = append(paths, filepath.Join(f.dir, f.name+".zip"))
+		}
+	}
+	for _, p := range paths {
+		if _, err := os.Lstat(p); err == nil {
+			return p
+		}
+	}
+	return ""
 }

@@ -110,6 +110,34 @@ func TestCertsFlow(t *testing.T) {
 	if _, ok := bob.Key.(*rsa.PrivateKey); !ok {
 		t.Errorf("--rsa gave %T", bob.Key)
 	}
+	// Existing keys are not replaced without --force; with it, they are.
+	for _, c := range []struct {
+		args []string
+		key  string
+	}{
+		{[]string{"server", "--dir", dir, "--host", "tak.lan"}, "server.key"},
+		{[]string{"client", "--dir", dir, "--name", "alice"}, "alice.key"},
+	} {
+		keyPath := filepath.Join(dir, c.key)
+		before, err := os.ReadFile(keyPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		code, _, stderr := runCerts(t, c.args...)
+		if code != 1 || !strings.Contains(stderr, "already exists") || !strings.Contains(stderr, "--force") {
+			t.Errorf("%v over existing files: code %d, stderr %q", c.args, code, stderr)
+		}
+		if after, _ := os.ReadFile(keyPath); !bytes.Equal(after, before) {
+			t.Errorf("%v without --force replaced %s", c.args, c.key)
+		}
+		if code, _, stderr := runCerts(t, append(c.args, "--force")...); code != 0 {
+			t.Errorf("%v --force: code %d, stderr %q", c.args, code, stderr)
+		}
+		if after, _ := os.ReadFile(keyPath); bytes.Equal(after, before) {
+			t.Errorf("%v --force did not replace %s", c.args, c.key)
+		}
+	}
+
 	zip, err := os.ReadFile(filepath.Join(dir, "bob.zip"))
 	if err != nil {
 		t.Fatal(err)

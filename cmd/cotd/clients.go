@@ -34,6 +34,9 @@ func clientsCmd(args []string, stdout, stderr io.Writer) int {
 	certFile := fs.String("cert", "", "client certificate (PEM) for an admin listener with client_ca")
 	keyFile := fs.String("key", "", "key of --cert (PEM)")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage, which flag printed
+		}
 		return 2
 	}
 	if fs.NArg() > 0 {

@@ -4,18 +4,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
-
-	"github.com/rs/zerolog"
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/cluster"
+	"cotd/engine/marti"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".
@@ -23,12 +23,14 @@ var version = "dev"
 
 const usage = `usage:
   cotd serve [--config FILE]   run the server (no file: embedded defaults)
-  cotd certs ca|server|client  make a CA, server and client certificates, ATAK data packages
-  cotd users add|passwd|del|disable|enable|list|hash   edit the users file
+  cotd certs ca|server|client|enroll-package|revoke|crl  certificates, data packages, revocation
+  cotd users add|passwd|del|disable|enable|list|hash|token   edit the users file, enrollment tokens
   cotd clients [--admin URL]   list connected clients (admin API)
+  cotd send|listen [--addr A]  a small TAK client: send positions, or print what arrives
+  cotd store migrate [--config FILE]   bring the database schema up to date
   cotd config check FILE       validate a configuration file
   cotd config default          print the embedded default configuration
-  cotd version                 print the version
+  cotd version, --version      print the version
 `
 
 func main() {
@@ -51,7 +53,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return usersCmd(args[1:], os.Stdin, stdout, stderr)
 	case "clients":
 		return clientsCmd(args[1:], stdout, stderr)
-	case "version":
+	case "send", "listen":
+		return clientCmd(args[0], args[1:], stdout, stderr)
+	case "store":
+		return storeCmd(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "cotd", version)
 		return 0
 	case "help", "-h", "--help":
@@ -67,6 +73,9 @@ func serve(args []string, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	path := fs.String("config", "", "configuration file (TOML); empty means the embedded defaults")
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0 // -h asked for the usage, which flag printed
+		}
 		return 2
 	}
 	cfg, err := loadConfig(*path)
@@ -76,21 +85,32 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log := newLogger(cfg.Log, stderr)
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
+	for _, w := range cfg.Warnings() {
+		log.Warn().Msg(w)
+	}
 	srv, err := engine.New(cfg, log)
+	var api *marti.Server
+	var cl *cluster.Node // nil: a single node, no NATS
+	if err == nil {
+		srv.Version = version
+		if cl, err = wireCluster(srv, cfg, log); err == nil {
+			wireAdmin(srv, cfg, log, cl)
+			api, err = newMarti(cfg, srv, dirOf(srv, cl), log) // the Marti HTTP API (8443), beside the engine
+		}
+	}
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	srv.Version = version
-	cl, err := wireCluster(srv, cfg, log)
-	if err != nil {
-		log.Error().Err(err).Msg("cannot join the cluster")
-		return 1
-	}
-	defer cl.Close() // after Run: the engine's leaves reach the others first (nil: no cluster)
-	wireAdmin(srv, cfg, log, cl)
+	defer cl.Close() // after Run: the engine's leaves reach the other nodes first
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	en, err := startEnroll(ctx, cfg, srv, log) // certificate enrollment (8446) and the CRL watcher
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	martiDone := runMarti(ctx, stop, api, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
@@ -99,31 +119,21 @@ func serve(args []string, stderr io.Writer) int {
 			// Each logs its own outcome and keeps the old state on error.
 			_ = srv.ReloadTLS()
 			_ = srv.ReloadUsers()
+			reloadMarti(api)
+			_ = en.Reload()
 		}
 	}()
-	if err := srv.Run(ctx); err != nil {
+	err = srv.Run(ctx)
+	stop()
+	if mErr := <-martiDone; err == nil {
+		err = mErr
+	}
+	if err != nil {
 		log.Error().Err(err).Msg("server stopped with an error")
 		return 1
 	}
 	log.Info().Msg("cotd stopped")
 	return 0
-}
-
-func configCmd(args []string, stdout, stderr io.Writer) int {
-	switch {
-	case len(args) == 2 && args[0] == "check":
-		if _, err := configs.Load(args[1]); err != nil {
-			fmt.Fprintln(stderr, "cotd:", err)
-			return 1
-		}
-		fmt.Fprintf(stdout, "%s: ok\n", args[1])
-		return 0
-	case len(args) == 1 && args[0] == "default":
-		_, _ = stdout.Write(configs.DefaultTOML())
-		return 0
-	}
-	fmt.Fprint(stderr, usage)
-	return 2
 }
 
 func loadConfig(path string) (*configs.Config, error) {
@@ -138,16 +148,4 @@ func orDefault(path string) string {
 		return "(embedded defaults)"
 	}
 	return path
-}
-
-func newLogger(c configs.Log, w io.Writer) zerolog.Logger {
-	if c.Format == "console" {
-		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.RFC3339}
-	}
-	level, err := zerolog.ParseLevel(c.Level)
-	if err != nil {
-		level = zerolog.InfoLevel
-	}
-	zerolog.TimeFieldFormat = time.RFC3339Nano
-	return zerolog.New(w).Level(level).With().Timestamp().Logger()
 }

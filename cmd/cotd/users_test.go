@@ -6,10 +6,15 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"cotd/engine/auth"
+	et "cotd/engine/enginetest"
 )
 
 func runUsers(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
@@ -201,4 +206,76 @@ func TestUsersNilStdin(t *testing.T) {
 	if code := usersCmd([]string{"hash"}, nil, io.Discard, io.Discard); code != 1 {
 		t.Errorf("hash with nil stdin: %d", code)
 	}
+}
+
+// On a terminal, users hash prompts and reads the password with echo off:
+// the terminal shows the prompt and never the password.
+func TestUsersHashOnATerminalDoesNotEcho(t *testing.T) {
+	master, slave := openPTY(t)
+	var out, errOut bytes.Buffer
+	done := make(chan int, 1)
+	go func() { done <- usersCmd([]string{"hash"}, slave, &out, &errOut) }()
+	// The password is typed once echo is off, as a person types after the prompt.
+	et.Eventually(t, "echo off on the terminal", func() bool {
+		tio, err := unix.IoctlGetTermios(int(slave.Fd()), unix.TCGETS)
+		return err == nil && tio.Lflag&unix.ECHO == 0
+	})
+	if _, err := master.Write([]byte("s3cret pw\n")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("hash on a terminal: %d %s", code, errOut.String())
+		}
+	case <-time.After(et.Wait):
+		t.Fatal("hash did not return")
+	}
+	h := strings.TrimSuffix(out.String(), "\n")
+	if err := auth.CheckPassword(&auth.User{Name: "x", PasswordHash: h}, "s3cret pw"); err != nil {
+		t.Errorf("hash %q does not verify: %v", h, err)
+	}
+	// A marker after everything the command caused: what the terminal showed
+	// before it is all there when the marker arrives.
+	if _, err := slave.Write([]byte("END-OF-TEST\n")); err != nil {
+		t.Fatal(err)
+	}
+	var shown []byte
+	buf := make([]byte, 4096)
+	for !bytes.Contains(shown, []byte("END-OF-TEST")) {
+		n, err := master.Read(buf)
+		if err != nil {
+			t.Fatalf("reading the terminal: %v (so far %q)", err, shown)
+		}
+		shown = append(shown, buf[:n]...)
+	}
+	if !bytes.Contains(shown, []byte("Password: ")) {
+		t.Errorf("no prompt on the terminal: %q", shown)
+	}
+	if bytes.Contains(shown, []byte("s3cret")) {
+		t.Errorf("the password was echoed: %q", shown)
+	}
+}
+
+// openPTY opens a pseudo-terminal pair; the test closes both.
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	master, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		t.Skipf("no pseudo-terminals here: %v", err)
+	}
+	t.Cleanup(func() { _ = master.Close() })
+	if err := unix.IoctlSetPointerInt(int(master.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatal(err)
+	}
+	n, err := unix.IoctlGetUint32(int(master.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slave, err = os.OpenFile("/dev/pts/"+strconv.Itoa(int(n)), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = slave.Close() })
+	return master, slave
 }

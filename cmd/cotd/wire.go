@@ -1,8 +1,6 @@
 package main
 
 import (
-	"io"
-
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
@@ -24,27 +22,29 @@ func wireCluster(srv *engine.Server, cfg *configs.Config, log zerolog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	return n, n.Start()
+	if err := n.Start(); err != nil {
+		return nil, err
+	}
+	srv.AddMetrics(n.WriteMetrics)
+	return n, nil
+}
+
+// dirOf is the Directory the engine's peers see: cluster-wide when
+// clustered (other nodes' clients in contact lists and /api/clients).
+func dirOf(srv *engine.Server, cl *cluster.Node) directory.Directory {
+	if cl != nil {
+		return cl.Directory()
+	}
+	return srv.Directory()
 }
 
 // wireAdmin mounts the admin API on the engine's admin listener: the API
 // sees the engine through its Directory (cluster-wide when clustered), its
 // metrics and its readiness.
 func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger, cl *cluster.Node) {
-	var dir directory.Directory = srv.Directory()
-	write := srv.WriteMetrics
-	if cl != nil {
-		dir = cl.Directory()
-		write = func(w io.Writer) error {
-			if err := srv.WriteMetrics(w); err != nil {
-				return err
-			}
-			return cl.WriteMetrics(w)
-		}
-	}
 	o := admin.Options{
-		Directory: dir,
-		Metrics:   write,
+		Directory: dirOf(srv, cl),
+		Metrics:   srv.WriteMetrics,
 		Ready:     srv.Readiness,
 		Pprof:     cfg.Admin.Pprof,
 		Log:       log.With().Str("component", "admin").Logger(),

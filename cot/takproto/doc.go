@@ -10,11 +10,12 @@
 //     Like cot.XMLFramer it is resumable and never buffers more than its frame cap;
 //     AppendFrame and AppendMessageFrame write frames.
 //   - FromXML and AppendXML convert between a CoT <event> document and a TakMessage by the
-//     rules commo uses, so that a server can relay between XML and v1 clients.
+//     rules commo uses, so that a server can relay between XML and v1 clients. They read XML
+//     with cot.Lexer in its Strict modes (cot's one lexer; this package has none of its own).
 //   - AppendOffer, AppendResponse and ParseRequest are the XML events of the negotiation.
 //
-// A relaying server converts each event at most once per direction and shares the bytes
-// (house style rule 9): an XML event bound for v1 recipients goes through FromXML (after
+// A relaying server converts each event at most once per direction and shares the bytes, so
+// that the cost of a conversion does not grow with the number of recipients: an XML event bound for v1 recipients goes through FromXML (after
 // cot.StripMarti) and AppendMessageFrame once, and that one frame is written to each of
 // them; a v1 event becomes XML through AppendXML and is then routed like any XML event.
 //

@@ -67,10 +67,10 @@ type candidate struct {
 	count      int // occurrences; only a single one can move
 	start, end int // the element's bytes in the document
 	tagEnd     int // end of its start tag
-	attrs      []byte
-	empty      bool                  // <x/> or <x></x>: libxml gives it no child nodes
-	vals       [maxTypedAttrs][]byte // raw attribute values in typedSpecs order
-	num        [2]float64            // track: speed, course
+	attrs      cot.Attrs
+	empty      bool                     // <x/> or <x></x>: libxml gives it no child nodes
+	vals       [maxTypedAttrs]cot.Value // raw attribute values in typedSpecs order
+	num        [2]float64               // track: speed, course
 	battery    uint32
 }
 
@@ -82,11 +82,10 @@ func (c *candidate) qualify(k typed) bool {
 	}
 	spec := &typedSpecs[k]
 	for a := c.attrs; ; {
-		name, val, rest, ok := nextAttr(a)
+		name, val, ok := a.Next()
 		if !ok {
 			break
 		}
-		a = rest
 		i := 0
 		for i < len(spec.attrs) && string(name) != spec.attrs[i] {
 			i++
@@ -155,10 +154,12 @@ var eventAttrNames = [numEventStrs]string{
 // doc is what cot.XMLFramer emits; a leading byte order mark, declaration, comments and
 // whitespace are skipped, and nothing after the root element is read. Errors wrap
 // cot.ErrNotEvent when the root is not <event>, and cot.ErrMalformed when doc is not UTF-8,
-// is not well-formed, has a time, point value or event attribute value that cannot be read,
-// or has a <detail> that keeps "</event" or "</auth" in XmlDetail (commo and others cut
-// streams at these bytes wherever they are, so an XML recipient could not receive the event
-// back). On error m is left reset.
+// is not well-formed (read with a cot.Strict lexer), has a time, point value or event
+// attribute value that cannot be read, or has a <detail> that keeps "</event" or "</auth" in
+// XmlDetail (commo and others cut streams at these bytes wherever they are, so an XML
+// recipient could not receive the event back). The time errors also wrap
+// cot.ErrImplausibleTime and the end-tag errors cot.ErrEmbeddedEventEnd, as AppendXML's do.
+// On error m is left reset.
 //
 // It allocates twice: one string holding every string field (so any one of them keeps it
 // alive), and one block for the sub-messages. doc is not retained.
@@ -186,7 +187,7 @@ func fromXML(doc []byte, m *TakMessage) error {
 type eventParts struct {
 	doc   []byte
 	ev    CotEvent // times and point
-	raw   [numEventStrs][]byte
+	raw   [numEventStrs]cot.Value
 	cands [numTyped]candidate
 	// The content of the first <detail> is doc[detailFrom:detailTo].
 	detailFrom, detailTo int
@@ -199,9 +200,10 @@ func (p *eventParts) scan(doc []byte) error {
 		inDetail                         bool
 		open                             *candidate // a typed element whose end tag is pending
 	)
-	s := scanner{src: doc}
+	var lx cot.Lexer
+	lx.Reset(doc, cot.Strict)
 	for {
-		t, ok, err := s.next()
+		t, ok, err := lx.Next()
 		if err != nil {
 			return err
 		}
@@ -209,49 +211,49 @@ func (p *eventParts) scan(doc []byte) error {
 			break
 		}
 		switch {
-		case t.depth == 0:
-			if t.kind == tokEnd {
+		case t.Depth == 0:
+			if t.Kind == cot.TokenEnd {
 				break
 			}
-			if string(t.name) != "event" {
-				return fmt.Errorf("%w: root element <%s>", cot.ErrNotEvent, t.name)
+			if string(t.Name) != "event" {
+				return fmt.Errorf("%w: root element <%s>", cot.ErrNotEvent, t.Name)
 			}
 			seenEvent = true
-			if err := readEvent(t.attrs, &p.ev, &p.raw); err != nil {
+			if err := readEvent(t.Attrs, &p.ev, &p.raw); err != nil {
 				return err
 			}
-		case t.depth == 1 && t.kind != tokEnd:
+		case t.Depth == 1 && t.Kind != cot.TokenEnd:
 			switch {
-			case string(t.name) == "point" && !seenPoint:
+			case string(t.Name) == "point" && !seenPoint:
 				seenPoint = true
-				if err := readPoint(t.attrs, &p.ev); err != nil {
+				if err := readPoint(t.Attrs, &p.ev); err != nil {
 					return err
 				}
-			case string(t.name) == "detail" && !seenDetail:
+			case string(t.Name) == "detail" && !seenDetail:
 				seenDetail = true
-				inDetail = t.kind == tokStart
-				p.detailFrom, p.detailTo = t.end, t.end
+				inDetail = t.Kind == cot.TokenStart
+				p.detailFrom, p.detailTo = t.End, t.End
 			}
-		case t.depth == 1 && inDetail && string(t.name) == "detail":
-			inDetail, p.detailTo = false, t.start
-		case t.depth == 2 && inDetail:
-			if t.kind == tokEnd {
+		case t.Depth == 1 && inDetail && string(t.Name) == "detail":
+			inDetail, p.detailTo = false, t.Start
+		case t.Depth == 2 && inDetail:
+			if t.Kind == cot.TokenEnd {
 				if open != nil {
-					open.end = t.end
-					open.empty = t.start == open.tagEnd
+					open.end = t.End
+					open.empty = t.Start == open.tagEnd
 					open = nil
 				}
 				break
 			}
-			k, ok := typedByName(t.name)
+			k, ok := typedByName(t.Name)
 			if !ok {
 				break
 			}
 			c := &p.cands[k]
 			c.count++
-			c.start, c.end, c.tagEnd, c.attrs = t.start, t.end, t.end, t.attrs
-			c.empty = t.kind == tokEmpty
-			if t.kind == tokStart {
+			c.start, c.end, c.tagEnd, c.attrs = t.Start, t.End, t.End, t.Attrs
+			c.empty = t.Kind == cot.TokenEmpty
+			if t.Kind == cot.TokenStart {
 				open = c
 			}
 		}
@@ -304,13 +306,11 @@ func (p *eventParts) build(m *TakMessage) error {
 
 	var sb strings.Builder
 	sb.Grow(total)
-	str := func(v []byte) string {
+	str := func(v cot.Value) string {
 		if len(v) == 0 {
 			return ""
 		}
-		from := sb.Len()
-		cot.WriteUnescaped(&sb, v)
-		return sb.String()[from:]
+		return v.Decode(&sb)
 	}
 	blk := new(block)
 	e := &blk.event
@@ -327,7 +327,7 @@ func (p *eventParts) build(m *TakMessage) error {
 		p.eachPiece(holes[:nholes], func(piece []byte) { sb.Write(piece) })
 		d.XmlDetail = sb.String()[from:]
 		if strings.Contains(d.XmlDetail, "</event") || strings.Contains(d.XmlDetail, "</auth") {
-			return fmt.Errorf("%w: detail contains a document end tag", cot.ErrMalformed)
+			return fmt.Errorf("%w: %w: detail contains a document end tag", cot.ErrMalformed, cot.ErrEmbeddedEventEnd)
 		}
 	}
 	for k := range numTyped {
@@ -379,14 +379,13 @@ func (p *eventParts) eachPiece(holes [][2]int, fn func(piece []byte)) {
 }
 
 // readEvent reads the attributes of <event>. The first of repeated attributes counts.
-func readEvent(a []byte, ev *CotEvent, raw *[numEventStrs][]byte) error {
+func readEvent(a cot.Attrs, ev *CotEvent, raw *[numEventStrs]cot.Value) error {
 	var seenTime [3]bool
 	for {
-		name, val, rest, ok := nextAttr(a)
+		name, val, ok := a.Next()
 		if !ok {
 			return nil
 		}
-		a = rest
 		var (
 			ms   *uint64
 			seen *bool
@@ -406,7 +405,7 @@ func readEvent(a []byte, ev *CotEvent, raw *[numEventStrs][]byte) error {
 			*seen = true
 			v, ok := parseMillis(val)
 			if !ok {
-				return fmt.Errorf("%w: event %s %q", cot.ErrMalformed, name, val)
+				return fmt.Errorf("%w: %w: event %s %q", cot.ErrMalformed, cot.ErrImplausibleTime, name, val)
 			}
 			*ms = v
 			continue
@@ -424,14 +423,13 @@ func readEvent(a []byte, ev *CotEvent, raw *[numEventStrs][]byte) error {
 }
 
 // readPoint reads the attributes of <point>. The first of repeated attributes counts.
-func readPoint(a []byte, ev *CotEvent) error {
+func readPoint(a cot.Attrs, ev *CotEvent) error {
 	var seen [5]bool
 	for {
-		name, val, rest, ok := nextAttr(a)
+		name, val, ok := a.Next()
 		if !ok {
 			return nil
 		}
-		a = rest
 		var (
 			dst *float64
 			i   int

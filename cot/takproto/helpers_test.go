@@ -14,8 +14,9 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/ from the encoder output")
 
-// nodeTakPosition is a capture from third-party software; CI has the same layout.
-const nodeTakPosition = "../../../shared/fixtures/node-tak/position.xml"
+// nodeTakPosition is a capture from third-party software, kept in the repository's
+// testdata/node-tak (its README says where it came from).
+const nodeTakPosition = "../../testdata/node-tak/position.xml"
 
 // xmlFixtures are the events every conversion test runs on, by short name.
 var xmlFixtures = []struct{ name, path string }{

@@ -106,16 +106,17 @@ func ParseResponse(doc []byte) (uid string, granted bool, ok bool) {
 // the one <elem> in <detail><TakControl>. ok is false when doc is not a well-formed event of
 // that type, holds no or several <elem>, or the attribute is missing.
 func parseControl(doc []byte, typ, elem, attr string) (uid string, val []byte, ok bool) {
-	s := scanner{src: doc}
+	var lx cot.Lexer
+	lx.Reset(doc, cot.Strict)
 	var (
-		rawUID    []byte
+		rawUID    cot.Value
 		isType    bool
 		inDetail  bool
 		inControl bool
 		elems     int
 	)
 	for {
-		t, more, err := s.next()
+		t, more, err := lx.Next()
 		if err != nil {
 			return "", nil, false
 		}
@@ -123,23 +124,22 @@ func parseControl(doc []byte, typ, elem, attr string) (uid string, val []byte, o
 			break
 		}
 		switch {
-		case t.kind == tokEnd:
-			switch t.depth {
+		case t.Kind == cot.TokenEnd:
+			switch t.Depth {
 			case 1:
 				inDetail = false
 			case 2:
 				inControl = false
 			}
-		case t.depth == 0:
-			if string(t.name) != "event" {
+		case t.Depth == 0:
+			if string(t.Name) != "event" {
 				return "", nil, false
 			}
-			for a := t.attrs; ; {
-				name, v, rest, more := nextAttr(a)
+			for a := t.Attrs; ; {
+				name, v, more := a.Next()
 				if !more {
 					break
 				}
-				a = rest
 				switch string(name) {
 				case "uid":
 					if rawUID == nil {
@@ -149,18 +149,17 @@ func parseControl(doc []byte, typ, elem, attr string) (uid string, val []byte, o
 					isType = string(v) == typ
 				}
 			}
-		case t.depth == 1:
-			inDetail = string(t.name) == "detail" && t.kind == tokStart
-		case t.depth == 2 && inDetail:
-			inControl = string(t.name) == "TakControl" && t.kind == tokStart
-		case t.depth == 3 && inControl && string(t.name) == elem:
+		case t.Depth == 1:
+			inDetail = string(t.Name) == "detail" && t.Kind == cot.TokenStart
+		case t.Depth == 2 && inDetail:
+			inControl = string(t.Name) == "TakControl" && t.Kind == cot.TokenStart
+		case t.Depth == 3 && inControl && string(t.Name) == elem:
 			elems++
-			for a := t.attrs; ; {
-				name, v, rest, more := nextAttr(a)
+			for a := t.Attrs; ; {
+				name, v, more := a.Next()
 				if !more {
 					break
 				}
-				a = rest
 				if string(name) == attr {
 					val = v
 				}
@@ -172,6 +171,5 @@ func parseControl(doc []byte, typ, elem, attr string) (uid string, val []byte, o
 	}
 	var sb strings.Builder
 	sb.Grow(len(rawUID))
-	cot.WriteUnescaped(&sb, rawUID)
-	return sb.String(), val, true
+	return rawUID.Decode(&sb), val, true
 }

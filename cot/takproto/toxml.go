@@ -18,10 +18,13 @@ import (
 // typed field whose element XmlDetail does not already have at its top level, as commo
 // rebuilds it; it is <detail/> when both are empty.
 //
-// Errors wrap ErrMalformed: m has no CotEvent, a time is after 9999-12-31T23:59:59.999Z, or
-// XmlDetail is not well-formed element content or contains "</event" or "</auth" (XML
-// recipients cut their streams at these bytes, so a v1 peer could otherwise inject events).
-// On error dst is returned unchanged. It allocates only when dst lacks the capacity, and then
+// Errors wrap ErrMalformed: m has no CotEvent, a time is after 9999-12-31T23:59:59.999Z
+// (also wrapping cot.ErrImplausibleTime: microseconds sent as milliseconds land there), or
+// XmlDetail is not well-formed element content (read with a cot.StrictContent lexer) or
+// contains "</event" or "</auth" (also wrapping cot.ErrEmbeddedEventEnd: XML recipients cut
+// their streams at these bytes, so a v1 peer could otherwise inject events). The two wrapped
+// cot errors concern this one event, not the stream it came on. On error dst is returned
+// unchanged. It allocates only when dst lacks the capacity, and then
 // once unless values need much escaping.
 func AppendXML(dst []byte, m *TakMessage) ([]byte, error) {
 	if m == nil || m.CotEvent == nil {
@@ -30,7 +33,7 @@ func AppendXML(dst []byte, m *TakMessage) ([]byte, error) {
 	e := m.CotEvent
 	for _, ms := range [...]uint64{e.SendTime, e.StartTime, e.StaleTime} {
 		if ms > maxMillis {
-			return dst, fmt.Errorf("%w: time %d ms out of range", ErrMalformed, ms)
+			return dst, fmt.Errorf("%w: %w: time %d ms after year 9999", ErrMalformed, cot.ErrImplausibleTime, ms)
 		}
 	}
 	in := dst
@@ -170,19 +173,20 @@ func xmlSize(e *CotEvent) int {
 // document around it, and reports which typed elements it has at its top level.
 func checkXMLDetail(x []byte) (shadowed [numTyped]bool, err error) {
 	if bytes.Contains(x, []byte("</event")) || bytes.Contains(x, []byte("</auth")) {
-		return shadowed, fmt.Errorf("%w: xmlDetail contains a document end tag", ErrMalformed)
+		return shadowed, fmt.Errorf("%w: %w: xmlDetail contains a document end tag", ErrMalformed, cot.ErrEmbeddedEventEnd)
 	}
-	s := scanner{src: x, fragment: true}
+	var lx cot.Lexer
+	lx.Reset(x, cot.StrictContent)
 	for {
-		t, ok, err := s.next()
+		t, ok, err := lx.Next()
 		if err != nil {
 			return shadowed, fmt.Errorf("%w: xmlDetail: %w", ErrMalformed, err)
 		}
 		if !ok {
 			return shadowed, nil
 		}
-		if t.depth == 0 && t.kind != tokEnd {
-			if k, ok := typedByName(t.name); ok {
+		if t.Depth == 0 && t.Kind != cot.TokenEnd {
+			if k, ok := typedByName(t.Name); ok {
 				shadowed[k] = true
 			}
 		}

@@ -435,6 +435,21 @@ func TestFromXMLErrors(t *testing.T) {
 			}
 		})
 	}
+	// Errors about the event alone carry the cot sentinel the engine drops events by.
+	for doc, want := range map[string]error{
+		ev(`time="yesterday"`, ""):                                         cot.ErrImplausibleTime,
+		ev(`stale="1969-12-31T23:59:59.999Z"`, ""):                         cot.ErrImplausibleTime,
+		ev("", `<detail><remarks><![CDATA[</event>]]></remarks></detail>`): cot.ErrEmbeddedEventEnd,
+		ev("", `<detail><!--</auth>--></detail>`):                          cot.ErrEmbeddedEventEnd,
+		ev("", `<detail><a></b></detail>`):                                 nil,
+	} {
+		err := FromXML([]byte(doc), &TakMessage{})
+		for _, e := range []error{cot.ErrImplausibleTime, cot.ErrEmbeddedEventEnd} {
+			if errors.Is(err, e) != (e == want) {
+				t.Errorf("FromXML(%s) = %v: wraps %v = %v", doc, err, e, !(e == want))
+			}
+		}
+	}
 	// A typed element's value may hold what would be refused in XmlDetail: it is escaped on
 	// the way out.
 	var m TakMessage
@@ -498,28 +513,37 @@ func TestAppendXMLRejects(t *testing.T) {
 	ev := func(x string) *TakMessage {
 		return &TakMessage{CotEvent: &CotEvent{Uid: "u", Detail: &Detail{XmlDetail: x}}}
 	}
+	// Microseconds since the epoch, as TAK Server's load tester sends them in protobuf mode.
+	const micros = 1_765_000_000_000_000
 	for _, tc := range []struct {
 		name string
 		m    *TakMessage
+		also error // a cot error the event-level failures wrap besides ErrMalformed
 	}{
-		{"nil", nil},
-		{"no event", &TakMessage{TakControl: &TakControl{}}},
-		{"time out of range", &TakMessage{CotEvent: &CotEvent{StaleTime: maxMillis + 1}}},
-		{"injection", ev(`</detail></event><event uid="forged"><detail>`)},
-		{"end tag in CDATA", ev(`<![CDATA[</event>]]>`)},
-		{"end tag in attribute", ev(`<a b="</event>"/>`)},
-		{"auth end tag", ev(`</auth>`)},
-		{"stray close", ev(`</detail>`)},
-		{"unclosed", ev(`<remarks>`)},
-		{"mismatch", ev(`<a></b>`)},
-		{"declaration", ev(`<?xml version="1.0"?><a/>`)},
-		{"bad tag", ev(`<a b=c/>`)},
-		{"lone lt", ev(`a < b`)},
+		{"nil", nil, nil},
+		{"no event", &TakMessage{TakControl: &TakControl{}}, nil},
+		{"time out of range", &TakMessage{CotEvent: &CotEvent{StaleTime: maxMillis + 1}}, cot.ErrImplausibleTime},
+		{"microseconds", &TakMessage{CotEvent: &CotEvent{SendTime: micros, StartTime: micros, StaleTime: micros}}, cot.ErrImplausibleTime},
+		{"injection", ev(`</detail></event><event uid="forged"><detail>`), cot.ErrEmbeddedEventEnd},
+		{"end tag in CDATA", ev(`<![CDATA[</event>]]>`), cot.ErrEmbeddedEventEnd},
+		{"end tag in attribute", ev(`<a b="</event>"/>`), cot.ErrEmbeddedEventEnd},
+		{"auth end tag", ev(`</auth>`), cot.ErrEmbeddedEventEnd},
+		{"stray close", ev(`</detail>`), nil},
+		{"unclosed", ev(`<remarks>`), nil},
+		{"mismatch", ev(`<a></b>`), nil},
+		{"declaration", ev(`<?xml version="1.0"?><a/>`), nil},
+		{"bad tag", ev(`<a b=c/>`), nil},
+		{"lone lt", ev(`a < b`), nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			out, err := AppendXML([]byte("pre"), tc.m)
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("err = %v, want ErrMalformed", err)
+			}
+			for _, e := range []error{cot.ErrImplausibleTime, cot.ErrEmbeddedEventEnd} {
+				if errors.Is(err, e) != (e == tc.also) {
+					t.Errorf("err = %v: wraps %v = %v, want %v", err, e, errors.Is(err, e), e == tc.also)
+				}
 			}
 			if string(out) != "pre" {
 				t.Errorf("dst changed to %q", out)

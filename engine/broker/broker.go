@@ -426,20 +426,49 @@ func (b *Broker) deliver(c *Client, m *Message) bool {
 // count records the verdict of delivering a message of kind k and reports
 // whether it was queued.
 func (b *Broker) count(v Verdict, k Kind) bool {
+	b.countN(v, k, 1)
+	return v == Queued
+}
+
+// countN records n deliveries of a message of kind k that had verdict v.
+func (b *Broker) countN(v Verdict, k Kind, n uint64) {
 	switch v {
 	case Queued:
-		b.stats.Delivered[k].Inc()
-		return true
+		b.stats.Delivered[k].Add(n)
 	case DroppedBackpressure:
-		b.stats.Drops[DropBackpressure].Inc()
+		b.stats.Drops[DropBackpressure].Add(n)
 	case DroppedSlowConsumer:
-		b.stats.Drops[DropSlowConsumer].Inc()
+		b.stats.Drops[DropSlowConsumer].Add(n)
 	case DroppedUnencodable:
-		b.stats.Drops[DropUnencodable].Inc()
+		b.stats.Drops[DropUnencodable].Add(n)
 	default:
-		b.stats.Drops[DropRecipientClosed].Inc()
+		b.stats.Drops[DropRecipientClosed].Add(n)
 	}
-	return false
+}
+
+// numVerdicts bounds the Verdict enum, for tally.
+const numVerdicts = int(DroppedUnencodable) + 1
+
+// tally counts the verdicts of one message's deliveries on a shard's
+// goroutine; commit adds them to the broker's counters. A broadcast to a
+// hundred recipients then costs the shared counters one atomic add, not a
+// hundred contended ones.
+type tally [numVerdicts]uint64
+
+func (t *tally) add(v Verdict) {
+	if int(v) < numVerdicts {
+		t[v]++
+		return
+	}
+	t[DroppedClosed]++ // count, as count does, an unknown verdict as a close
+}
+
+func (b *Broker) commit(t *tally, k Kind) {
+	for v, n := range t {
+		if n > 0 {
+			b.countN(Verdict(v), k, n)
+		}
+	}
 }
 
 func (s *shard) run() {
@@ -575,10 +604,12 @@ func (s *shard) learn(c *Client, j job) {
 func (s *shard) broadcast(from *Client, m *Message) {
 	snap := s.b.reg.current()
 	mem := from.membership()
+	var t tally
+	defer s.b.commit(&t, m.Kind)
 	if len(snap.relays) > 0 && forwardable(m) {
 		for _, g := range mem.inIdx {
 			if g < len(snap.relays) && snap.relays[g] != nil {
-				s.b.deliver(snap.relays[g], m)
+				t.add(snap.relays[g].out.Deliver(m))
 			}
 		}
 	}
@@ -587,7 +618,7 @@ func (s *shard) broadcast(from *Client, m *Message) {
 		if g < len(snap.byOut) {
 			for _, c := range snap.byOut[g] {
 				if c != from {
-					s.b.deliver(c, m)
+					t.add(c.out.Deliver(m))
 				}
 			}
 		}
@@ -608,7 +639,7 @@ func (s *shard) broadcast(from *Client, m *Message) {
 				continue
 			}
 			s.seen[c.ID] = struct{}{}
-			s.b.deliver(c, m)
+			t.add(c.out.Deliver(m))
 		}
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"cotd/internal/poll"
 )
 
 // gateBox refuses every delivery as back-pressure until opened, as a socket
@@ -47,17 +49,6 @@ func cacheSA(b *Broker, id uint64, uid string) {
 	b.sa.put(uid, saEntry{msg: NewMessage([]byte(doc), "a-f-G-U-C", true, 0, nil), owner: owner})
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // An SA cached after a client joined reached it live (a shard caches an SA
 // before broadcasting it); the replay, which walks the cache a stripe at a
 // time and may take long on a slow socket, must not send it again.
@@ -74,7 +65,7 @@ func TestReplaySkipsWhatArrivedAfterTheJoin(t *testing.T) {
 	cacheSA(b, 1, first)
 	box := newGateBox()
 	b.Join(NewClient(2, box, nil))
-	waitUntil(t, "the replay to stall on its first SA", func() bool { return box.tries.Load() > 0 })
+	poll.Until(t, "the replay to stall on its first SA", 20*time.Second, func() bool { return box.tries.Load() > 0 })
 	for i := range 200 {
 		cacheSA(b, uint64(10+i), fmt.Sprintf("LATE-%d", i))
 	}
@@ -112,7 +103,7 @@ func TestReplayHoldsLittleWhileWaiting(t *testing.T) {
 		b.Join(NewClient(uint64(cached+1+i), box, nil))
 	}
 	for _, box := range boxes {
-		waitUntil(t, "every replay to stall", func() bool { return box.tries.Load() > 0 })
+		poll.Until(t, "every replay to stall", 20*time.Second, func() bool { return box.tries.Load() > 0 })
 	}
 	per := float64(liveHeap()-before) / joiners
 	t.Logf("%.0f B held per waiting replay of %d cached SAs (goroutine stack included)", per, cached)
@@ -123,7 +114,7 @@ func TestReplayHoldsLittleWhileWaiting(t *testing.T) {
 	for _, box := range boxes {
 		box.Open()
 	}
-	waitUntil(t, "every replay to finish", func() bool { return b.stats.Replayed.Value() == joiners*cached })
+	poll.Until(t, "every replay to finish", 20*time.Second, func() bool { return b.stats.Replayed.Value() == joiners*cached })
 }
 
 func liveHeap() int64 {
@@ -143,10 +134,10 @@ func TestReplayWaitsForTheDrainedSignal(t *testing.T) {
 	cacheSA(b, 1, "SA-1")
 	box := newGateBox()
 	b.Join(NewClient(2, box, nil))
-	waitUntil(t, "the first refusal", func() bool { return box.tries.Load() == 1 })
+	poll.Until(t, "the first refusal", 20*time.Second, func() bool { return box.tries.Load() == 1 })
 	for want := int64(2); want <= 4; want++ {
 		box.drained <- struct{}{} // drained, but refused again: over the limit once more
-		waitUntil(t, fmt.Sprintf("try %d", want), func() bool { return box.tries.Load() == want })
+		poll.Until(t, fmt.Sprintf("try %d", want), 20*time.Second, func() bool { return box.tries.Load() == want })
 	}
 	box.Open()
 	<-box.replayed
@@ -168,9 +159,9 @@ func TestReplayEndsWhenTheJoinerLeaves(t *testing.T) {
 	box := newGateBox()
 	c := NewClient(2, box, nil)
 	b.Join(c)
-	waitUntil(t, "the first refusal", func() bool { return box.tries.Load() == 1 })
+	poll.Until(t, "the first refusal", 20*time.Second, func() bool { return box.tries.Load() == 1 })
 	b.Leave(c)
-	waitUntil(t, "the replay to end", b.Idle)
+	poll.Until(t, "the replay to end", 20*time.Second, b.Idle)
 	if n := b.stats.Drops[DropRecipientClosed].Value(); n != 1 {
 		t.Errorf("recipient_closed drops %d, want the 1 SA owed", n)
 	}

@@ -28,6 +28,7 @@ import (
 	"cotd/engine"
 	"cotd/engine/admin"
 	"cotd/engine/auth"
+	"cotd/internal/poll"
 )
 
 // Wait is how long an expectation waits before failing. It is a bound on a
@@ -125,16 +126,18 @@ func (h *Harness) Metrics(t testing.TB) string {
 	return string(b)
 }
 
-// Eventually polls cond until it holds or Wait passes.
+// Eventually polls cond until it holds or Wait passes (internal/poll, the
+// project's one poll helper).
 func Eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(Wait)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	poll.Until(t, what, Wait, cond)
+}
+
+// EventuallyWithin is Eventually with another bound, for a fact that is
+// due later than Wait from now (a configured deadline still running).
+func EventuallyWithin(t testing.TB, what string, within time.Duration, cond func() bool) {
+	t.Helper()
+	poll.Until(t, what, within, cond)
 }
 
 // Event is one document a client received.

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 )
@@ -48,10 +49,23 @@ type Dev struct {
 // Calling it again is safe; two processes creating the same dir at once are
 // not.
 func EnsureDev(dir string, hosts []string, kt KeyType) (*Dev, bool, error) {
-	return ensureDev(dir, hosts, kt, time.Now())
+	return ensureDev(dir, hosts, kt, "", time.Now())
 }
 
-func ensureDev(dir string, hosts []string, kt KeyType, now time.Time) (*Dev, bool, error) {
+// EnsureDevFor is EnsureDev with the address clients should use (a host
+// name or IPv4 address, the server's advertise_host): on creation the first
+// client's data package points at it and the server certificate covers it.
+// An empty advertise picks as EnsureDev does (PackageHost).
+func EnsureDevFor(dir string, hosts []string, kt KeyType, advertise string) (*Dev, bool, error) {
+	return ensureDev(dir, hosts, kt, advertise, time.Now())
+}
+
+// PackageHost is the address EnsureDev puts in the first client's data
+// package when none is given: the first non-loopback IPv4 address in hosts,
+// else the first name other than localhost, else 127.0.0.1.
+func PackageHost(hosts []string) string { return packageHost(hosts) }
+
+func ensureDev(dir string, hosts []string, kt KeyType, advertise string, now time.Time) (*Dev, bool, error) {
 	if dir == "" {
 		return nil, false, fmt.Errorf("%w: empty directory", ErrName)
 	}
@@ -76,7 +90,7 @@ func ensureDev(dir string, hosts []string, kt KeyType, now time.Time) (*Dev, boo
 		}
 		return d, false, nil
 	case 4:
-		if err := d.create(hosts, kt, now); err != nil {
+		if err := d.create(hosts, kt, advertise, now); err != nil {
 			return nil, false, err
 		}
 		return d, true, nil
@@ -106,9 +120,14 @@ func (d *Dev) load() error {
 
 // create writes the server pair last: its presence is what tells the next
 // call that everything before it (CA, first client) is complete.
-func (d *Dev) create(hosts []string, kt KeyType, now time.Time) error {
+func (d *Dev) create(hosts []string, kt KeyType, advertise string, now time.Time) error {
 	if len(hosts) == 0 {
 		hosts = DefaultHosts()
+	}
+	if advertise == "" {
+		advertise = packageHost(hosts)
+	} else if !slices.Contains(hosts, advertise) {
+		hosts = append(slices.Clone(hosts), advertise)
 	}
 	if err := os.MkdirAll(d.Dir, dirPerm); err != nil {
 		return err
@@ -122,7 +141,7 @@ func (d *Dev) create(hosts []string, kt KeyType, now time.Time) error {
 		return err
 	}
 	files, err := SaveClient(d.Dir, DevClientName, client, ca, ClientOptions{
-		PackageHost: packageHost(hosts),
+		PackageHost: advertise,
 		Description: "cotd (development)",
 	})
 	if err != nil {

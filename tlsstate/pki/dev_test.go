@@ -16,7 +16,7 @@ func TestEnsureDev(t *testing.T) {
 	hosts := []string{"tak.lan", "192.168.7.3", "127.0.0.1"}
 	now := time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)
 
-	first, created, err := ensureDev(dir, hosts, KeyECDSAP256, now)
+	first, created, err := ensureDev(dir, hosts, KeyECDSAP256, "", now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestEnsureDev(t *testing.T) {
 
 	// Second call: same certificates, nothing created, files untouched.
 	before, _ := os.ReadFile(first.ServerKey)
-	second, created, err := ensureDev(dir, []string{"other.host"}, KeyRSA2048, now.Add(time.Hour))
+	second, created, err := ensureDev(dir, []string{"other.host"}, KeyRSA2048, "", now.Add(time.Hour))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,4 +168,20 @@ func packagedConnect(t *testing.T, path string) string {
 	}
 	v, _, _ := p.get("cot_streams", "connectString0")
 	return v
+}
+
+// With an advertised address, the first client's package points at it and
+// the server certificate covers it, whatever the machine's addresses are.
+func TestEnsureDevForAdvertisedHost(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "dev")
+	d, created, err := EnsureDevFor(dir, []string{"box", "10.1.2.3"}, KeyECDSAP256, "tak.example.test")
+	if err != nil || !created {
+		t.Fatalf("EnsureDevFor: %v (created %v)", err, created)
+	}
+	if got := packagedConnect(t, d.FirstClientPackage); got != "tak.example.test:8089:ssl" {
+		t.Errorf("package connects to %q", got)
+	}
+	if err := d.Server.Cert.VerifyHostname("tak.example.test"); err != nil {
+		t.Errorf("server certificate: %v", err)
+	}
 }
