@@ -84,6 +84,7 @@ func freePort(t *testing.T) int {
 func runNATS(t *testing.T, bin string, port int) (stop func()) {
 	t.Helper()
 	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
+	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
