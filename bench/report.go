@@ -109,6 +109,9 @@ type ClientMix struct {
 	V1 int `json:"v1"`
 	// Groups is the number of routing groups (groups.count); 0 or 1: one.
 	Groups int `json:"groups,omitempty"`
+	// PerNode counts the clients sent to each address when the target names several
+	// (the nodes of a cluster).
+	PerNode map[string]int `json:"per_node,omitempty"`
 }
 
 // ConnectReport covers connects of honest clients (stalled ones are in StalledReport).
@@ -199,6 +202,21 @@ type Criterion struct {
 	Pass  bool    `json:"pass"`
 }
 
+// countNode counts client n in mix.PerNode when its transport's target names several nodes.
+func (r *runner) countNode(mix *ClientMix, tr transport, n int) {
+	addrs := r.dialer.tcpAddrs
+	if tr != transportTCP {
+		addrs = r.dialer.tlsAddrs
+	}
+	if len(addrs) < 2 {
+		return
+	}
+	if mix.PerNode == nil {
+		mix.PerNode = make(map[string]int)
+	}
+	mix.PerNode[pick(addrs, n)]++
+}
+
 // report builds the report of a finished run (before evaluate).
 func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Report {
 	st, sc := r.st, r.sc
@@ -229,10 +247,13 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 			continue
 		case e.tr == transportTCP:
 			mix.TCP++
+			r.countNode(mix, transportTCP, e.n)
 		case e.tr == transportTLS:
 			mix.TLS++
+			r.countNode(mix, e.tr, e.n)
 		case e.tr == transportUTLS:
 			mix.UTLS++
+			r.countNode(mix, e.tr, e.n)
 		}
 		mix.Honest++
 		if e.storm {

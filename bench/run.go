@@ -186,11 +186,9 @@ func checkTargets(sc *Scenario, t RunTarget) error {
 	if sc.NeedsTLS() && t.TLS == "" {
 		missing = append(missing, "the scenario has TLS clients but no TLS target (--target with --tls, --tls-target, --spawn or target.tls)")
 	}
-	for _, addr := range []string{t.TCP, t.TLS} {
-		if addr != "" {
-			if err := CheckLoopback(addr); err != nil {
-				missing = append(missing, err.Error())
-			}
+	for _, addr := range append(splitTargets(t.TCP), splitTargets(t.TLS)...) {
+		if err := CheckLoopback(addr); err != nil {
+			missing = append(missing, err.Error())
 		}
 	}
 	if len(missing) > 0 {

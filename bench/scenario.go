@@ -63,9 +63,12 @@ type Scenario struct {
 // Target says where clients connect when the command line does not (--target, --spawn
 // override it).
 type Target struct {
-	// TCP (target.tcp) is host:port of a plain streaming port; default "".
+	// TCP (target.tcp) is host:port of a plain streaming port, or several
+	// comma-separated (the nodes of a cotd cluster: clients are spread over them
+	// round-robin, and loss, latency and misrouting are accounted across them); default "".
 	TCP string `toml:"tcp"`
-	// TLS (target.tls) is host:port of a TLS streaming port; default "".
+	// TLS (target.tls) is host:port of a TLS streaming port, or several as for TCP;
+	// default "".
 	TLS string `toml:"tls"`
 }
 
@@ -455,8 +458,8 @@ func (sc *Scenario) validate() []error {
 	if sc.Duration.Duration <= 0 || sc.Duration.Duration > MaxDuration {
 		bad("duration must be positive and at most %s, got %q", MaxDuration, sc.Duration.Duration)
 	}
-	for key, addr := range map[string]string{"target.tcp": sc.Target.TCP, "target.tls": sc.Target.TLS} {
-		if addr != "" {
+	for key, addrs := range map[string]string{"target.tcp": sc.Target.TCP, "target.tls": sc.Target.TLS} {
+		for _, addr := range splitTargets(addrs) {
 			if err := CheckLoopback(addr); err != nil {
 				bad("%s: %v", key, err)
 			}

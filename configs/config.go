@@ -40,6 +40,8 @@ type Config struct {
 	Output Output `toml:"output"`
 	Server Server `toml:"server"`
 	Store  Store  `toml:"store"`
+	// Cluster is nil without a [cluster] section: a single node, no NATS.
+	Cluster *Cluster `toml:"cluster"`
 }
 
 // TCP is the plain streaming listener.
@@ -470,6 +472,8 @@ func (c *Config) validate() []error {
 		}
 	}
 
+	errs = append(errs, c.Cluster.validate()...)
+
 	positive := func(key string, d Duration) {
 		if d.Duration <= 0 && d.invalid == "" { // an invalid one is reported by durationErrors
 			bad("%s must be positive, got %q", key, d.Duration)
@@ -863,4 +867,116 @@ func (c *Config) EnrollStatePath() string {
 		return c.Enroll.StateFile
 	}
 	return filepath.Join(filepath.Dir(c.Auth.UsersFile), "enrollment.json")
+}
+
+// Cluster joins this node to others through NATS (ARCHITECTURE.md §11):
+// routed messages, directed messages and presence cross nodes. Without a
+// [cluster] section the server is a single node and runs no NATS at all.
+type Cluster struct {
+	// Node is this node's name, unique in the cluster: letters, digits,
+	// '-' and '_'. Required.
+	Node string `toml:"node"`
+	// Listen is host:port of the embedded NATS server's cluster (route)
+	// port, which the other nodes' routes dial. Required unless NATSURL is
+	// set. This node connects to the embedded server in-process; its client
+	// port is on 127.0.0.1 (kernel-chosen) and takes only a per-process
+	// random token.
+	Listen string `toml:"listen"`
+	// Routes are the other nodes' route URLs (nats-route://host:port);
+	// empty (default): this node only accepts routes. Listing every node,
+	// this one included, is fine.
+	Routes []string `toml:"routes"`
+	// Advertise is the route address (host:port) other nodes are told to
+	// dial for this one, when Listen is not reachable as such (NAT, a
+	// container); "" (default) advertises Listen.
+	Advertise string `toml:"advertise"`
+	// NATSURL uses an existing NATS cluster (nats://host:port, several
+	// comma-separated) instead of the embedded server; "" (default)
+	// embeds one. Listen and Routes must then be empty.
+	NATSURL string `toml:"nats_url"`
+	// Cert and Key (PEM) are this node's certificate for routes (embedded)
+	// or its client certificate (nats_url); CA is the bundle the peer must
+	// chain to. All empty (default): plain TCP.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	CA   string `toml:"ca"`
+	// User and Password authenticate routes (embedded: what peers must
+	// present and what this node presents) or the client connection
+	// (nats_url). Empty (default): no authentication.
+	User     string `toml:"user"`
+	Password string `toml:"password"`
+	// Token authenticates the client connection to nats_url; "" = none.
+	Token string `toml:"token"`
+	// DeadAfter: a node not heard from for this long is gone and its
+	// clients are announced gone (t-x-d-d); 0 means 15s. Nodes beat every
+	// third of it.
+	DeadAfter Duration `toml:"dead_after"`
+	// Queue is how many messages may wait for NATS before more are dropped
+	// (and counted); 0 means 16384.
+	Queue int `toml:"queue"`
+}
+
+// validate checks a [cluster] section; nil is a single node.
+func (c *Cluster) validate() []error {
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Node == "" {
+		bad("cluster.node is required: a name unique in the cluster")
+	}
+	for _, r := range c.Node {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			bad("cluster.node %q: use letters, digits, '-' and '_' only", c.Node)
+			break
+		}
+	}
+	switch {
+	case c.NATSURL != "" && (c.Listen != "" || len(c.Routes) > 0):
+		bad("cluster.nats_url excludes cluster.listen and cluster.routes (those are for the embedded server)")
+	case c.NATSURL == "" && c.Listen == "":
+		bad("cluster.listen is required for the embedded NATS server (or set cluster.nats_url)")
+	case c.Listen != "":
+		if err := validAddr(c.Listen); err != nil {
+			bad("cluster.listen: %v", err)
+		}
+	}
+	for _, r := range c.Routes {
+		if !strings.HasPrefix(r, "nats-route://") {
+			bad("cluster.routes: %q must be nats-route://host:port", r)
+		}
+	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if u != "" && !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+			bad("cluster.nats_url: %q must be nats://host:port or tls://host:port", u)
+		}
+	}
+	if (c.Cert == "") != (c.Key == "") {
+		bad("cluster.cert and cluster.key go together: set both or neither")
+	}
+	if c.Cert != "" && c.CA == "" && c.NATSURL == "" {
+		bad("cluster.ca is required with cluster.cert: routes verify their peers against it")
+	}
+	for key, path := range map[string]string{"cluster.cert": c.Cert, "cluster.key": c.Key, "cluster.ca": c.CA} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad("%s: %v", key, err)
+		}
+	}
+	if (c.User == "") != (c.Password == "") {
+		bad("cluster.user and cluster.password go together: set both or neither")
+	}
+	if c.Token != "" && c.NATSURL == "" {
+		bad("cluster.token is for cluster.nats_url; routes authenticate with cluster.user and cluster.password")
+	}
+	if c.DeadAfter.Duration < 0 {
+		bad("cluster.dead_after must be 0 (15s) or positive, got %q", c.DeadAfter.Duration)
+	}
+	if c.Queue < 0 {
+		bad("cluster.queue must be 0 (16384) or positive, got %d", c.Queue)
+	}
+	return errs
 }

@@ -52,6 +52,10 @@ var rules = map[string]rule{
 	// The admin API sees the engine only through Directory.
 	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
 		isolated: true, deny: []string{"cot/takproto"}},
+	// The cluster link sees the engine only through Directory and Remote.
+	"engine/cluster": {project: []string{"engine/directory", "engine/metrics", "configs", "cot"},
+		external: []string{"github.com/rs/zerolog", "github.com/nats-io/nats-server/v2", "github.com/nats-io/nats.go"},
+		isolated: true, deny: []string{"cot/takproto"}},
 	// The broker routes bytes: the engine hands it the wire encoders.
 	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
 	// The web console sees the engine only through Directory.

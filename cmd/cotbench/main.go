@@ -22,7 +22,7 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  cotbench run SCENARIO.toml [--target HOST:PORT [--tls] | --spawn [--cotd PATH]] [--tls-target HOST:PORT]
+  cotbench run SCENARIO.toml [--target HOST:PORT[,HOST:PORT…] [--tls] | --spawn [--cotd PATH]] [--tls-target HOST:PORT]
                [--cert FILE --key FILE --ca FILE] [--json FILE] [--html FILE] [--pid N] [--metrics URL]
                [--duration D] [--clients N] [--set KEY=VALUE ...] [--quiet] [-v]
   cotbench compare A.json B.json
@@ -63,7 +63,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o bench.Options
 	var ov bench.Overrides
-	fs.StringVar(&ov.Target, "target", "", "server address; every client goes there (TCP, or TLS with --tls)")
+	fs.StringVar(&ov.Target, "target", "", "server address, or the nodes of a cotd cluster comma-separated (clients are spread over them); TCP, or TLS with --tls")
 	fs.StringVar(&ov.TLSTarget, "tls-target", "", "TLS server address, for a TCP/TLS mix or half_hello stalled clients")
 	fs.BoolVar(&ov.TLS, "tls", false, "all clients use TLS")
 	fs.BoolVar(&o.Spawn, "spawn", false, "start a cotd on free loopback ports for the run")

@@ -14,6 +14,7 @@ import (
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/cluster"
 	"cotd/engine/marti"
 )
 
@@ -90,10 +91,13 @@ func serve(args []string, stderr io.Writer) int {
 	srv, err := engine.New(cfg, log)
 	var api *marti.Server
 	var persist *persistence
+	var cl *cluster.Node // nil: a single node, no NATS
 	if err == nil {
 		srv.Version = version
-		if persist, err = openPersistence(cfg.Store, srv, log); err == nil { // [store], fed through the Directory
-			api, err = newMarti(cfg, srv, persist.store(), log) // the Marti HTTP API (8443), beside the engine
+		if cl, err = wireCluster(srv, cfg, log); err == nil {
+			if persist, err = openPersistence(cfg.Store, srv, log); err == nil { // [store], fed through the Directory
+				api, err = newMarti(cfg, srv, dirOf(srv, cl), persist.store(), log) // the Marti HTTP API (8443), beside the engine
+			}
 		}
 	}
 	defer persist.close() // deferred first, so it runs last: the engine's and Marti's last events reach it
@@ -101,9 +105,10 @@ func serve(args []string, stderr io.Writer) int {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
+	defer cl.Close() // after Run: the engine's leaves reach the other nodes first
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	wireAdmin(ctx, srv, cfg, api, log)                       // the admin API and the web console, which ends with ctx
+	wireAdmin(ctx, srv, cfg, api, log, cl)                   // the admin API and the web console, which ends with ctx
 	en, err := startEnroll(ctx, cfg, srv, persist.DB(), log) // certificate enrollment (8446) and the CRL watcher
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")

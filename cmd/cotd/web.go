@@ -10,6 +10,7 @@ import (
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/directory"
 	"cotd/engine/marti"
 	"cotd/engine/web"
 )
@@ -17,7 +18,7 @@ import (
 // newConsole builds the web console (engine/web) on the engine's
 // Directory, or returns nil when [web] enabled = false or there is no
 // admin listener to serve it on.
-func newConsole(ctx context.Context, srv *engine.Server, cfg *configs.Config, m *marti.Server, log zerolog.Logger) *web.Handler {
+func newConsole(ctx context.Context, srv *engine.Server, dir directory.Directory, cfg *configs.Config, m *marti.Server, log zerolog.Logger) *web.Handler {
 	if !cfg.Web.Enabled || cfg.Admin.Addr == "" {
 		return nil
 	}
@@ -32,7 +33,7 @@ func newConsole(ctx context.Context, srv *engine.Server, cfg *configs.Config, m 
 	if m != nil {
 		o.Files = martiFiles{m}
 	}
-	return web.New(ctx, srv.Directory(), o)
+	return web.New(ctx, dir, o)
 }
 
 // engineCounters reads the figures the console charts from the engine's

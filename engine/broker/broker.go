@@ -224,7 +224,8 @@ func (b *Broker) Stop() {
 // Outbox.Replayed (at once when replay is off).
 func (b *Broker) Join(c *Client) {
 	b.reg.add(c)
-	if !b.opts.Replay {
+	if !b.opts.Replay || c.role != RoleLocal {
+		// A ghost's or relay's node replays to its own clients.
 		c.out.Replayed()
 		return
 	}
@@ -351,6 +352,7 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 		from: c,
 		msg:  b.NewMessage(out, h.Type, h.IsPositionReport(), recv, v1),
 	}
+	j.msg.From = c
 	if h.IsSA() {
 		j.sa, j.uid, j.callsign, j.stale = true, h.UID, h.Callsign, h.Stale
 	}
@@ -371,6 +373,14 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 	}
 }
 
+// Identify records what a ghost's node says about it (uid, callsign), so
+// that directed messages find it before any of its SAs reached this node.
+func (b *Broker) Identify(c *Client, id Identity) {
+	if c.Identity() != id {
+		b.reg.identify(c, id)
+	}
+}
+
 // SetMembership changes which groups c is in, effective for the next
 // routed message: used when the users file is reloaded.
 func (b *Broker) SetMembership(c *Client, m *Membership) {
@@ -381,7 +391,8 @@ func (b *Broker) SetMembership(c *Client, m *Membership) {
 // Clients returns the joined clients; the slice must not be modified.
 func (b *Broker) Clients() []*Client { return b.reg.all() }
 
-// Count is the number of joined clients.
+// Count is the number of joined clients of this node (ghosts and relays
+// are not counted).
 func (b *Broker) Count() int { return b.reg.count() }
 
 // InboxDepth is the number of frames waiting in shard i.
@@ -514,7 +525,7 @@ func (s *shard) route(j job, now time.Time) {
 	clear(s.seen)
 	sent := 0
 	for _, c := range targets {
-		if c == from || !reaches(from, c) {
+		if c == from || !reaches(from, c) || c.role == RoleGhost && !forwardable(j.msg) {
 			continue
 		}
 		if _, dup := s.seen[c.ID]; dup {
@@ -562,8 +573,8 @@ func (b *Broker) kept(from *Client, j job) bool {
 // as b-t-f-s, as TAK Server does, so ATAK shows the message as not
 // delivered instead of waiting for a receipt.
 func (s *shard) deliveryFailure(to *Client, m *Message) {
-	if to.out == nil {
-		return // a server-side sender: nobody to tell
+	if to.out == nil || to.role != RoleLocal {
+		return // a server-side sender, or another node's client (not told: its node saw the chat leave)
 	}
 	doc, ok := retype(m.XML, cot.TypeChatDeliveryFailure)
 	if !ok {
@@ -615,12 +626,21 @@ func (s *shard) learn(c *Client, j job) {
 
 // broadcast delivers m to everyone from reaches: the clients receiving from
 // each of from's IN groups, prepared in the snapshot, so the cost is the
-// number of recipients, not the number of connections.
+// number of recipients, not the number of connections. A message of this
+// node also reaches the relay of each of those groups that has one (other
+// nodes hear it).
 func (s *shard) broadcast(from *Client, m *Message) {
 	snap := s.b.reg.current()
 	mem := from.membership()
 	var t tally
 	defer s.b.commit(&t, m.Kind)
+	if len(snap.relays) > 0 && forwardable(m) {
+		for _, g := range mem.inIdx {
+			if g < len(snap.relays) && snap.relays[g] != nil {
+				t.add(snap.relays[g].out.Deliver(m))
+			}
+		}
+	}
 	if len(mem.inIdx) == 1 {
 		g := mem.inIdx[0]
 		if g < len(snap.byOut) {
