@@ -112,6 +112,13 @@ type SA struct {
 	// Replay sends each new client the latest SA of every connected client;
 	// default true.
 	Replay bool `toml:"replay"`
+	// TakeoverQuiet: a uid belongs to the connection that announced it
+	// (to its certificate CN or <auth> user, which may take it over from
+	// another connection at once). Another connection claiming it is
+	// refused unless the holder has sent nothing for this long: a phone
+	// that changed network reconnects while its old connection lingers
+	// half-open. Default 15s (ATAK pings every 15 s); must be positive.
+	TakeoverQuiet Duration `toml:"takeover_quiet"`
 }
 
 // Admin is the HTTP listener for metrics and the admin API.
@@ -443,6 +450,7 @@ func (c *Config) validate() []error {
 	positive("limits.idle_timeout", c.Limits.IdleTimeout)
 	positive("limits.write_timeout", c.Limits.WriteTimeout)
 	positive("limits.drain_timeout", c.Limits.DrainTimeout)
+	positive("sa.takeover_quiet", c.SA.TakeoverQuiet)
 
 	if c.Limits.MaxFrameBytes < 1024 || c.Limits.MaxFrameBytes > maxFrameCeiling {
 		bad("limits.max_frame_bytes must be between 1024 and %d, got %d", maxFrameCeiling, c.Limits.MaxFrameBytes)

@@ -42,13 +42,16 @@ const (
 	// ReasonDisabled: a peer of the engine closed the client because its
 	// user was disabled.
 	ReasonDisabled
+	// ReasonReplaced: a newer connection took the client's uid over (the
+	// same user reconnecting, or this one silent past sa.takeover_quiet).
+	ReasonReplaced
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer_bytes",
 	"slow_consumer_stalled", "bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown", "admin", "auth_failed",
-	"revoked", "disabled",
+	"revoked", "disabled", "replaced",
 }
 
 func (r CloseReason) String() string {

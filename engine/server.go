@@ -76,6 +76,8 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 			Log:    log.With().Str("component", "broker").Logger(),
 
 			EncodeV1: encodeV1, // the broker knows no wire format but XML
+
+			TakeoverQuiet: cfg.SA.TakeoverQuiet.Duration,
 		}),
 	}
 	if cfg.TCP.Addr != "" {
@@ -270,6 +272,7 @@ func (r *reactor) OnTraffic(c gnet.Conn) gnet.Action {
 	buf, _ := c.Next(-1)
 	if len(buf) > 0 {
 		ss.lastRead = ss.lp.wheel.now
+		ss.client.Heard(ss.lastRead)
 		ss.readAt = time.Now().UnixNano()
 		ss.bytesIn.Add(uint64(len(buf)))
 		s.stats.BytesIn.Add(uint64(len(buf)))

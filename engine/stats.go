@@ -107,6 +107,8 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.One("cotd_delivery_failures_total", "b-t-f-s returned for directed chats that reached no one.", "counter", c(&bs.DeliveryFailures))
 	m.One("cotd_sa_replayed_total", "Cached SAs sent to joining clients.", "counter", c(&bs.Replayed))
 	m.One("cotd_disconnect_notices_total", "t-x-d-d notices sent for clients that left.", "counter", c(&bs.DisconnectNotices))
+	m.One("cotd_uid_refused_total", "SAs dropped because another live client owns their uid.", "counter", c(&bs.UIDRefused))
+	m.One("cotd_uid_takeovers_total", "uids taken over by a newer connection (same user reconnecting, quiet holder, a gateway's device).", "counter", c(&bs.UIDTakeovers))
 	m.One("cotd_sa_cached", "SAs in the replay cache.", "gauge", float64(s.broker.CachedSAs()))
 	m.Family("cotd_broker_inbox_depth", "Frames waiting in each broker shard.", "gauge")
 	for i := range s.broker.NumShards() {

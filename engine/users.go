@@ -88,6 +88,27 @@ func (s *Server) userMembership(ln *listener, name string) (m *broker.Membership
 	return s.listenerMembership(ln), ""
 }
 
+// setOwner makes name the owner of the uids the client announces, and
+// gives a user marked gateway in the users file the right to relay other
+// devices' SAs.
+func (s *Server) setOwner(ss *session, name string) {
+	gw := false
+	if d := s.users.Load(); d != nil {
+		if u, ok := d.Lookup(name); ok {
+			gw = u.Gateway
+		}
+	}
+	ss.client.SetOwner(name, gw)
+}
+
+// Replaced implements broker.Replacer: a newer connection took the
+// client's uid over. It runs on a shard; closeWith does not block.
+func (ss *session) Replaced(by *broker.Client, uid string) {
+	if ss.closeWith(ReasonReplaced) {
+		ss.logger().Info().Uint64("by_conn", by.ID).Str("claimed_uid", uid).Msg("uid taken over by a newer connection; closing this one")
+	}
+}
+
 // ReloadUsers re-reads the users file (SIGHUP) and applies changed group
 // memberships to connected clients without reconnecting them. A disabled
 // or (with require_known_user) removed user is disconnected.
@@ -177,6 +198,7 @@ func (ss *session) finishAuth(res *authResult) bool {
 	ss.auth = authDone
 	name := res.user.Name
 	ss.userName.Store(&name)
+	s.setOwner(ss, name)
 	s.broker.SetMembership(ss.client, m)
 	ss.logger().Info().Str("user", name).Strs("groups_in", m.In).Strs("groups_out", m.Out).Msg("auth accepted")
 	held := ss.held

@@ -60,6 +60,12 @@ type Stats struct {
 	DeliveryFailures metrics.Counter
 	// Drops counts messages dropped, by reason.
 	Drops [NumDropReasons]metrics.Counter
+	// UIDRefused counts SAs dropped because another live client owns
+	// their uid (an impostor).
+	UIDRefused metrics.Counter
+	// UIDTakeovers counts uids that moved to a newer connection (the
+	// same owner reconnecting, a quiet holder, a gateway's device).
+	UIDTakeovers metrics.Counter
 }
 
 // DeliveredAll is the number of messages queued to recipients, of every kind.
@@ -84,6 +90,9 @@ type Options struct {
 	EncodeV1 Encoder
 	// PruneEvery is how often stale SAs leave the cache; 0 means 10s.
 	PruneEvery time.Duration
+	// TakeoverQuiet: a uid's holder silent this long loses it to a new
+	// claimant; 0 means 15s (ATAK's ping interval).
+	TakeoverQuiet time.Duration
 	// Log receives the broker's own events.
 	Log zerolog.Logger
 }
@@ -143,6 +152,9 @@ func New(opts Options) *Broker {
 	}
 	if opts.PruneEvery <= 0 {
 		opts.PruneEvery = 10 * time.Second
+	}
+	if opts.TakeoverQuiet <= 0 {
+		opts.TakeoverQuiet = 15 * time.Second
 	}
 	b := &Broker{
 		opts: opts,
@@ -457,10 +469,10 @@ func (s *shard) route(j job, now time.Time) {
 	b := s.b
 	from := j.from
 	from.lastSeen.Store(now.UnixNano())
-	b.stats.Routed.Inc()
-	if j.sa {
-		s.learn(from, j)
+	if j.sa && !s.learn(from, j, now) {
+		return
 	}
+	b.stats.Routed.Inc()
 	if len(j.callsigns) == 0 && len(j.uids) == 0 {
 		s.broadcast(from, j.msg)
 		return
@@ -542,18 +554,43 @@ func retype(doc []byte, typ string) ([]byte, bool) {
 	return nil, false
 }
 
-// learn records what a client's SA says about it: its identity for directed
-// routing and logs, its type for the disconnect notice, and the SA itself
-// for replay.
-func (s *shard) learn(c *Client, j job) {
+// learn records what a client's SA says about it: its claim on the uid,
+// its identity for directed routing and logs, its type for the disconnect
+// notice, and the SA itself for replay. It reports false when the SA is
+// refused: another live client owns the uid.
+func (s *shard) learn(c *Client, j job, now time.Time) bool {
+	b := s.b
+	res, prev, replace := b.reg.claim(c, j.uid, now.UnixNano(), b.opts.TakeoverQuiet)
+	switch res {
+	case claimRefused:
+		b.stats.UIDRefused.Inc()
+		if !c.refusedLogged {
+			c.refusedLogged = true
+			b.opts.Log.Warn().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", j.uid).
+				Uint64("holder_conn", prev.ID).Str("holder_owner", prev.Owner()).
+				Msg("SA for a uid another live client owns; dropped (further ones are counted, not logged)")
+		}
+		return false
+	case claimTaken:
+		b.stats.UIDTakeovers.Inc()
+		b.opts.Log.Info().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", j.uid).
+			Uint64("previous_conn", prev.ID).Bool("previous_closed", replace).Msg("uid taken over by a newer connection")
+		if r, ok := prev.out.(Replacer); ok && replace {
+			r.Replaced(c, j.uid)
+		}
+	}
+	c.uids[j.uid] = struct{}{}
 	// Before the identity: whoever finds the client by uid sees its SA.
 	c.lastSA.Store(j.msg)
-	if cur := c.Identity(); cur.UID != j.uid || cur.Callsign != j.callsign {
-		s.b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
-		s.b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")
+	// The client's identity is its own uid: a gateway's relayed SAs do
+	// not rename it (they are reachable by uid through claim).
+	if cur := c.Identity(); (cur.UID == "" || cur.UID == j.uid) && cur.Callsign != j.callsign {
+		b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
+		b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")
 	}
 	c.saType = j.msg.Type
-	s.b.sa.put(j.uid, saEntry{msg: j.msg, stale: j.stale, owner: c})
+	b.sa.put(j.uid, saEntry{msg: j.msg, stale: j.stale, owner: c})
+	return true
 }
 
 // broadcast delivers m to everyone from reaches: the clients receiving from
@@ -593,21 +630,19 @@ func (s *shard) broadcast(from *Client, m *Message) {
 	}
 }
 
+// leave forgets everything c announced and tells the others that each
+// device it still held is gone. A uid a newer connection took over gets no
+// notice: that would grey out a live contact.
 func (s *shard) leave(c *Client, now time.Time) {
-	id := c.Identity()
-	if id.UID == "" {
-		return
+	for uid := range c.uids {
+		s.b.sa.drop(uid, c.ID)
+		if !s.b.reg.release(c, uid) || c.saType == "" {
+			continue
+		}
+		typ := c.saType
+		notice := cot.DisconnectNotice(cot.NewUID(), uid, typ, now)
+		s.b.stats.DisconnectNotices.Inc()
+		s.broadcast(c, s.b.NewMessage(notice, cot.TypeDelete, false, 0, nil))
 	}
-	s.b.sa.drop(id.UID, c.ID)
-	if c.saType == "" {
-		return
-	}
-	if other := s.b.reg.lookupUID(id.UID); other != nil && other != c {
-		// The device is back on a newer connection; telling everyone it
-		// left would grey out a live contact.
-		return
-	}
-	notice := cot.DisconnectNotice(cot.NewUID(), id.UID, c.saType, now)
-	s.b.stats.DisconnectNotices.Inc()
-	s.broadcast(c, s.b.NewMessage(notice, cot.TypeDelete, false, 0, nil))
+	clear(c.uids)
 }

@@ -143,13 +143,65 @@ type Client struct {
 	left   atomic.Bool
 	// gone is closed when the client leaves: it wakes a waiting replay.
 	gone chan struct{}
+
+	// owner is who holds the client's uids: the certificate CN or <auth>
+	// user, nil while anonymous (a uid is then the connection's alone).
+	// A new connection of the same owner takes a uid over at once.
+	owner atomic.Pointer[string]
+	// gateway: the client relays other devices' SAs (a users-file flag);
+	// it may announce more uids and a device connecting directly takes
+	// its uid from it.
+	gateway atomic.Bool
+	// heard is unix nanos of the last bytes read from the client, pings
+	// included: a holder silent longer than Options.TakeoverQuiet loses
+	// its uid to a new claimant (the half-open connection of a phone
+	// that changed network).
+	heard atomic.Int64
+	// uids are the uids the client announced SAs for, bounded by
+	// Options.MaxSAsPerClient; its shard's alone. At leave their cache
+	// entries go and, for the uids it still holds, t-x-d-d is sent.
+	uids map[string]struct{}
+	// refusedLogged: one log line per client for refused uid claims;
+	// shard-owned.
+	refusedLogged bool
 }
+
+// Replacer is an Outbox that the broker can close when a newer connection
+// takes its uid over (the same owner reconnecting, or the holder gone
+// quiet). Optional: an Outbox without it keeps its connection.
+type Replacer interface {
+	// Replaced closes the connection, counted as replaced; by is the
+	// client that took the uid. Called from a shard: it must not block.
+	Replaced(by *Client, uid string)
+}
+
+// SetOwner records who the client is for uid ownership (certificate CN or
+// <auth> user; "" keeps it anonymous) and whether it is a gateway that
+// relays other devices' SAs. Set it before the client's first SA.
+func (c *Client) SetOwner(name string, gateway bool) {
+	if name != "" {
+		c.owner.Store(&name)
+	}
+	c.gateway.Store(gateway)
+}
+
+// Owner is the client's owner name, "" when anonymous.
+func (c *Client) Owner() string {
+	if p := c.owner.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// Heard records that bytes arrived from the client at unix nanos now.
+func (c *Client) Heard(now int64) { c.heard.Store(now) }
 
 // NewClient wraps a connection's outbox. Its membership is m, or Anon
 // both ways when m is nil; SetMembership changes it later. A server-side
 // sender (one that publishes and never joins) has a nil outbox.
 func NewClient(id uint64, out Outbox, m *Membership) *Client {
-	c := &Client{ID: id, out: out, gone: make(chan struct{})}
+	c := &Client{ID: id, out: out, gone: make(chan struct{}), uids: make(map[string]struct{}, 1)}
+	c.heard.Store(time.Now().UnixNano())
 	if m != nil {
 		c.groups.Store(m)
 	}
