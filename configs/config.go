@@ -119,6 +119,19 @@ type SA struct {
 	// that changed network reconnects while its old connection lingers
 	// half-open. Default 15s (ATAK pings every 15 s); must be positive.
 	TakeoverQuiet Duration `toml:"takeover_quiet"`
+	// MaxPerConnection bounds the uids one connection may announce SAs
+	// for (a device announces one); past it SAs for new uids are dropped
+	// and counted. Default 4; must be positive.
+	MaxPerConnection int `toml:"max_per_connection"`
+	// MaxPerGateway is that bound for users marked gateway in the users
+	// file. Default 10000; must be positive.
+	MaxPerGateway int `toml:"max_per_gateway"`
+	// MaxCached bounds the SA cache; past it SAs of new uids are routed
+	// but not cached (counted). Default 100000; must be positive.
+	MaxCached int `toml:"max_cached"`
+	// DefaultStale is how long an SA without a stale time stays cached;
+	// default 5m; must be positive.
+	DefaultStale Duration `toml:"default_stale"`
 }
 
 // Admin is the HTTP listener for metrics and the admin API.
@@ -451,6 +464,13 @@ func (c *Config) validate() []error {
 	positive("limits.write_timeout", c.Limits.WriteTimeout)
 	positive("limits.drain_timeout", c.Limits.DrainTimeout)
 	positive("sa.takeover_quiet", c.SA.TakeoverQuiet)
+	positive("sa.default_stale", c.SA.DefaultStale)
+	for key, n := range map[string]int{"sa.max_per_connection": c.SA.MaxPerConnection,
+		"sa.max_per_gateway": c.SA.MaxPerGateway, "sa.max_cached": c.SA.MaxCached} {
+		if n <= 0 {
+			bad("%s must be positive, got %d", key, n)
+		}
+	}
 
 	if c.Limits.MaxFrameBytes < 1024 || c.Limits.MaxFrameBytes > maxFrameCeiling {
 		bad("limits.max_frame_bytes must be between 1024 and %d, got %d", maxFrameCeiling, c.Limits.MaxFrameBytes)

@@ -1,12 +1,14 @@
 package engine_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"cotd/configs"
 	"cotd/cot"
+	"cotd/engine/directory"
 	et "cotd/engine/enginetest"
 	"cotd/tlsstate/pki"
 )
@@ -37,6 +39,8 @@ func deleteOf(uid string) func(*cot.Header) bool {
 // the holder's uid.
 func TestUIDImpostorIsRefused(t *testing.T) {
 	h := et.Start(t, oneShard(time.Hour))
+	sub := h.Srv.Directory().Subscribe("own", directory.KindsOf(directory.SA), 64)
+	defer sub.Close()
 	alice := et.Dial(t, h.TCPAddr())
 	bob := et.Dial(t, h.TCPAddr())
 	h.Joined(t, 2)
@@ -52,6 +56,13 @@ func TestUIDImpostorIsRefused(t *testing.T) {
 		t.Fatal("the impostor's SA for alice's uid was routed")
 	}
 	h.WaitSample(t, "cotd_uid_refused_total", 2)
+	// The subscribers (store, Marti contacts) were offered what the
+	// evil connection sent before its barrier, on its loop: nothing.
+	for len(sub.C()) > 0 {
+		if ev := <-sub.C(); ev.Message.Header.Callsign == "EVIL" {
+			t.Fatal("the impostor's SA reached the engine's subscribers")
+		}
+	}
 	if n := strings.Count(h.Logs.String(), "another live client owns"); n != 1 {
 		t.Errorf("refused claims logged %d times, want once", n)
 	}
@@ -146,4 +157,81 @@ func TestQuietHolderLosesUIDToReconnect(t *testing.T) {
 		t.Fatal("the replaced connection announced the device as gone")
 	}
 	h.WaitSample(t, "cotd_uid_takeovers_total", 1)
+}
+
+// A uid rotator gets sa.max_per_connection uids and no more; whatever a
+// connection announced leaves the cache with it.
+func TestSACacheBoundedPerConnection(t *testing.T) {
+	h := et.Start(t, func(c *configs.Config) {
+		c.Broker.Shards = 1
+		c.SA.MaxPerConnection = 4
+	})
+	rot := et.Dial(t, h.TCPAddr())
+	bob := et.Dial(t, h.TCPAddr())
+	h.Joined(t, 2)
+	bob.Send(et.SA("BOB", "BOB", "a-f-G-U-C"))
+	rot.Expect("bob's SA", et.UID("BOB"))
+	var b strings.Builder
+	for i := range 50 {
+		b.WriteString(et.SA(fmt.Sprintf("ROT-%d", i), fmt.Sprintf("ROT-%d", i), "a-f-G-U-C"))
+	}
+	rot.Send(b.String())
+	barrier(t, rot, "rot-barrier", bob)
+	got := 0
+	for _, ev := range bob.Events() {
+		if strings.HasPrefix(ev.H.UID, "ROT-") {
+			got++
+		}
+	}
+	if got != 4 {
+		t.Errorf("bob received %d of the rotator's uids, want 4 (sa.max_per_connection)", got)
+	}
+	h.WaitSample(t, "cotd_sa_over_connection_cap_total", 46)
+	h.WaitSample(t, "cotd_sa_cached", 5)
+
+	_ = rot.Conn.Close()
+	h.WaitSample(t, `cotd_closes_total{reason="peer_closed"}`, 1)
+	// The leave is handled on the one shard before anything bob sends next.
+	carol := et.Dial(t, h.TCPAddr())
+	h.Joined(t, 2)
+	barrier(t, bob, "bob-barrier", carol)
+	h.WaitSample(t, "cotd_sa_cached", 1)
+}
+
+// An SA without a stale time is cached for sa.default_stale, not forever.
+func TestSACacheDefaultLifetime(t *testing.T) {
+	h := et.Start(t, func(c *configs.Config) {
+		c.SA.DefaultStale = configs.Duration{Duration: time.Nanosecond}
+	})
+	a := et.Dial(t, h.TCPAddr())
+	b := et.Dial(t, h.TCPAddr())
+	h.Joined(t, 2)
+	noStale := strings.Replace(et.SA("NOSTALE", "NOSTALE", "a-f-G-U-C"), ` stale="`, ` x-stale="`, 1)
+	a.Send(noStale)
+	b.Expect("the SA without stale, live", et.UID("NOSTALE"))
+	// A joiner's replay ends with the protocol offer: once it has that,
+	// it has every SA it was going to be replayed.
+	j := et.Dial(t, h.TCPAddr())
+	j.Expect("protocol offer after the replay", et.Type(cot.TypeTakpOffer))
+	if j.Received(et.UID("NOSTALE")) {
+		t.Error("an SA without a stale time was replayed after sa.default_stale")
+	}
+}
+
+// The whole cache is capped by sa.max_cached: past it SAs are routed, not
+// cached.
+func TestSACacheCapped(t *testing.T) {
+	h := et.Start(t, func(c *configs.Config) {
+		c.Broker.Shards = 1
+		c.SA.MaxCached = 2
+	})
+	cl := []*et.Client{et.Dial(t, h.TCPAddr()), et.Dial(t, h.TCPAddr()), et.Dial(t, h.TCPAddr())}
+	h.Joined(t, 3)
+	for i, c := range cl {
+		c.Send(et.SA(fmt.Sprintf("CAP-%d", i), fmt.Sprintf("CAP-%d", i), "a-f-G-U-C"))
+	}
+	barrier(t, cl[2], "cap-barrier", cl[0], cl[1])
+	cl[0].Expect("the third SA, routed though not cached", et.UID("CAP-2"))
+	h.WaitSample(t, "cotd_sa_cache_full_total", 1)
+	h.WaitSample(t, "cotd_sa_cached", 2)
 }

@@ -77,7 +77,11 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 
 			EncodeV1: encodeV1, // the broker knows no wire format but XML
 
-			TakeoverQuiet: cfg.SA.TakeoverQuiet.Duration,
+			TakeoverQuiet:    cfg.SA.TakeoverQuiet.Duration,
+			MaxSAsPerClient:  cfg.SA.MaxPerConnection,
+			MaxSAsPerGateway: cfg.SA.MaxPerGateway,
+			MaxCachedSAs:     cfg.SA.MaxCached,
+			DefaultStale:     cfg.SA.DefaultStale.Duration,
 		}),
 	}
 	if cfg.TCP.Addr != "" {

@@ -109,6 +109,8 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.One("cotd_disconnect_notices_total", "t-x-d-d notices sent for clients that left.", "counter", c(&bs.DisconnectNotices))
 	m.One("cotd_uid_refused_total", "SAs dropped because another live client owns their uid.", "counter", c(&bs.UIDRefused))
 	m.One("cotd_uid_takeovers_total", "uids taken over by a newer connection (same user reconnecting, quiet holder, a gateway's device).", "counter", c(&bs.UIDTakeovers))
+	m.One("cotd_sa_over_connection_cap_total", "SAs dropped because their connection announced sa.max_per_connection uids already.", "counter", c(&bs.SAOverCap))
+	m.One("cotd_sa_cache_full_total", "SAs routed but not cached because the cache held sa.max_cached.", "counter", c(&bs.SACacheFull))
 	m.One("cotd_sa_cached", "SAs in the replay cache.", "gauge", float64(s.broker.CachedSAs()))
 	m.Family("cotd_broker_inbox_depth", "Frames waiting in each broker shard.", "gauge")
 	for i := range s.broker.NumShards() {

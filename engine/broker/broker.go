@@ -66,6 +66,12 @@ type Stats struct {
 	// UIDTakeovers counts uids that moved to a newer connection (the
 	// same owner reconnecting, a quiet holder, a gateway's device).
 	UIDTakeovers metrics.Counter
+	// SAOverCap counts SAs dropped because their sender announced
+	// Options.MaxSAsPerClient other uids already (a uid rotator).
+	SAOverCap metrics.Counter
+	// SACacheFull counts SAs routed but not cached because the cache
+	// held Options.MaxCachedSAs.
+	SACacheFull metrics.Counter
 }
 
 // DeliveredAll is the number of messages queued to recipients, of every kind.
@@ -93,6 +99,17 @@ type Options struct {
 	// TakeoverQuiet: a uid's holder silent this long loses it to a new
 	// claimant; 0 means 15s (ATAK's ping interval).
 	TakeoverQuiet time.Duration
+	// MaxSAsPerClient bounds the uids one connection may announce SAs
+	// for; past it its SAs for new uids are dropped. 0 means 4: a device
+	// announces one. MaxSAsPerGateway is the bound for a gateway client
+	// (Client.SetOwner); 0 means 10000.
+	MaxSAsPerClient, MaxSAsPerGateway int
+	// MaxCachedSAs bounds the replay cache; past it SAs of new uids are
+	// routed but not cached. 0 means 100000.
+	MaxCachedSAs int
+	// DefaultStale is the cache lifetime of an SA without a stale time;
+	// 0 means 5m.
+	DefaultStale time.Duration
 	// Log receives the broker's own events.
 	Log zerolog.Logger
 }
@@ -133,6 +150,9 @@ type job struct {
 	stale     time.Time
 	callsigns []string
 	uids      []string
+	// slot is the sender's hold on the SA's uid, decided by Publish; nil
+	// for a server-side sender, which holds no uid.
+	slot *uidSlot
 }
 
 type shard struct {
@@ -155,6 +175,18 @@ func New(opts Options) *Broker {
 	}
 	if opts.TakeoverQuiet <= 0 {
 		opts.TakeoverQuiet = 15 * time.Second
+	}
+	if opts.MaxSAsPerClient <= 0 {
+		opts.MaxSAsPerClient = 4
+	}
+	if opts.MaxSAsPerGateway <= 0 {
+		opts.MaxSAsPerGateway = 10000
+	}
+	if opts.MaxCachedSAs <= 0 {
+		opts.MaxCachedSAs = 100000
+	}
+	if opts.DefaultStale <= 0 {
+		opts.DefaultStale = 5 * time.Minute
 	}
 	b := &Broker{
 		opts: opts,
@@ -343,10 +375,18 @@ func (b *Broker) Leave(c *Client) {
 // Publish hands one event from c to c's shard. doc is only valid during the
 // call; h is its scanned header; recv is when it was read (unix nanos);
 // v1 is the TAK protocol v1 frame it arrived as, or nil. It never blocks:
-// a full inbox drops the frame, counts it and returns nil. Otherwise it
-// returns the message as it will be routed (shared and read-only), for the
-// engine's subscribers.
+// a full inbox drops the frame, counts it and returns nil; so does an SA
+// for a uid c may not announce (admitSA). Otherwise it returns the message
+// as it will be routed (shared and read-only), for the engine's
+// subscribers. Calls for one joined client must not overlap (its loop).
 func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []byte) *Message {
+	var slot *uidSlot
+	if h.IsSA() {
+		var ok bool
+		if slot, ok = b.admitSA(c, h.UID, recv); !ok {
+			return nil
+		}
+	}
 	var out []byte
 	if h.MartiStart >= 0 {
 		out = cot.StripMarti(doc, h)
@@ -360,7 +400,7 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 		msg:  b.NewMessage(out, h.Type, h.IsPositionReport(), recv, v1),
 	}
 	if h.IsSA() {
-		j.sa, j.uid, j.callsign, j.stale = true, h.UID, h.Callsign, h.Stale
+		j.sa, j.uid, j.callsign, j.stale, j.slot = true, h.UID, h.Callsign, h.Stale, slot
 	}
 	if len(h.DestCallsigns) > 0 {
 		j.callsigns = append([]string(nil), h.DestCallsigns...)
@@ -469,10 +509,10 @@ func (s *shard) route(j job, now time.Time) {
 	b := s.b
 	from := j.from
 	from.lastSeen.Store(now.UnixNano())
-	if j.sa && !s.learn(from, j, now) {
-		return
-	}
 	b.stats.Routed.Inc()
+	if j.sa {
+		s.learn(from, j, now)
+	}
 	if len(j.callsigns) == 0 && len(j.uids) == 0 {
 		s.broadcast(from, j.msg)
 		return
@@ -558,39 +598,93 @@ func retype(doc []byte, typ string) ([]byte, bool) {
 // its identity for directed routing and logs, its type for the disconnect
 // notice, and the SA itself for replay. It reports false when the SA is
 // refused: another live client owns the uid.
-func (s *shard) learn(c *Client, j job, now time.Time) bool {
+func (s *shard) learn(c *Client, j job, now time.Time) {
 	b := s.b
-	res, prev, replace := b.reg.claim(c, j.uid, now.UnixNano(), b.opts.TakeoverQuiet)
-	switch res {
-	case claimRefused:
-		b.stats.UIDRefused.Inc()
-		if !c.refusedLogged {
-			c.refusedLogged = true
-			b.opts.Log.Warn().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", j.uid).
-				Uint64("holder_conn", prev.ID).Str("holder_owner", prev.Owner()).
-				Msg("SA for a uid another live client owns; dropped (further ones are counted, not logged)")
-		}
-		return false
-	case claimTaken:
-		b.stats.UIDTakeovers.Inc()
-		b.opts.Log.Info().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", j.uid).
-			Uint64("previous_conn", prev.ID).Bool("previous_closed", replace).Msg("uid taken over by a newer connection")
-		if r, ok := prev.out.(Replacer); ok && replace {
-			r.Replaced(c, j.uid)
-		}
-	}
-	c.uids[j.uid] = struct{}{}
 	// Before the identity: whoever finds the client by uid sees its SA.
 	c.lastSA.Store(j.msg)
 	// The client's identity is its own uid: a gateway's relayed SAs do
-	// not rename it (they are reachable by uid through claim).
+	// not rename it (they are reachable by uid through the registry).
 	if cur := c.Identity(); (cur.UID == "" || cur.UID == j.uid) && cur.Callsign != j.callsign {
 		b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
 		b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")
 	}
 	c.saType = j.msg.Type
-	b.sa.put(j.uid, saEntry{msg: j.msg, stale: j.stale, owner: c})
-	return true
+	if j.slot != nil && j.slot.holder.Load() != c {
+		// A newer connection took the uid since Publish: its SA is the
+		// one to keep.
+		return
+	}
+	stale := j.stale
+	if stale.IsZero() {
+		// Never expiring would keep a ghost for the server's lifetime.
+		stale = now.Add(b.opts.DefaultStale)
+	}
+	if !b.sa.put(j.uid, saEntry{msg: j.msg, stale: stale, owner: c}, b.opts.MaxCachedSAs) {
+		b.stats.SACacheFull.Inc()
+	}
+}
+
+// admitSA decides, on the sender's event loop, whether c may announce an
+// SA for uid: within its bound of uids, and for a uid no other live client
+// owns (registry.claim). A refused SA is dropped before anyone, the
+// engine's subscribers included, sees it. recv is the read time (unix
+// nanos). It returns the sender's hold on the uid, nil for a server-side
+// sender (no outbox), which holds none.
+func (b *Broker) admitSA(c *Client, uid string, recv int64) (slot *uidSlot, ok bool) {
+	if c.out == nil {
+		return nil, true
+	}
+	slot = c.uids[uid]
+	if slot != nil && slot.holder.Load() == c {
+		return slot, true // the common case: a device's next SA
+	}
+	if slot == nil {
+		capN := b.opts.MaxSAsPerClient
+		if c.gateway.Load() {
+			capN = b.opts.MaxSAsPerGateway
+		}
+		if len(c.uids) >= capN {
+			b.stats.SAOverCap.Inc()
+			if !c.refusedLogged {
+				c.refusedLogged = true
+				b.opts.Log.Warn().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", clip(uid)).Int("max_uids", capN).
+					Msg("SA for one uid more than a connection may announce; dropped (further ones are counted, not logged)")
+			}
+			return nil, false
+		}
+	}
+	res, prev, replace, slot := b.reg.claim(c, uid, recv, b.opts.TakeoverQuiet)
+	switch res {
+	case claimRefused:
+		b.stats.UIDRefused.Inc()
+		if !c.refusedLogged {
+			c.refusedLogged = true
+			b.opts.Log.Warn().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", clip(uid)).
+				Uint64("holder_conn", prev.ID).Str("holder_owner", prev.Owner()).
+				Msg("SA for a uid another live client owns; dropped (further ones are counted, not logged)")
+		}
+		return nil, false
+	case claimTaken:
+		b.stats.UIDTakeovers.Inc()
+		b.opts.Log.Info().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", clip(uid)).
+			Uint64("previous_conn", prev.ID).Bool("previous_closed", replace).Msg("uid taken over by a newer connection")
+		if r, ok := prev.out.(Replacer); ok && replace {
+			r.Replaced(c, uid)
+		}
+	}
+	if slot != nil {
+		c.uids[uid] = slot
+	}
+	return slot, true
+}
+
+// clip bounds a client-supplied string for a log line.
+func clip(s string) string {
+	const max = 256
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
 }
 
 // broadcast delivers m to everyone from reaches: the clients receiving from

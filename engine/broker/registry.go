@@ -15,7 +15,7 @@ import (
 type registry struct {
 	mu         sync.Mutex
 	clients    map[uint64]*Client
-	byUID      map[string]*Client
+	byUID      map[string]*uidSlot
 	byCallsign map[string][]*Client
 
 	dirty atomic.Bool
@@ -34,7 +34,7 @@ type snapshot struct {
 func newRegistry() *registry {
 	r := &registry{
 		clients:    make(map[uint64]*Client),
-		byUID:      make(map[string]*Client),
+		byUID:      make(map[string]*uidSlot),
 		byCallsign: make(map[string][]*Client),
 	}
 	r.snap.Store(&snapshot{})
@@ -82,6 +82,13 @@ const (
 	claimRefused
 )
 
+// uidSlot is who holds one uid. A client keeps the slots of its uids, so
+// that an SA for a uid it still holds is checked with one atomic load, and
+// the registry's lock is taken only when a uid changes hands.
+type uidSlot struct {
+	holder atomic.Pointer[Client]
+}
+
 // claim decides whether c may announce uid, at unix nanos now. A uid
 // belongs to the client that holds it; another client gets it when:
 //   - the holder has left (its shard has not released it yet);
@@ -94,28 +101,33 @@ const (
 //     connects (the gateway keeps its connection).
 //
 // Anything else is an impostor's claim and refused. prev is the client the
-// uid was taken from.
-func (r *registry) claim(c *Client, uid string, now int64, quiet time.Duration) (res claimResult, prev *Client, replace bool) {
+// uid was taken from, or the holder that refused it. slot is nil for a
+// client not joined (it holds nothing).
+func (r *registry) claim(c *Client, uid string, now int64, quiet time.Duration) (res claimResult, prev *Client, replace bool, slot *uidSlot) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.clients[c.ID]; !ok {
-		// Left already: its last frames are routed, but it takes nothing.
-		return claimHeld, nil, false
+		return claimHeld, nil, false, nil
 	}
-	h := r.byUID[uid]
+	slot = r.byUID[uid]
+	if slot == nil {
+		slot = &uidSlot{}
+		r.byUID[uid] = slot
+	}
+	h := slot.holder.Load()
 	switch {
 	case h == nil || h == c:
-		r.byUID[uid] = c
-		return claimHeld, nil, false
+		slot.holder.Store(c)
+		return claimHeld, nil, false, slot
 	case h.left.Load():
 	case sameOwner(h, c), now-h.heard.Load() > int64(quiet):
 		replace = true
 	case h.gateway.Load() && !c.gateway.Load():
 	default:
-		return claimRefused, h, false
+		return claimRefused, h, false, nil
 	}
-	r.byUID[uid] = c
-	return claimTaken, h, replace
+	slot.holder.Store(c)
+	return claimTaken, h, replace, slot
 }
 
 func sameOwner(a, b *Client) bool {
@@ -128,14 +140,15 @@ func sameOwner(a, b *Client) bool {
 func (r *registry) release(c *Client, uid string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	switch h := r.byUID[uid]; h {
-	case c:
-		delete(r.byUID, uid)
-		return true
-	case nil:
+	slot := r.byUID[uid]
+	if slot == nil {
 		return true
 	}
-	return false
+	if slot.holder.Load() != c {
+		return false
+	}
+	delete(r.byUID, uid)
+	return true
 }
 
 // identify records c's identity (its latest SA's uid and callsign) and
@@ -213,9 +226,12 @@ func (r *registry) appendByCallsign(dst []*Client, callsign string) []*Client {
 // lookupUID returns the client whose uid is uid, or nil.
 func (r *registry) lookupUID(uid string) *Client {
 	r.mu.Lock()
-	c := r.byUID[uid]
+	slot := r.byUID[uid]
 	r.mu.Unlock()
-	return c
+	if slot == nil {
+		return nil
+	}
+	return slot.holder.Load()
 }
 
 func without(s []*Client, c *Client) []*Client {

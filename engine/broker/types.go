@@ -158,11 +158,12 @@ type Client struct {
 	// that changed network).
 	heard atomic.Int64
 	// uids are the uids the client announced SAs for, bounded by
-	// Options.MaxSAsPerClient; its shard's alone. At leave their cache
+	// Options.MaxSAsPerClient, with who holds each now. Written by
+	// Publish (the client's event loop) and read by its shard's leave,
+	// which comes after the client's last Publish. At leave their cache
 	// entries go and, for the uids it still holds, t-x-d-d is sent.
-	uids map[string]struct{}
-	// refusedLogged: one log line per client for refused uid claims;
-	// shard-owned.
+	uids map[string]*uidSlot
+	// refusedLogged: one log line per client for refused SAs; Publish's.
 	refusedLogged bool
 }
 
@@ -200,7 +201,7 @@ func (c *Client) Heard(now int64) { c.heard.Store(now) }
 // both ways when m is nil; SetMembership changes it later. A server-side
 // sender (one that publishes and never joins) has a nil outbox.
 func NewClient(id uint64, out Outbox, m *Membership) *Client {
-	c := &Client{ID: id, out: out, gone: make(chan struct{}), uids: make(map[string]struct{}, 1)}
+	c := &Client{ID: id, out: out, gone: make(chan struct{}), uids: make(map[string]*uidSlot, 1)}
 	c.heard.Store(time.Now().UnixNano())
 	if m != nil {
 		c.groups.Store(m)
