@@ -96,6 +96,21 @@ type Limits struct {
 	SocketSendBytes int `toml:"socket_send_bytes"`
 	// DrainTimeout bounds how long shutdown waits for queued output; default 5s.
 	DrainTimeout Duration `toml:"drain_timeout"`
+	// InboundBytesPerSec and InboundEventsPerSec are each connection's
+	// inbound budget, well above a busy ATAK (positions, pings, chat,
+	// markers: a few KB and a few events a second); a connection over
+	// it is not read until its budget refills, so a flooder reaches the
+	// others at this rate at most. Defaults 262144 and 200; 0 turns that
+	// budget off.
+	InboundBytesPerSec  int `toml:"inbound_bytes_per_sec"`
+	InboundEventsPerSec int `toml:"inbound_events_per_sec"`
+	// InboundBurstBytes and InboundBurstEvents are what a connection may
+	// send at once (its buckets' size). A connection with more than
+	// InboundBurstBytes unread while over its budget is closed
+	// rate_limited. Defaults 2097152 (at least limits.max_frame_bytes)
+	// and 1000; must be positive.
+	InboundBurstBytes  int `toml:"inbound_burst_bytes"`
+	InboundBurstEvents int `toml:"inbound_burst_events"`
 }
 
 // Broker sizes the routing goroutines.
@@ -481,6 +496,15 @@ func (c *Config) validate() []error {
 	if c.Limits.OutboundHardBytes <= c.Limits.OutboundSoftBytes {
 		bad("limits.outbound_hard_bytes (%d) must exceed limits.outbound_soft_bytes (%d)",
 			c.Limits.OutboundHardBytes, c.Limits.OutboundSoftBytes)
+	}
+	if c.Limits.InboundBytesPerSec < 0 || c.Limits.InboundEventsPerSec < 0 {
+		bad("limits.inbound_bytes_per_sec and limits.inbound_events_per_sec must be 0 (off) or positive")
+	}
+	if c.Limits.InboundBurstBytes < c.Limits.MaxFrameBytes {
+		bad("limits.inbound_burst_bytes (%d) must be at least limits.max_frame_bytes (%d)", c.Limits.InboundBurstBytes, c.Limits.MaxFrameBytes)
+	}
+	if c.Limits.InboundBurstEvents <= 0 {
+		bad("limits.inbound_burst_events must be positive, got %d", c.Limits.InboundBurstEvents)
 	}
 	if c.Limits.SocketSendBytes < 0 {
 		bad("limits.socket_send_bytes must be 0 (kernel default) or positive, got %d", c.Limits.SocketSendBytes)

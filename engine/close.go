@@ -45,13 +45,16 @@ const (
 	// ReasonReplaced: a newer connection took the client's uid over (the
 	// same user reconnecting, or this one silent past sa.takeover_quiet).
 	ReasonReplaced
+	// ReasonRateLimited: the client kept sending over its inbound budget
+	// (limits.inbound_*) until more than a burst waited unread.
+	ReasonRateLimited
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer_bytes",
 	"slow_consumer_stalled", "bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown", "admin", "auth_failed",
-	"revoked", "disabled", "replaced",
+	"revoked", "disabled", "replaced", "rate_limited",
 }
 
 func (r CloseReason) String() string {

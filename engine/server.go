@@ -273,7 +273,11 @@ func (r *reactor) OnTraffic(c gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
-	buf, _ := c.Next(-1)
+	buf, ok := ss.readInbound(c)
+	if !ok {
+		ss.flush()
+		return gnet.Close
+	}
 	if len(buf) > 0 {
 		ss.lastRead = ss.lp.wheel.now
 		ss.client.Heard(ss.lastRead)

@@ -90,13 +90,14 @@ type inbound struct {
 	// bytesIn counts the bytes read from the socket, ever (ciphertext on
 	// TLS); written on the loop, atomic because Directory snapshots read it.
 	bytesIn atomic.Uint64
-	auth     authState        // where the client is with its <auth>
+	auth    authState // where the client is with its <auth>
 	// authDone carries a password check's answer from its goroutine to
 	// the loop; the one field here written off the loop.
 	authDone  atomic.Pointer[authResult]
 	held      [][]byte    // documents that arrived while <auth> was checked
 	heldBytes int         // the sum of held's lengths, bounded by maxHeldBytes
 	badEvents badEventLog // rate limit of the dropped-event log line
+	budget    inboundBudget
 }
 
 // deadlines are the connection's timer and what it watches. Loop only.
@@ -170,6 +171,7 @@ func newSession(s *Server, c wire, ln *listener, lp *loop, id uint64, remote str
 	ss := &session{id: id, srv: s, c: c, ln: ln, lp: lp, remote: remote, opened: time.Now()}
 	ss.framer = cot.NewXMLFramer(s.cfg.Limits.MaxFrameBytes)
 	ss.lastRead = lp.wheel.now
+	ss.resetBudget(lp.wheel.now)
 	ss.tm = timer{slot: -1, owner: ss}
 	ss.client = broker.NewClient(id, ss, s.listenerMembership(ln))
 	return ss
@@ -190,7 +192,7 @@ func (ss *session) Deliver(m *broker.Message) broker.Verdict {
 // as XML lands behind the response that switched the client to v1. wake is
 // false on the loop, which flushes at the end of its callback anyway.
 func (ss *session) write(m *broker.Message, wake bool) broker.Verdict {
-	if v := ss.admit(len(m.XML), m.Position); v != broker.Queued {
+	if v := ss.admit(len(m.XML), m.Position, m.Noisy); v != broker.Queued {
 		return v
 	}
 	ss.wmu.Lock()
@@ -261,8 +263,17 @@ func (ss *session) tlsOut(p []byte) {
 // Whether the queue plus what the connection really holds unwritten is
 // over it is decided by flush, which reads that figure; a client that
 // drained its backlog since the last look is not closed on a stale one.
-func (ss *session) admit(n int, droppable bool) broker.Verdict {
+//
+// A noisy sender's message (one spending its inbound budget fast) is
+// refused once the queue holds half the soft limit: such senders together
+// get at most that share of a recipient's room, and cannot push it over
+// the soft limit, where the others' positions would be dropped, nor to the
+// hard limit, where it would be closed.
+func (ss *session) admit(n int, droppable, noisy bool) broker.Verdict {
 	lim := &ss.srv.cfg.Limits
+	if noisy && ss.queued() > int64(lim.OutboundSoftBytes/2) {
+		return broker.DroppedNoisy
+	}
 	if droppable && ss.queued() > int64(lim.OutboundSoftBytes) {
 		return broker.DroppedBackpressure
 	}
@@ -491,6 +502,10 @@ func (ss *session) nextDeadline() int64 {
 		// until the write timeout came round.
 		d = min(d, ss.lp.wheel.now+tickNanos)
 	}
+	if ss.budget.throttled {
+		// Unread input waits for tokens: look again every tick.
+		d = min(d, ss.lp.wheel.now+tickNanos)
+	}
 	return d
 }
 
@@ -528,6 +543,11 @@ func (ss *session) expire(now int64) {
 			return
 		}
 	}
+	if ss.budget.throttled {
+		// The buckets refill as the wheel turns; OnTraffic reads on.
+		ss.lastRead = now // waiting on us is not idleness
+		_ = ss.c.Wake(nil)
+	}
 	if now-ss.lastRead >= int64(lim.IdleTimeout.Duration) {
 		ss.closeWith(ReasonIdle)
 		return
@@ -563,6 +583,10 @@ func (ss *session) feed(p []byte) error {
 
 func (ss *session) onDoc(doc []byte) error {
 	st := &ss.srv.stats
+	if ss.srv.budgetOn() {
+		ss.budget.events--
+		ss.markNoisy()
+	}
 	h := &ss.lp.hdr // scratch of the loop: one header per loop, not per connection
 	if err := ss.scan(doc, h); err != nil {
 		return ss.refuse(err)

@@ -30,11 +30,14 @@ const (
 	DropInboxFull
 	// DropUnencodable: a v1 recipient and an event that does not convert.
 	DropUnencodable
+	// DropNoisySender: a message from a sender spending its inbound budget
+	// fast, to a recipient whose queue is over its share for such senders.
+	DropNoisySender
 	// NumDropReasons bounds the enum.
 	NumDropReasons
 )
 
-var dropNames = [NumDropReasons]string{"backpressure", "slow_consumer", "recipient_closed", "inbox_full", "unencodable"}
+var dropNames = [NumDropReasons]string{"backpressure", "slow_consumer", "recipient_closed", "inbox_full", "unencodable", "noisy_sender"}
 
 func (r DropReason) String() string {
 	if r < NumDropReasons {
@@ -399,6 +402,7 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 		from: c,
 		msg:  b.NewMessage(out, h.Type, h.IsPositionReport(), recv, v1),
 	}
+	j.msg.Noisy = c.noisy.Load()
 	if h.IsSA() {
 		j.sa, j.uid, j.callsign, j.stale, j.slot = true, h.UID, h.Callsign, h.Stale, slot
 	}
@@ -477,6 +481,8 @@ func (b *Broker) count(v Verdict, k Kind) bool {
 		b.stats.Drops[DropSlowConsumer].Inc()
 	case DroppedUnencodable:
 		b.stats.Drops[DropUnencodable].Inc()
+	case DroppedNoisy:
+		b.stats.Drops[DropNoisySender].Inc()
 	default:
 		b.stats.Drops[DropRecipientClosed].Inc()
 	}

@@ -24,6 +24,10 @@ type Message struct {
 	Recv int64
 	// Kind is what deliveries of the message are counted as.
 	Kind Kind
+	// Noisy: the sender was spending its inbound budget fast when it
+	// sent this (Client.SetNoisy). A recipient short of room drops such
+	// messages first, so that one sender cannot crowd out the others.
+	Noisy bool
 
 	// enc holds the other wire formats, made on first use and shared by
 	// every copy of the message: one encoding per format, whatever the
@@ -97,6 +101,10 @@ const (
 	// DroppedUnencodable: the recipient speaks TAK protocol v1 and the
 	// event does not convert.
 	DroppedUnencodable
+	// DroppedNoisy: the message's sender is spending its inbound budget
+	// fast (Message.Noisy) and the recipient's queue is over its share
+	// for such senders.
+	DroppedNoisy
 )
 
 // Outbox is the recipient side of a connection, implemented by the engine.
@@ -165,6 +173,8 @@ type Client struct {
 	uids map[string]*uidSlot
 	// refusedLogged: one log line per client for refused SAs; Publish's.
 	refusedLogged bool
+	// noisy marks what the client publishes as Message.Noisy.
+	noisy atomic.Bool
 }
 
 // Replacer is an Outbox that the broker can close when a newer connection
@@ -193,6 +203,10 @@ func (c *Client) Owner() string {
 	}
 	return ""
 }
+
+// SetNoisy says whether the client is spending its inbound budget fast:
+// its messages are then the first a recipient short of room drops.
+func (c *Client) SetNoisy(v bool) { c.noisy.Store(v) }
 
 // Heard records that bytes arrived from the client at unix nanos now.
 func (c *Client) Heard(now int64) { c.heard.Store(now) }

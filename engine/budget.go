@@ -1,0 +1,108 @@
+package engine
+
+import "github.com/panjf2000/gnet/v2"
+
+// inboundBudget is a connection's allowance of inbound bytes and events
+// (limits.inbound_*): two token buckets, refilled from the loop's coarse
+// clock. Loop only.
+//
+// gnet cannot stop reading a socket, so a connection over its budget is
+// not read from its inbound buffer: what it sends waits there unframed and
+// unrouted, in order, until the buckets refill (the wheel wakes it every
+// tick). What waits is bounded: past limits.inbound_burst_bytes the sender
+// is closed rate_limited. A flooder therefore reaches the others at the
+// budget's rate at most, and is gone within a burst's worth of excess.
+type inboundBudget struct {
+	bytes, events float64 // tokens; events may go negative (a read holds several)
+	last          int64   // the wheel's clock at the last refill
+	// throttled: the connection has unread input waiting for tokens; the
+	// wheel wakes it every tick.
+	throttled bool
+	// noisy is what the broker was last told (Client.SetNoisy).
+	noisy bool
+}
+
+// budgetOn reports whether any inbound budget is configured.
+func (s *Server) budgetOn() bool {
+	lim := &s.cfg.Limits
+	return lim.InboundBytesPerSec > 0 || lim.InboundEventsPerSec > 0
+}
+
+// resetBudget fills the buckets at open: a client starts with a burst.
+func (ss *session) resetBudget(now int64) {
+	lim := &ss.srv.cfg.Limits
+	ss.budget = inboundBudget{bytes: float64(lim.InboundBurstBytes), events: float64(lim.InboundBurstEvents), last: now}
+}
+
+func (b *inboundBudget) refill(now int64, perSec, burst int, tokens *float64) {
+	if perSec <= 0 {
+		*tokens = float64(burst) // off: always full
+		return
+	}
+	*tokens = min(*tokens+float64(now-b.last)/1e9*float64(perSec), float64(burst))
+}
+
+// admitInbound decides how many of the avail buffered inbound bytes the
+// loop may take now: 0 while the budget is spent. ok is false when the
+// sender is to be closed, rate_limited: it kept sending while over its
+// budget until more than a burst waited unread.
+func (ss *session) admitInbound(avail int) (n int, ok bool) {
+	lim := &ss.srv.cfg.Limits
+	b := &ss.budget
+	now := ss.lp.wheel.now
+	if now > b.last {
+		b.refill(now, lim.InboundBytesPerSec, lim.InboundBurstBytes, &b.bytes)
+		b.refill(now, lim.InboundEventsPerSec, lim.InboundBurstEvents, &b.events)
+		b.last = now
+	}
+	if b.bytes >= 1 && b.events > 0 {
+		b.throttled = false
+		return min(avail, int(b.bytes)), true
+	}
+	if avail > lim.InboundBurstBytes {
+		if ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(ReasonRateLimited)) {
+			ss.logger().Warn().Int("unread_bytes", avail).Int("bytes_per_sec", lim.InboundBytesPerSec).
+				Int("events_per_sec", lim.InboundEventsPerSec).Msg("over the inbound budget with more than a burst unread; closing")
+		}
+		return 0, false
+	}
+	if !b.throttled && avail > 0 {
+		b.throttled = true
+		ss.srv.stats.Throttled.Inc()
+		ss.lp.wheel.schedule(&ss.tm, ss.nextDeadline())
+	}
+	return 0, true
+}
+
+// readInbound takes what the budget allows of c's buffered input. ok is
+// false when the connection is to close.
+func (ss *session) readInbound(c gnet.Conn) (buf []byte, ok bool) {
+	if !ss.srv.budgetOn() {
+		buf, _ = c.Next(-1)
+		return buf, true
+	}
+	n, ok := ss.admitInbound(c.InboundBuffered())
+	if !ok || n == 0 {
+		return nil, ok // Next(0) would take everything
+	}
+	buf, _ = c.Next(n)
+	ss.budget.bytes -= float64(len(buf))
+	ss.markNoisy()
+	return buf, true
+}
+
+// markNoisy tells the broker whether the client has spent more than half
+// a burst: a busy ATAK never does, a flooder soon does. Its messages are
+// then the first a recipient short of room drops (session.admit). Judged
+// on what has been spent so far: a burst's first half is never noisy.
+// Called after each read and each event.
+func (ss *session) markNoisy() {
+	lim := &ss.srv.cfg.Limits
+	b := &ss.budget
+	noisy := (lim.InboundBytesPerSec > 0 && b.bytes < float64(lim.InboundBurstBytes)/2) ||
+		(lim.InboundEventsPerSec > 0 && b.events < float64(lim.InboundBurstEvents)/2)
+	if noisy != b.noisy {
+		b.noisy = noisy
+		ss.client.SetNoisy(noisy)
+	}
+}
