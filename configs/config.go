@@ -120,6 +120,10 @@ type Broker struct {
 	// Inbox is the number of frames a shard holds before it drops new ones
 	// (counted); default 16384.
 	Inbox int `toml:"inbox"`
+	// InboxBytes bounds the bytes of the frames a shard holds; past it new
+	// ones are dropped (counted as inbox_full); default 67108864 (64 MiB);
+	// must be at least limits.max_frame_bytes.
+	InboxBytes int `toml:"inbox_bytes"`
 }
 
 // SA controls the latest-SA cache.
@@ -517,6 +521,9 @@ func (c *Config) validate() []error {
 	}
 	if c.Broker.Shards < 0 || c.Broker.Shards > 1024 {
 		bad("broker.shards must be between 0 (GOMAXPROCS) and 1024, got %d", c.Broker.Shards)
+	}
+	if c.Broker.InboxBytes < c.Limits.MaxFrameBytes {
+		bad("broker.inbox_bytes (%d) must be at least limits.max_frame_bytes (%d)", c.Broker.InboxBytes, c.Limits.MaxFrameBytes)
 	}
 	if c.Broker.Inbox < 16 {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)

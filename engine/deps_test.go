@@ -46,6 +46,9 @@ var rules = map[string]rule{
 	// The admin API sees the engine only through Directory.
 	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
 		isolated: true, deny: []string{"cot/takproto"}},
+	// The non-blocking log writer: zerolog's diode and nothing else.
+	"engine/logsink": {external: []string{"github.com/rs/zerolog/diode"}, isolated: true},
+
 	// The broker routes bytes: the engine hands it the wire encoders.
 	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
 	"bench":         {project: []string{"bench", "cot", "tlsstate", "configs"}},

@@ -77,6 +77,7 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 
 			EncodeV1: encodeV1, // the broker knows no wire format but XML
 
+			InboxBytes:       cfg.Broker.InboxBytes,
 			TakeoverQuiet:    cfg.SA.TakeoverQuiet.Duration,
 			MaxSAsPerClient:  cfg.SA.MaxPerConnection,
 			MaxSAsPerGateway: cfg.SA.MaxPerGateway,

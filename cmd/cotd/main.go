@@ -82,7 +82,8 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cotd:", err)
 		return 1
 	}
-	log := newLogger(cfg.Log, stderr)
+	log, sink := newAsyncLogger(cfg.Log, stderr)
+	defer sink.Close()
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)
@@ -91,6 +92,7 @@ func serve(args []string, stderr io.Writer) int {
 	var api *marti.Server
 	if err == nil {
 		srv.Version = version
+		srv.AddMetrics(sink.WriteMetrics)
 		wireAdmin(srv, cfg, log)
 		api, err = newMarti(cfg, srv, log) // the Marti HTTP API (8443), beside the engine
 	}

@@ -92,6 +92,11 @@ type Options struct {
 	Shards int
 	// Inbox is each shard's queue length.
 	Inbox int
+	// InboxBytes bounds the bytes of the frames waiting in each shard's
+	// inbox: past it frames are dropped as inbox_full, so that a stalled
+	// shard holds a bounded amount of memory whatever the frames' size.
+	// 0 means 64 MiB.
+	InboxBytes int
 	// Replay sends a joining client the cached SA of every other client.
 	Replay bool
 	// EncodeV1 makes the TAK protocol v1 frame of an event for v1
@@ -159,8 +164,10 @@ type job struct {
 }
 
 type shard struct {
-	b       *Broker
-	inbox   chan job
+	b     *Broker
+	inbox chan job
+	// bytes is what the frames in inbox hold (their XML).
+	bytes   atomic.Int64
 	targets []*Client
 	seen    map[uint64]struct{}
 }
@@ -172,6 +179,9 @@ func New(opts Options) *Broker {
 	}
 	if opts.Inbox <= 0 {
 		opts.Inbox = 16384
+	}
+	if opts.InboxBytes <= 0 {
+		opts.InboxBytes = 64 << 20
 	}
 	if opts.PruneEvery <= 0 {
 		opts.PruneEvery = 10 * time.Second
@@ -412,11 +422,19 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 	if len(h.DestUIDs) > 0 {
 		j.uids = append([]string(nil), h.DestUIDs...)
 	}
+	sh := b.shardOf(c)
+	size := int64(len(j.msg.XML))
+	if sh.bytes.Add(size) > int64(b.opts.InboxBytes) {
+		sh.bytes.Add(-size)
+		b.stats.Drops[DropInboxFull].Inc()
+		return nil
+	}
 	b.inflight.Add(1)
 	select {
-	case b.shardOf(c).inbox <- j:
+	case sh.inbox <- j:
 		return j.msg
 	default:
+		sh.bytes.Add(-size)
 		b.inflight.Add(-1)
 		b.stats.Drops[DropInboxFull].Inc()
 		return nil
@@ -497,6 +515,9 @@ func (s *shard) run() {
 			return
 		case j := <-s.inbox:
 			s.handle(j, time.Now())
+			if j.kind == jobFrame {
+				s.bytes.Add(-int64(len(j.msg.XML)))
+			}
 			s.b.inflight.Add(-1)
 		}
 	}
