@@ -111,6 +111,11 @@ type Limits struct {
 	// and 1000; must be positive.
 	InboundBurstBytes  int `toml:"inbound_burst_bytes"`
 	InboundBurstEvents int `toml:"inbound_burst_events"`
+	// MaxPartialBytes bounds the inbound bytes held in partial frames (and
+	// input left unread) across all connections; past it the connection
+	// holding the most is closed (partial_frames). Default 134217728
+	// (128 MiB); must be at least max_frame_bytes.
+	MaxPartialBytes int `toml:"max_partial_bytes"`
 }
 
 // Broker sizes the routing goroutines.
@@ -506,6 +511,9 @@ func (c *Config) validate() []error {
 	}
 	if c.Limits.InboundBurstBytes < c.Limits.MaxFrameBytes {
 		bad("limits.inbound_burst_bytes (%d) must be at least limits.max_frame_bytes (%d)", c.Limits.InboundBurstBytes, c.Limits.MaxFrameBytes)
+	}
+	if c.Limits.MaxPartialBytes < c.Limits.MaxFrameBytes {
+		bad("limits.max_partial_bytes (%d) must be at least limits.max_frame_bytes (%d)", c.Limits.MaxPartialBytes, c.Limits.MaxFrameBytes)
 	}
 	if c.Limits.InboundBurstEvents <= 0 {
 		bad("limits.inbound_burst_events must be positive, got %d", c.Limits.InboundBurstEvents)

@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/panjf2000/gnet/v2"
+import (
+	"sync/atomic"
+
+	"github.com/panjf2000/gnet/v2"
+)
 
 // inboundBudget is a connection's allowance of inbound bytes and events
 // (limits.inbound_*): two token buckets, refilled from the loop's coarse
@@ -105,4 +109,73 @@ func (ss *session) markNoisy() {
 		b.noisy = noisy
 		ss.client.SetNoisy(noisy)
 	}
+}
+
+// partialBudget is the server-wide account of inbound bytes held in
+// partial frames: the framers' unfinished documents plus input left
+// unread in gnet's buffers. Past limits.max_partial_bytes the connection
+// holding the most is closed (partial_frames): 400 clients each holding
+// an unterminated megabyte must not cost the server 400 MB.
+type partialBudget struct {
+	total atomic.Int64
+	// victim is the connection being closed for the budget, until its
+	// OnClose gives its bytes back: one eviction at a time, so that a
+	// burst of reads over the budget closes one connection, not many.
+	victim atomic.Pointer[session]
+}
+
+// notePartial updates the account with what the connection holds after a
+// read. Loop only.
+func (ss *session) notePartial(c gnet.Conn) {
+	held := int64(c.InboundBuffered())
+	switch {
+	case ss.framer != nil:
+		held += int64(ss.framer.Buffered())
+	case ss.v1 != nil:
+		held += int64(ss.v1.Buffered())
+	}
+	d := held - ss.partial.Load()
+	if d == 0 {
+		return
+	}
+	ss.partial.Store(held)
+	s := ss.srv
+	if total := s.partials.total.Add(d); d > 0 && total > int64(s.cfg.Limits.MaxPartialBytes) {
+		s.evictPartial(total)
+	}
+}
+
+// releasePartial gives a closed connection's bytes back. Loop only.
+func (ss *session) releasePartial() {
+	s := ss.srv
+	s.partials.total.Add(-ss.partial.Swap(0))
+	s.partials.victim.CompareAndSwap(ss, nil)
+}
+
+// evictPartial closes the connection holding the most partial bytes. It
+// walks the sessions, which only an attack makes happen, and at most once
+// per eviction.
+func (s *Server) evictPartial(total int64) {
+	if s.partials.victim.Load() != nil {
+		return // one is closing already
+	}
+	var victim *session
+	var most int64
+	s.sessions.Range(func(_, v any) bool {
+		ss := v.(*session)
+		if p := ss.partial.Load(); p > most && ss.reason.Load() == uint32(reasonUnset) {
+			victim, most = ss, p
+		}
+		return true
+	})
+	if victim == nil || !s.partials.victim.CompareAndSwap(nil, victim) {
+		return
+	}
+	if !victim.closeWith(ReasonPartialFrames) {
+		s.partials.victim.CompareAndSwap(victim, nil)
+		return
+	}
+	victim.logger().Warn().Int64("partial_bytes", most).Int64("all_partial_bytes", total).
+		Int("max_partial_bytes", s.cfg.Limits.MaxPartialBytes).
+		Msg("server-wide partial-frame budget exceeded; closing the connection holding the most")
 }

@@ -48,13 +48,17 @@ const (
 	// ReasonRateLimited: the client kept sending over its inbound budget
 	// (limits.inbound_*) until more than a burst waited unread.
 	ReasonRateLimited
+	// ReasonPartialFrames: the server-wide budget for bytes held in
+	// partial frames (limits.max_partial_bytes) was exceeded and this
+	// connection held the most.
+	ReasonPartialFrames
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer_bytes",
 	"slow_consumer_stalled", "bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown", "admin", "auth_failed",
-	"revoked", "disabled", "replaced", "rate_limited",
+	"revoked", "disabled", "replaced", "rate_limited", "partial_frames",
 }
 
 func (r CloseReason) String() string {

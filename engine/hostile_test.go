@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"cotd/configs"
 	et "cotd/engine/enginetest"
 )
 
@@ -76,4 +77,59 @@ func TestMarkerFlooderCostsHonestClientsNothing(t *testing.T) {
 		t.Errorf("%d clients joined, want the two honest ones", h.Srv.Broker().Count())
 	}
 	t.Logf("the flooder wrote %d bytes before it was closed", wrote.Load())
+}
+
+// partialFrame is the start of an event that never ends, n bytes long.
+func partialFrame(n int) string {
+	head := `<event version="2.0" uid="P" type="a-h-G" how="h-g-i-g-o" time="2020-01-01T00:00:00Z" start="2020-01-01T00:00:00Z" stale="2020-01-01T00:00:00Z"><detail><remarks>`
+	return head + strings.Repeat("x", n-len(head))
+}
+
+// Past limits.max_partial_bytes across the server, the connection holding
+// the most in partial frames is closed; the others, honest or not, stay.
+func TestPartialFrameBudgetClosesTheLargestHolder(t *testing.T) {
+	h := et.Start(t, func(c *configs.Config) {
+		c.Limits.MaxFrameBytes = 64 << 10
+		c.Limits.MaxPartialBytes = 100 << 10
+	})
+	a, b := et.Dial(t, h.TCPAddr()), et.Dial(t, h.TCPAddr())
+	big, small1, small2 := et.Dial(t, h.TCPAddr()), et.Dial(t, h.TCPAddr()), et.Dial(t, h.TCPAddr())
+	h.Joined(t, 5)
+	held := func(want float64) {
+		t.Helper()
+		et.Eventually(t, fmt.Sprintf("%v partial bytes held", want), func() bool {
+			v, _ := et.Sample(h.Metrics(t), "cotd_partial_frame_bytes")
+			return v >= want
+		})
+	}
+	big.Send(partialFrame(50 << 10))
+	held(50 << 10)
+	small1.Send(partialFrame(30 << 10))
+	held(80 << 10)
+	small2.Send(partialFrame(30 << 10)) // 110 KiB: over
+	big.Closed()
+	h.WaitSample(t, `cotd_closes_total{reason="partial_frames"}`, 1)
+	et.Eventually(t, "the closed connection's bytes given back", func() bool {
+		v, _ := et.Sample(h.Metrics(t), "cotd_partial_frame_bytes")
+		return v == 60<<10
+	})
+	barrier(t, a, "after-eviction", b)
+	h.Joined(t, 4)
+	if v := sample(t, h, `cotd_closes_total{reason="partial_frames"}`); v != 1 {
+		t.Errorf("%v connections closed for the budget, want 1", v)
+	}
+}
+
+// A client-supplied string is cut in log lines.
+func TestLongCallsignIsCutInLogs(t *testing.T) {
+	h := et.Start(t, nil)
+	a, b := et.Dial(t, h.TCPAddr()), et.Dial(t, h.TCPAddr())
+	h.Joined(t, 2)
+	long := strings.Repeat("C", 100<<10)
+	a.Send(et.SA("LONG", long, "a-f-G-U-C"))
+	b.Expect("the SA", et.UID("LONG"))
+	et.Eventually(t, "identified logged", func() bool { return strings.Contains(h.Logs.String(), "client identified") })
+	if strings.Contains(h.Logs.String(), long[:1024]) {
+		t.Error("a 100 KiB callsign was logged in full")
+	}
 }

@@ -46,6 +46,7 @@ type Server struct {
 	nextID   atomic.Uint64
 	draining atomic.Bool
 	sessions sync.Map // uint64 -> *session
+	partials partialBudget
 	loops    sync.Map // gnet.EventLoop -> *loop
 
 	admin     *http.Server
@@ -319,6 +320,7 @@ func (r *reactor) OnTraffic(c gnet.Conn) gnet.Action {
 		ss.flush()
 		return gnet.Close
 	}
+	ss.notePartial(c)
 	ss.flush()
 	return gnet.None
 }
@@ -337,6 +339,7 @@ func (r *reactor) OnClose(c gnet.Conn, err error) gnet.Action {
 
 	ss.lp.wheel.unlink(&ss.tm)
 	s.sessions.Delete(ss.id)
+	ss.releasePartial()
 	if ss.client != nil {
 		s.broker.Leave(ss.client)
 	}

@@ -98,6 +98,9 @@ type inbound struct {
 	heldBytes int         // the sum of held's lengths, bounded by maxHeldBytes
 	badEvents badEventLog // rate limit of the dropped-event log line
 	budget    inboundBudget
+	// partial is what the connection holds in partial frames and unread
+	// input (notePartial); written on the loop, read by evictPartial.
+	partial atomic.Int64
 }
 
 // deadlines are the connection's timer and what it watches. Loop only.
@@ -657,9 +660,21 @@ func (ss *session) logger() *zerolog.Logger {
 	}
 	if ss.client != nil {
 		if id := ss.client.Identity(); id.UID != "" {
-			lc = lc.Str("uid", id.UID).Str("callsign", id.Callsign)
+			lc = lc.Str("uid", clipLog(id.UID)).Str("callsign", clipLog(id.Callsign))
 		}
 	}
 	l := lc.Logger()
 	return &l
+}
+
+// maxLogString bounds a client-supplied string in a log line: a 1 MB
+// callsign must not become a 1 MB log line.
+const maxLogString = 256
+
+// clipLog returns s cut to maxLogString bytes, marked when cut.
+func clipLog(s string) string {
+	if len(s) > maxLogString {
+		return s[:maxLogString] + "…"
+	}
+	return s
 }

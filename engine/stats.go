@@ -65,6 +65,7 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.One("cotd_bytes_out_total", "Bytes handed to client sockets.", "counter", c(&st.BytesOut))
 	m.One("cotd_unsent_bytes_total", "Bytes queued for clients whose connection closed before they were written (at most; the socket may take part of it in a last write).", "counter", c(&st.UnsentBytes))
 	m.One("cotd_inbound_throttled_total", "Times a connection's input was left unread because its inbound budget (limits.inbound_*) was spent.", "counter", c(&st.Throttled))
+	m.One("cotd_partial_frame_bytes", "Inbound bytes held in partial frames and unread input, all connections.", "gauge", float64(s.partials.total.Load()))
 	m.One("cotd_pongs_total", "Pongs sent in answer to pings.", "counter", c(&st.Pongs))
 	m.One("cotd_refused_total", "Connections refused because the server was shutting down.", "counter", c(&st.Refused))
 	metrics.Vec(m, "cotd_tls_handshakes_total", "TLS handshakes, by result.", "counter", "result",

@@ -633,7 +633,7 @@ func (s *shard) learn(c *Client, j job, now time.Time) {
 	// not rename it (they are reachable by uid through the registry).
 	if cur := c.Identity(); (cur.UID == "" || cur.UID == j.uid) && cur.Callsign != j.callsign {
 		b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
-		b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")
+		b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", clip(j.uid)).Str("callsign", clip(j.callsign)).Msg("client identified")
 	}
 	c.saType = j.msg.Type
 	if j.slot != nil && j.slot.holder.Load() != c {
