@@ -180,6 +180,19 @@ type Auth struct {
 	// RequireKnownUser refuses TLS clients whose CN has no user entry;
 	// default false (they get the listener's groups).
 	RequireKnownUser bool `toml:"require_known_user"`
+	// MaxPendingPerAddress and MaxPending bound the <auth> password
+	// checks waiting, from one address and in all; one more is refused
+	// (the connection closed, counted). Defaults 4 and 64; must be
+	// positive.
+	MaxPendingPerAddress int `toml:"max_pending_per_address"`
+	MaxPending           int `toml:"max_pending"`
+	// FailureBackoff: after a failed <auth>, the address is refused for
+	// this long, doubling with each further failure up to
+	// MaxFailureBackoff; so is the user from addresses that failed before
+	// (never from a clean address, so the real user is not locked out).
+	// Defaults 1s and 1m; must be positive.
+	FailureBackoff    Duration `toml:"failure_backoff"`
+	MaxFailureBackoff Duration `toml:"max_failure_backoff"`
 }
 
 // The wire protocols a listener may speak.
@@ -488,6 +501,11 @@ func (c *Config) validate() []error {
 	positive("limits.write_timeout", c.Limits.WriteTimeout)
 	positive("limits.drain_timeout", c.Limits.DrainTimeout)
 	positive("sa.takeover_quiet", c.SA.TakeoverQuiet)
+	positive("auth.failure_backoff", c.Auth.FailureBackoff)
+	positive("auth.max_failure_backoff", c.Auth.MaxFailureBackoff)
+	if c.Auth.MaxPendingPerAddress <= 0 || c.Auth.MaxPending <= 0 {
+		bad("auth.max_pending_per_address and auth.max_pending must be positive")
+	}
 	positive("sa.default_stale", c.SA.DefaultStale)
 	for key, n := range map[string]int{"sa.max_per_connection": c.SA.MaxPerConnection,
 		"sa.max_per_gateway": c.SA.MaxPerGateway, "sa.max_cached": c.SA.MaxCached} {

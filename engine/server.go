@@ -40,6 +40,7 @@ type Server struct {
 	tls       *tlsFiles
 	users     atomic.Pointer[auth.Directory] // the users file; nil when none is configured
 	authSlots chan struct{}                  // bounds concurrent <auth> password checks
+	authLimit *authLimiter                   // bounds waiting checks, backs off failing sources
 
 	eng      gnet.Engine
 	ready    chan struct{}
@@ -100,6 +101,7 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		s.listeners = append(s.listeners, &listener{kind: ListenerTLS, addr: cfg.TLS.Addr})
 	}
 	s.authSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	s.authLimit = newAuthLimiter()
 	if err := s.loadUsers(); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -340,6 +342,7 @@ func (r *reactor) OnClose(c gnet.Conn, err error) gnet.Action {
 	ss.lp.wheel.unlink(&ss.tm)
 	s.sessions.Delete(ss.id)
 	ss.releasePartial()
+	ss.authGone.Store(true)
 	if ss.client != nil {
 		s.broker.Leave(ss.client)
 	}

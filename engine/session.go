@@ -93,7 +93,10 @@ type inbound struct {
 	auth    authState // where the client is with its <auth>
 	// authDone carries a password check's answer from its goroutine to
 	// the loop; the one field here written off the loop.
-	authDone  atomic.Pointer[authResult]
+	authDone atomic.Pointer[authResult]
+	// authGone is set at close: a password check still waiting for a
+	// slot is skipped. Written on the loop, read by the check.
+	authGone  atomic.Bool
 	held      [][]byte    // documents that arrived while <auth> was checked
 	heldBytes int         // the sum of held's lengths, bounded by maxHeldBytes
 	badEvents badEventLog // rate limit of the dropped-event log line

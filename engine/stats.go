@@ -36,6 +36,9 @@ type Stats struct {
 	Delay *metrics.Histogram
 	// BadEvents counts inbound events dropped with their connection kept open.
 	BadEvents [numBadEventReasons]metrics.Counter
+	// AuthThrottled counts <auth> documents refused before their check,
+	// and checks skipped, by why.
+	AuthThrottled [numAuthThrottles]metrics.Counter
 	// Throttled counts the times a connection's input was left unread
 	// because its inbound budget was spent.
 	Throttled metrics.Counter
@@ -70,6 +73,8 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.One("cotd_refused_total", "Connections refused because the server was shutting down.", "counter", c(&st.Refused))
 	metrics.Vec(m, "cotd_tls_handshakes_total", "TLS handshakes, by result.", "counter", "result",
 		0, numHandshakeResults, func(r HandshakeResult) float64 { return c(&st.Handshakes[r]) })
+	metrics.Vec(m, "cotd_auth_throttled_total", "<auth> documents refused before their password check (pending bounds, failure backoff), and checks skipped because the connection closed, by reason.", "counter", "reason",
+		0, numAuthThrottles, func(r AuthThrottle) float64 { return c(&st.AuthThrottled[r]) })
 	metrics.Vec(m, "cotd_logins_total", "<auth> logins, by result.", "counter", "result",
 		0, numLoginResults, func(r LoginResult) float64 { return c(&st.Logins[r]) })
 	m.One("cotd_protocol_offers_total", "TAK protocol v1 offers sent.", "counter", c(&st.Offers))

@@ -150,14 +150,31 @@ func (s *Server) ReloadUsers() error {
 func (ss *session) startAuth(name, password string) {
 	s := ss.srv
 	d := s.users.Load()
+	addr := hostOf(ss.remote)
+	now := time.Now()
+	if why, ok := s.authBegin(addr, name, now); !ok {
+		s.stats.AuthThrottled[why].Inc()
+		s.stats.Logins[LoginRefused].Inc()
+		if ss.closeWith(ReasonAuthFailed) {
+			ss.logger().Warn().Str("user", clipLog(name)).Str("why", why.String()).Msg("auth refused before the password check; closing")
+		}
+		return
+	}
 	ss.auth = authPending
-	ss.authDeadline = time.Now().UnixNano() + int64(s.cfg.TLS.HandshakeTimeout.Duration)
+	ss.authDeadline = now.UnixNano() + int64(s.cfg.TLS.HandshakeTimeout.Duration)
 	ss.lp.wheel.schedule(&ss.tm, ss.nextDeadline())
 	c := ss.c
 	go func() {
 		// At most GOMAXPROCS checks run at once, so a flood of logins costs
 		// CPU in proportion to the cores, not to the attackers.
 		s.authSlots <- struct{}{}
+		if ss.authGone.Load() {
+			// Closed while it waited: nobody wants the answer.
+			<-s.authSlots
+			s.stats.AuthThrottled[ThrottleCancelled].Inc()
+			s.authEnd(addr, name, false, time.Now())
+			return
+		}
 		res := &authResult{}
 		u, ok := d.Lookup(name)
 		if !ok {
@@ -169,6 +186,7 @@ func (ss *session) startAuth(name, password string) {
 			res.user = u
 		}
 		<-s.authSlots
+		s.authEnd(addr, name, res.err != nil, time.Now())
 		ss.authDone.Store(res)
 		_ = c.Wake(nil)
 	}()
