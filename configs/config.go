@@ -171,6 +171,11 @@ type Admin struct {
 	ClientCA string `toml:"client_ca"`
 	// Pprof serves /debug/pprof/; default false.
 	Pprof bool `toml:"pprof"`
+	// AllowedHosts are host names a state-changing request (a POST) may
+	// be addressed to, besides IP addresses and localhost: a name an
+	// attacker's DNS points here (DNS rebinding) is refused. Default
+	// empty.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 // Auth controls who may connect and what they may see.

@@ -17,6 +17,7 @@ func wireAdmin(srv *engine.Server, cfg *configs.Config, log zerolog.Logger) {
 		Metrics:   srv.WriteMetrics,
 		Ready:     srv.Readiness,
 		Pprof:     cfg.Admin.Pprof,
+		Hosts:     cfg.Admin.AllowedHosts,
 		Log:       log.With().Str("component", "admin").Logger(),
 	}
 	if cfg.Admin.BasicUser != "" {

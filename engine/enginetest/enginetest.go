@@ -73,7 +73,7 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	}
 	// As cmd/cotd wires it, with the same logger (tests read its audit lines).
 	ao := admin.Options{Directory: srv.Directory(), Metrics: srv.WriteMetrics, Ready: srv.Readiness,
-		Pprof: cfg.Admin.Pprof, Log: log}
+		Pprof: cfg.Admin.Pprof, Log: log, Hosts: cfg.Admin.AllowedHosts}
 	if cfg.Admin.BasicUser != "" {
 		ao.Authorize = auth.BasicChecker(cfg.Admin.BasicUser, cfg.Admin.BasicPasswordHash)
 	}
