@@ -116,6 +116,12 @@ type Limits struct {
 	// holding the most is closed (partial_frames). Default 134217728
 	// (128 MiB); must be at least max_frame_bytes.
 	MaxPartialBytes int `toml:"max_partial_bytes"`
+	// MaxConnections bounds the open streaming connections, both
+	// listeners; one more is closed at accept and counted. Default 0: the
+	// descriptor limit (RLIMIT_NOFILE) less a quarter (at least 64) for
+	// everything else, logged at start. gnet stops serving when accept
+	// meets EMFILE: keep it under the descriptor limit.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Broker sizes the routing goroutines.
@@ -537,6 +543,9 @@ func (c *Config) validate() []error {
 	}
 	if c.Limits.MaxPartialBytes < c.Limits.MaxFrameBytes {
 		bad("limits.max_partial_bytes (%d) must be at least limits.max_frame_bytes (%d)", c.Limits.MaxPartialBytes, c.Limits.MaxFrameBytes)
+	}
+	if c.Limits.MaxConnections < 0 {
+		bad("limits.max_connections must be 0 (from the descriptor limit) or positive, got %d", c.Limits.MaxConnections)
 	}
 	if c.Limits.InboundBurstEvents <= 0 {
 		bad("limits.inbound_burst_events must be positive, got %d", c.Limits.InboundBurstEvents)

@@ -22,7 +22,7 @@ type Stats struct {
 	// written (an upper bound; see OnClose).
 	UnsentBytes metrics.Counter
 	Pongs       metrics.Counter
-	Refused     metrics.Counter // connections refused while draining
+	Refused     [numRefuseReasons]metrics.Counter // connections closed at accept
 	Handshakes  [numHandshakeResults]metrics.Counter
 	Logins      [numLoginResults]metrics.Counter
 	// Offers counts t-x-takp-v offers sent; Negotiations the answers to
@@ -70,7 +70,8 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.One("cotd_inbound_throttled_total", "Times a connection's input was left unread because its inbound budget (limits.inbound_*) was spent.", "counter", c(&st.Throttled))
 	m.One("cotd_partial_frame_bytes", "Inbound bytes held in partial frames and unread input, all connections.", "gauge", float64(s.partials.total.Load()))
 	m.One("cotd_pongs_total", "Pongs sent in answer to pings.", "counter", c(&st.Pongs))
-	m.One("cotd_refused_total", "Connections refused because the server was shutting down.", "counter", c(&st.Refused))
+	metrics.Vec(m, "cotd_refused_total", "Connections closed at accept, by reason (shutting down, limits.max_connections).", "counter", "reason",
+		0, numRefuseReasons, func(r RefuseReason) float64 { return c(&st.Refused[r]) })
 	metrics.Vec(m, "cotd_tls_handshakes_total", "TLS handshakes, by result.", "counter", "result",
 		0, numHandshakeResults, func(r HandshakeResult) float64 { return c(&st.Handshakes[r]) })
 	metrics.Vec(m, "cotd_auth_throttled_total", "<auth> documents refused before their password check (pending bounds, failure backoff), and checks skipped because the connection closed, by reason.", "counter", "reason",
