@@ -17,35 +17,40 @@ func sample(t *testing.T, h *et.Harness, series string) float64 {
 	return v
 }
 
-// A client sending markers as fast as it can is held to its inbound budget
-// and closed rate_limited; the honest clients exchanging positions beside
-// it are not closed and lose none of the positions owed to them.
-func TestMarkerFlooderCostsHonestClientsNothing(t *testing.T) {
+// Clients sending markers and positions as fast as they can are held to
+// their inbound budget and closed rate_limited; the honest clients
+// exchanging positions beside them are not closed and lose none of the
+// positions owed to them.
+func TestFloodersCostHonestClientsNothing(t *testing.T) {
 	h := et.Start(t, nil) // the default budget
 	a := et.Dial(t, h.TCPAddr())
 	b := et.Dial(t, h.TCPAddr())
-	flood := et.Dial(t, h.TCPAddr())
-	h.Joined(t, 3)
+	markers := et.Dial(t, h.TCPAddr())
+	positions := et.Dial(t, h.TCPAddr())
+	h.Joined(t, 4)
 
 	var wrote atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		batch := []byte(strings.Repeat(et.Marker("FLOOD"), 200))
+	done := make(chan struct{}, 2)
+	flood := func(c *et.Client, doc string) {
+		defer func() { done <- struct{}{} }()
+		batch := []byte(strings.Repeat(doc, 200))
 		for {
-			n, err := flood.Conn.Write(batch)
+			n, err := c.Conn.Write(batch)
 			wrote.Add(int64(n))
 			if err != nil {
 				return
 			}
 		}
-	}()
+	}
+	go flood(markers, et.Marker("FLOOD"))
+	go flood(positions, et.SA("FLOOD-POS", "FLOOD", "a-f-G-U-C"))
 	const n = 100
 	for i := range n {
 		a.Send(et.SA("A", fmt.Sprintf("A-%d", i), "a-f-G-U-C"))
 		b.Send(et.SA("B", fmt.Sprintf("B-%d", i), "a-f-G-U-C"))
 	}
-	h.WaitSample(t, `cotd_closes_total{reason="rate_limited"}`, 1)
+	h.WaitSample(t, `cotd_closes_total{reason="rate_limited"}`, 2)
+	<-done
 	<-done
 	if sample(t, h, "cotd_inbound_throttled_total") < 1 {
 		t.Error("the flooder was never throttled")
@@ -76,7 +81,7 @@ func TestMarkerFlooderCostsHonestClientsNothing(t *testing.T) {
 	if h.Srv.Broker().Count() != 2 {
 		t.Errorf("%d clients joined, want the two honest ones", h.Srv.Broker().Count())
 	}
-	t.Logf("the flooder wrote %d bytes before it was closed", wrote.Load())
+	t.Logf("the flooders wrote %d bytes before they were closed", wrote.Load())
 }
 
 // partialFrame is the start of an event that never ends, n bytes long.
