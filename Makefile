@@ -38,7 +38,7 @@ gobench:
 
 # Each native fuzz target for FUZZTIME.
 fuzz:
-	@for pkg in ./cot/ ./cot/takproto/ ./tlsstate/ ./engine/auth/; do \
+	@for pkg in ./cot/ ./cot/takproto/ ./tlsstate/ ./engine/auth/ ./engine/web/; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
 	  done; \

@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 )
 
@@ -12,6 +13,9 @@ func Compare(w io.Writer, a, b *Report, nameA, nameB string) error {
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "\t%s\t%s\tB/A\t\n", nameA, nameB)
 	fmt.Fprintf(tw, "scenario\t%s\t%s\t\t\n", a.Scenario, b.Scenario)
+	if len(a.Target.Settings)+len(b.Target.Settings) > 0 {
+		fmt.Fprintf(tw, "cotd settings\t%s\t%s\t\t\n", orDash(strings.Join(a.Target.Settings, ", ")), orDash(strings.Join(b.Target.Settings, ", ")))
+	}
 	for _, row := range compareRows(a, b) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", row.name, fmtNum(row.a), fmtNum(row.b), ratio(row.a, row.b))
 	}
@@ -61,6 +65,12 @@ func compareRows(a, b *Report) []compareRow {
 			pick("server mean CPU %", func(r *Report) float64 { return procVal(r.Server, func(p *ProcReport) float64 { return p.MeanCPU }) }),
 			pick("server max fds", func(r *Report) float64 {
 				return procVal(r.Server, func(p *ProcReport) float64 { return float64(p.MaxFDs) })
+			}),
+			pick("server CPU us/delivery", func(r *Report) float64 {
+				if r.Cost == nil {
+					return 0
+				}
+				return r.Cost.MicrosPerDelivery
 			}),
 		)
 	}

@@ -14,8 +14,8 @@ import (
 // decodeStrict decodes TOML data into the struct dst points to, field by field, and returns
 // every problem instead of stopping at the first: unknown keys, values of the wrong type
 // and values a field's UnmarshalText refuses, each naming its key, in file order. Fields
-// are matched by their toml tag; supported kinds are structs (tables), strings, bools, ints,
-// float64 and encoding.TextUnmarshaler (given strings; bare numbers are passed as text so
+// are matched by their toml tag; supported kinds are structs (tables), map[string]any (a
+// table kept as it is), strings, bools, ints, float64 and encoding.TextUnmarshaler (given strings; bare numbers are passed as text so
 // that a Duration can say it needs a unit). A syntax error is the one error returned.
 func decodeStrict(data []byte, dst any) []error {
 	var raw map[string]any
@@ -104,6 +104,13 @@ func decodeValue(path string, val any, f reflect.Value, errs *[]keyError) error 
 			return fmt.Errorf("want a string, got %s", tomlType(val))
 		}
 		f.SetString(s)
+	case reflect.Map:
+		// A free-form table (spawn.cotd): kept as decoded, checked by whoever reads it.
+		m, ok := val.(map[string]any)
+		if !ok || f.Type() != reflect.TypeFor[map[string]any]() {
+			return fmt.Errorf("want a table, got %s", tomlType(val))
+		}
+		f.Set(reflect.ValueOf(m))
 	case reflect.Bool:
 		b, ok := val.(bool)
 		if !ok {

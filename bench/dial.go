@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	utls "github.com/refraction-networking/utls"
@@ -139,15 +140,17 @@ func verifyChain(roots *x509.CertPool) func([][]byte, [][]*x509.Certificate) err
 
 // dialer opens client connections and measures them.
 type dialer struct {
-	tcpAddr, tlsAddr string
-	timeout          time.Duration
-	tlsConf          *tls.Config
-	utlsConf         *utls.Config
-	halfHello        []byte
+	// tcpAddrs and tlsAddrs are the target's addresses: one, or one per node of a
+	// cluster (a comma-separated target); client n goes to address n modulo their number.
+	tcpAddrs, tlsAddrs []string
+	timeout            time.Duration
+	tlsConf            *tls.Config
+	utlsConf           *utls.Config
+	halfHello          []byte
 }
 
 func newDialer(tcpAddr, tlsAddr string, timeout time.Duration, m *TLSMaterial) (*dialer, error) {
-	d := &dialer{tcpAddr: tcpAddr, tlsAddr: tlsAddr, timeout: timeout}
+	d := &dialer{tcpAddrs: splitTargets(tcpAddr), tlsAddrs: splitTargets(tlsAddr), timeout: timeout}
 	if m != nil {
 		verify := verifyChain(m.Roots)
 		// InsecureSkipVerify only turns off the built-in check, which includes a host name;
@@ -183,14 +186,39 @@ type dialResult struct {
 	err       error
 }
 
-// dial connects with transport tr, TCP connect and TLS handshake each bounded by the
-// connect timeout. cert, when not nil, is presented instead of the shared certificate.
-func (d *dialer) dial(ctx context.Context, tr transport, cert *tls.Certificate) dialResult {
-	var res dialResult
-	addr := d.tcpAddr
-	if tr != transportTCP {
-		addr = d.tlsAddr
+// splitTargets splits a comma-separated target into its addresses.
+func splitTargets(s string) []string {
+	var out []string
+	for _, a := range strings.Split(s, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
 	}
+	return out
+}
+
+// pick is client n's address among addrs, or "" when there is none: clients are spread
+// over a cluster's nodes round-robin, each always going to the same node.
+func pick(addrs []string, n int) string {
+	if len(addrs) == 0 {
+		return ""
+	}
+	return addrs[n%len(addrs)]
+}
+
+// addr is where client n connects with transport tr.
+func (d *dialer) addr(tr transport, n int) string {
+	if tr == transportTCP {
+		return pick(d.tcpAddrs, n)
+	}
+	return pick(d.tlsAddrs, n)
+}
+
+// dial connects client n with transport tr, TCP connect and TLS handshake each bounded by
+// the connect timeout. cert, when not nil, is presented instead of the shared certificate.
+func (d *dialer) dial(ctx context.Context, tr transport, cert *tls.Certificate, n int) dialResult {
+	var res dialResult
+	addr := d.addr(tr, n)
 	t0 := time.Now()
 	nd := net.Dialer{Timeout: d.timeout}
 	raw, err := nd.DialContext(ctx, "tcp", addr)

@@ -80,7 +80,7 @@ func (e *eud) run(ctx context.Context, startAt time.Time) {
 	}
 	r := e.r
 	for ctx.Err() == nil && time.Now().Before(r.sendEnd) {
-		res := r.dialer.dial(ctx, e.tr, e.cert)
+		res := r.dialer.dial(ctx, e.tr, e.cert, e.n)
 		if r.stopping.Load() {
 			if res.raw != nil {
 				_ = res.raw.Close()
@@ -452,9 +452,9 @@ func (sh *shard) leave(s *session) {
 // discard until the server closes, then come back, until the send phase ends.
 func (e *eud) runStalled(ctx context.Context) {
 	r := e.r
-	addr := r.dialer.tcpAddr
+	addr := pick(r.dialer.tcpAddrs, e.n)
 	if r.sc.Stalled.Mode == StallHalfHello || addr == "" {
-		addr = r.dialer.tlsAddr
+		addr = pick(r.dialer.tlsAddrs, e.n)
 	}
 	buf := make([]byte, 512)
 	for ctx.Err() == nil && time.Now().Before(r.sendEnd) {

@@ -101,7 +101,7 @@ func (r *runner) runHostile(ctx context.Context, i int, k hostileKind) {
 	st := &r.hst
 	for ctx.Err() == nil && time.Now().Before(r.sendEnd) && !r.stopping.Load() {
 		nd := net.Dialer{Timeout: r.sc.Connect.Timeout.Duration}
-		c, err := nd.DialContext(ctx, "tcp", r.dialer.tcpAddr)
+		c, err := nd.DialContext(ctx, "tcp", pick(r.dialer.tcpAddrs, i))
 		if err != nil {
 			if !sleepCtx(ctx, time.Second) {
 				return

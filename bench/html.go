@@ -76,6 +76,7 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 		{"errors", orDash(fmtCounts(rep.Errors, ""))},
 		{"tak protocol v1", fmt.Sprintf("%d offers received; %d requests: %d granted, %d refused", t.Offers, t.V1Requests, t.V1Granted, t.V1Refused)},
 		{"other", fmt.Sprintf("%d disconnect notices, %d bounced direct chats (destination offline), %d untagged events", t.Deletes, t.Bounced, t.Untagged)},
+		{"server CPU", costText(rep)},
 	})
 
 	b.WriteString("<h2>Charts</h2>")
@@ -93,6 +94,15 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 	histogramChart(&b, "Delivery latency histogram", rep.Latency.Histogram)
 	lineChart(&b, "Connections over time", []chartSeries{{"open", "#2ca02c", open}, {"stalled", "#ff7f0e", stalled}, {"connects/s", "#9467bd", conns}})
 	lineChart(&b, "Deliveries per second", []chartSeries{{"deliveries/s", "#1f77b4", deliv}})
+	var cost [][2]float64
+	for i := 1; i < len(rep.Series); i++ {
+		if us, ok := microsPerDelivery(rep.Series[i-1], rep.Series[i]); ok {
+			cost = append(cost, [2]float64{rep.Series[i].T, us})
+		}
+	}
+	if len(cost) > 0 {
+		lineChart(&b, "Server CPU per delivery (µs), per second", []chartSeries{{"µs/delivery", "#d62728", cost}})
+	}
 	for _, pr := range []struct {
 		name string
 		p    *ProcReport
@@ -125,6 +135,17 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 	b.WriteString("</body></html>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// costText is the server CPU per delivery, or why there is none.
+func costText(rep *Report) string {
+	switch {
+	case rep.Cost != nil:
+		return rep.Cost.String()
+	case rep.Server == nil:
+		return "not measured: the server's process was not sampled (--spawn or --pid)"
+	}
+	return "not measured: nothing was delivered in the steady window"
 }
 
 // WriteHTMLFile writes the HTML report to path.

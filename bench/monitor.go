@@ -23,12 +23,19 @@ type monitor struct {
 	serverProcs []ProcSample
 	selfProcs   []ProcSample
 	lastProcs   time.Time
+	// cpu0 is the server's CPU time at the start (-1: unknown), for the first second's
+	// cost on the progress line.
+	cpu0 float64
 }
 
 func newMonitor(r *runner, opt Options, pid int, sp *Spawned) *monitor {
 	m := &monitor{r: r, samp: newSampler(r.st, r.start), progress: opt.Progress, self: newProcSampler(os.Getpid())}
+	m.cpu0 = -1
 	if pid > 0 {
 		m.server = newProcSampler(pid)
+		if c, err := m.server.cpuSeconds(); err == nil {
+			m.cpu0 = c
+		}
 	}
 	now := time.Now()
 	m.tickProcs(now)
@@ -54,13 +61,31 @@ func (m *monitor) loop(ctx context.Context) {
 
 func (m *monitor) tick(now time.Time) {
 	s := m.samp.sample(now)
+	// Read at the same moment as the counters, so that the CPU between two samples goes
+	// with the deliveries between them.
+	s.ServerCPU = -1
+	if m.server != nil {
+		if c, err := m.server.cpuSeconds(); err == nil {
+			s.ServerCPU = c
+		}
+	}
+	var prev Sample
+	if len(m.series) > 0 {
+		prev = m.series[len(m.series)-1]
+	} else {
+		prev = Sample{ServerCPU: m.cpu0}
+	}
 	m.series = append(m.series, s)
 	m.tickProcs(now)
 	if m.progress != nil {
 		st := m.r.st
-		fmt.Fprintf(m.progress, "\r%6.1fs/%s  open %d/%d  stalled %d  sent %d  delivered %d (%d/s)  p99 %.1fms  errors %d\x1b[K",
+		cost := ""
+		if us, ok := microsPerDelivery(prev, s); ok {
+			cost = fmt.Sprintf("  cpu %.2fµs/delivery", us)
+		}
+		fmt.Fprintf(m.progress, "\r%6.1fs/%s  open %d/%d  stalled %d  sent %d  delivered %d (%d/s)  p99 %.1fms%s  errors %d\x1b[K",
 			s.T, m.r.sc.Duration.Duration, s.Open, m.r.honest, s.Stalled, st.sentTotal(), st.deliveredTotal(),
-			s.Delivered, s.P99, st.errorTotal())
+			s.Delivered, s.P99, cost, st.errorTotal())
 	}
 }
 

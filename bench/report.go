@@ -48,7 +48,10 @@ type Report struct {
 	Hostile    HostileReport    `json:"hostile"`
 	Series     []Sample         `json:"series"`
 	Server     *ProcReport      `json:"server,omitempty"`
-	Harness    *ProcReport      `json:"harness,omitempty"`
+	// Cost is the server's CPU per delivery over the steady window; nil when no server
+	// process was sampled (--spawn or --pid) or nothing was delivered in the window.
+	Cost    *CostReport `json:"cost,omitempty"`
+	Harness *ProcReport `json:"harness,omitempty"`
 	// ServerMetrics are the server's own counters over the run (what it added) and its
 	// gauges after it, when its /metrics was scraped.
 	ServerMetrics map[string]float64 `json:"server_metrics,omitempty"`
@@ -63,6 +66,9 @@ type RunTarget struct {
 	Spawned bool   `json:"spawned,omitempty"`
 	Cotd    string `json:"cotd,omitempty"`
 	PID     int    `json:"pid,omitempty"`
+	// Settings are what the spawned cotd's config had from the scenario's [spawn.cotd] and
+	// --set, "key = value": what tells two runs of one scenario apart.
+	Settings []string `json:"cotd_settings,omitempty"`
 }
 
 // HostInfo describes the machine: on a shared box, other work shows up in the figures,
@@ -104,6 +110,9 @@ type ClientMix struct {
 	V1 int `json:"v1"`
 	// Groups is the number of routing groups (groups.count); 0 or 1: one.
 	Groups int `json:"groups,omitempty"`
+	// PerNode counts the clients sent to each address when the target names several
+	// (the nodes of a cluster).
+	PerNode map[string]int `json:"per_node,omitempty"`
 }
 
 // ConnectReport covers connects of honest clients (stalled ones are in StalledReport).
@@ -194,6 +203,21 @@ type Criterion struct {
 	Pass  bool    `json:"pass"`
 }
 
+// countNode counts client n in mix.PerNode when its transport's target names several nodes.
+func (r *runner) countNode(mix *ClientMix, tr transport, n int) {
+	addrs := r.dialer.tcpAddrs
+	if tr != transportTCP {
+		addrs = r.dialer.tlsAddrs
+	}
+	if len(addrs) < 2 {
+		return
+	}
+	if mix.PerNode == nil {
+		mix.PerNode = make(map[string]int)
+	}
+	mix.PerNode[pick(addrs, n)]++
+}
+
 // report builds the report of a finished run (before evaluate).
 func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Report {
 	st, sc := r.st, r.sc
@@ -224,10 +248,13 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 			continue
 		case e.tr == transportTCP:
 			mix.TCP++
+			r.countNode(mix, transportTCP, e.n)
 		case e.tr == transportTLS:
 			mix.TLS++
+			r.countNode(mix, e.tr, e.n)
 		case e.tr == transportUTLS:
 			mix.UTLS++
+			r.countNode(mix, e.tr, e.n)
 		}
 		mix.Honest++
 		if e.storm {
@@ -289,6 +316,7 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 		slices.Sort(steady)
 		t.SteadyPerSec = steady[len(steady)/2]
 	}
+	rep.Cost = costOver(m.series, rampEnd+1, rep.SendPhase+0.5)
 	t.Pings, t.Pongs = st.pings.Load(), st.pongs.Load()
 	t.PingRTT = st.pingRTT.Snapshot().Summary()
 	t.Deletes, t.Offers, t.Untagged, t.Bounced = st.deletes.Load(), st.offers.Load(), st.untagged.Load(), st.bounced.Load()
@@ -337,6 +365,14 @@ func (rep *Report) evaluate(sc *Scenario) {
 	}
 	add("connect_success_pct", ">=", p.MinConnectSuccessPct, rep.Connect.SuccessPct)
 	add("unexpected", "<=", float64(p.MaxUnexpected), float64(rep.Unexpected.Total))
+	if p.MaxCPUMicrosPerDelivery > 0 {
+		if rep.Cost != nil {
+			add("cpu_us_per_delivery", "<=", p.MaxCPUMicrosPerDelivery, rep.Cost.MicrosPerDelivery)
+		} else {
+			// Not measured is not a pass: the run had no server process to sample.
+			rep.Criteria = append(rep.Criteria, Criterion{Name: "cpu_us_per_delivery (not measured: --spawn or --pid)", Op: "<=", Limit: p.MaxCPUMicrosPerDelivery})
+		}
+	}
 	if p.MaxP99Connect.Duration > 0 {
 		add("p99_connect_ms", "<=", ms(int64(p.MaxP99Connect.Duration)), rep.Connect.Setup.P99)
 	}
@@ -459,6 +495,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 			p("%s\tpid %d: max RSS %.1f MiB, CPU mean %.0f%% max %.0f%%, max %d fds", pr.name, pr.p.PID, float64(pr.p.MaxRSS)/(1<<20), pr.p.MeanCPU, pr.p.MaxCPU, pr.p.MaxFDs)
 		}
 	}
+	if rep.Cost != nil {
+		p("cost\t%s", rep.Cost)
+	} else if rep.Server == nil {
+		p("cost\t- (server CPU per delivery needs the server's process: --spawn or --pid)")
+	}
 	if len(rep.ServerMetrics) > 0 {
 		p("server metrics\t%s", fmtMetrics(rep.ServerMetrics))
 	}
@@ -484,6 +525,9 @@ func (rep *Report) targetString() string {
 	s := strings.Join(parts, ", ")
 	if rep.Target.Spawned {
 		s += fmt.Sprintf(" (spawned cotd pid %d)", rep.Target.PID)
+		if len(rep.Target.Settings) > 0 {
+			s += " with " + strings.Join(rep.Target.Settings, ", ")
+		}
 	} else if rep.Target.PID > 0 {
 		s += fmt.Sprintf(" (pid %d)", rep.Target.PID)
 	}

@@ -33,7 +33,8 @@ func sampleReport(scale float64) *Report {
 		Loss:          Loss{Owed: 1000, Received: 990, Lost: 10, LossPct: 1, OwedBroadcast: 1000, ReceivedBroadcast: 990, Recipients: 290, RecipientsWithLoss: 1, Worst: []RecipientLoss{{Client: 3, Owed: 100, Received: 90, LossPct: 10}}},
 		Errors:        map[string]int64{"reset": 2},
 		Stalled:       StalledReport{Connects: 20, ClosedByServer: 10, Life: lat.Summary()},
-		Series:        []Sample{{T: 1, Open: 100, Connects: 100, Sent: 100, Delivered: 5000, P50: 1, P99: 5, Max: 9}, {T: 2, Open: 290, Stalled: 10, Delivered: 90000, P50: 2, P99: 8, Max: 20}},
+		Series:        []Sample{{T: 1, Open: 100, Connects: 100, Sent: 100, Delivered: 5000, P50: 1, P99: 5, Max: 9, ServerCPU: 1}, {T: 2, Open: 290, Stalled: 10, Delivered: 90000, P50: 2, P99: 8, Max: 20, ServerCPU: 1 + 0.18*scale}},
+		Cost:          &CostReport{From: 1, To: 2, CPUSeconds: 0.18 * scale, Deliveries: 90000, MicrosPerDelivery: 2 * scale, CPUPct: 18 * scale},
 		Server:        newProcReport(42, []ProcSample{{T: 0, RSS: 10 << 20, FDs: 10, Threads: 5}, {T: 1, RSS: 30 << 20, CPU: 80 * scale, FDs: 310, Threads: 6}}),
 		Harness:       newProcReport(43, []ProcSample{{T: 0, RSS: 20 << 20}, {T: 1, RSS: 25 << 20, CPU: 50}}),
 		ServerMetrics: map[string]float64{`cotd_deliveries_total`: 1.7e6, `cotd_drops_total{reason="slow_consumer"}`: 3},
@@ -137,7 +138,7 @@ func TestCompareShowsRatios(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := out.String()
-	for _, want := range []string{"deliveries/s", "66666.5", "133333", "2.00x", "server mean CPU %", "verdict", "FAIL"} {
+	for _, want := range []string{"deliveries/s", "66666.5", "133333", "2.00x", "server mean CPU %", "server CPU us/delivery", "verdict", "FAIL"} {
 		if !strings.Contains(s, want) {
 			t.Errorf("compare output lacks %q:\n%s", want, s)
 		}
@@ -145,6 +146,9 @@ func TestCompareShowsRatios(t *testing.T) {
 	for _, line := range strings.Split(s, "\n") {
 		if strings.HasPrefix(strings.TrimSpace(line), "delivery p99 ms") && !strings.Contains(line, "2.00x") {
 			t.Errorf("delivery p99 doubled, line %q", line)
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), "server CPU us/delivery") && !strings.Contains(line, "2.00x") {
+			t.Errorf("cost doubled, line %q", line)
 		}
 		if strings.HasPrefix(strings.TrimSpace(line), "lost") && !strings.HasSuffix(strings.TrimSpace(line), "1.00x") {
 			t.Errorf("lost unchanged, line %q", line)
@@ -192,7 +196,7 @@ func TestHTMLIsWellFormedAndSelfContained(t *testing.T) {
 			inTitle = false
 		}
 	}
-	for _, want := range []string{"Delivery latency per second (ms)", "Delivery latency histogram", "Connections over time", "Server (pid 42): RSS MiB and CPU %"} {
+	for _, want := range []string{"Delivery latency per second (ms)", "Delivery latency histogram", "Connections over time", "Server (pid 42): RSS MiB and CPU %", "Server CPU per delivery (µs), per second"} {
 		if !titles[want] {
 			t.Errorf("no chart %q (charts: %v)", want, titles)
 		}
@@ -211,7 +215,7 @@ func TestWriteTextSummarises(t *testing.T) {
 	if err := rep.WriteText(&out); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"scenario", "sample", "delivery", "loss", "1.000%", "B3", "reset 2", "busy", "verdict", "FAIL", "server", "pid 42"} {
+	for _, want := range []string{"scenario", "sample", "delivery", "loss", "1.000%", "B3", "reset 2", "busy", "verdict", "FAIL", "server", "pid 42", "2.00 µs server CPU per delivery"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("text lacks %q:\n%s", want, out.String())
 		}

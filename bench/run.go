@@ -111,7 +111,7 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 			return nil, err
 		}
 		defer func() { _ = sp.Stop() }()
-		tgt = RunTarget{TCP: sp.TCPAddr, TLS: sp.TLSAddr, PID: sp.PID, Spawned: true, Cotd: sp.Binary}
+		tgt = RunTarget{TCP: sp.TCPAddr, TLS: sp.TLSAddr, PID: sp.PID, Spawned: true, Cotd: sp.Binary, Settings: sp.Settings}
 		metricsURL = sp.MetricsURL
 	} else if sc.NeedsTLS() {
 		cert, key, ca := orElse(opt.Cert, sc.Transport.Cert), orElse(opt.Key, sc.Transport.Key), orElse(opt.CA, sc.Transport.CA)
@@ -187,11 +187,9 @@ func checkTargets(sc *Scenario, t RunTarget) error {
 	if sc.NeedsTLS() && t.TLS == "" {
 		missing = append(missing, "the scenario has TLS clients but no TLS target (--target with --tls, --tls-target, --spawn or target.tls)")
 	}
-	for _, addr := range []string{t.TCP, t.TLS} {
-		if addr != "" {
-			if err := CheckLoopback(addr); err != nil {
-				missing = append(missing, err.Error())
-			}
+	for _, addr := range append(splitTargets(t.TCP), splitTargets(t.TLS)...) {
+		if err := CheckLoopback(addr); err != nil {
+			missing = append(missing, err.Error())
 		}
 	}
 	if len(missing) > 0 {

@@ -64,9 +64,12 @@ type Scenario struct {
 // Target says where clients connect when the command line does not (--target, --spawn
 // override it).
 type Target struct {
-	// TCP (target.tcp) is host:port of a plain streaming port; default "".
+	// TCP (target.tcp) is host:port of a plain streaming port, or several
+	// comma-separated (the nodes of a cotd cluster: clients are spread over them
+	// round-robin, and loss, latency and misrouting are accounted across them); default "".
 	TCP string `toml:"tcp"`
-	// TLS (target.tls) is host:port of a TLS streaming port; default "".
+	// TLS (target.tls) is host:port of a TLS streaming port, or several as for TCP;
+	// default "".
 	TLS string `toml:"tls"`
 }
 
@@ -250,6 +253,11 @@ type Pass struct {
 	// MaxServerRSSMB (pass.max_server_rss_mb) bounds the server's peak resident memory,
 	// in MiB, when its process is sampled (--spawn or --pid); default 0 = not checked.
 	MaxServerRSSMB float64 `toml:"max_server_rss_mb"`
+	// MaxCPUMicrosPerDelivery (pass.max_cpu_us_per_delivery) bounds the server's CPU per
+	// delivery over the steady window, in microseconds (CostReport); it needs the server's
+	// process (--spawn or --pid), and a run that could not measure it fails. Default 0 =
+	// not checked.
+	MaxCPUMicrosPerDelivery float64 `toml:"max_cpu_us_per_delivery"`
 }
 
 // Spawn adjusts the cotd that --spawn starts; zero keeps cotd's own default.
@@ -267,6 +275,23 @@ type Spawn struct {
 	OutboundSoftBytes int `toml:"outbound_soft_bytes"`
 	OutboundHardBytes int `toml:"outbound_hard_bytes"`
 	SocketSendBytes   int `toml:"socket_send_bytes"`
+	// Store (spawn.store) is the spawned cotd's persistence: "sqlite" (default; a fresh
+	// file in the run's directory, so no run inherits another's archive), "postgres"
+	// (spawn.store_url) or "off" ([store] enabled = false), for comparing a run with the
+	// store on and off.
+	Store string `toml:"store"`
+	// StoreURL (spawn.store_url) is the PostgreSQL URL with spawn.store = "postgres";
+	// default "". Its database should be empty or cotd's own.
+	StoreURL string `toml:"store_url"`
+	// Cotd (the [spawn.cotd] table) is laid over the config cotbench writes for the spawned
+	// cotd: any key of cotd's config under its own section, e.g.
+	//   [spawn.cotd.output]
+	//   coalesce_delay = "1ms"
+	// Tables merge key by key; cotd's strict decoding checks the result before cotd
+	// starts. --set KEY=VALUE on the command line adds to it (and wins). The listener
+	// addresses and certificates are cotbench's (it picks the ports, makes the
+	// certificates) and cannot be set. Default: empty.
+	Cotd map[string]any `toml:"cotd"`
 }
 
 // ConnectMode is how first connects are spread. It is fixed by the scenario; nothing
@@ -357,7 +382,7 @@ func DefaultScenario() *Scenario {
 		Ping:      Ping{Silence: dur(15 * time.Second), Repeat: dur(4500 * time.Millisecond), RxTimeout: dur(25 * time.Second)},
 		Measure:   Measure{Window: dur(5 * time.Second), Settle: dur(time.Second)},
 		Pass:      Pass{MaxP99Latency: dur(time.Second), MinConnectSuccessPct: 100},
-		Spawn:     Spawn{LogLevel: "info"},
+		Spawn:     Spawn{LogLevel: "info", Store: "sqlite"},
 	}
 }
 
@@ -446,8 +471,8 @@ func (sc *Scenario) validate() []error {
 	if sc.Duration.Duration <= 0 || sc.Duration.Duration > MaxDuration {
 		bad("duration must be positive and at most %s, got %q", MaxDuration, sc.Duration.Duration)
 	}
-	for key, addr := range map[string]string{"target.tcp": sc.Target.TCP, "target.tls": sc.Target.TLS} {
-		if addr != "" {
+	for key, addrs := range map[string]string{"target.tcp": sc.Target.TCP, "target.tls": sc.Target.TLS} {
+		for _, addr := range splitTargets(addrs) {
 			if err := CheckLoopback(addr); err != nil {
 				bad("%s: %v", key, err)
 			}
@@ -535,6 +560,9 @@ func (sc *Scenario) validate() []error {
 	}
 	nonNegative("pass.max_p99_latency", sc.Pass.MaxP99Latency)
 	nonNegative("pass.max_p99_connect", sc.Pass.MaxP99Connect)
+	if math.IsNaN(sc.Pass.MaxCPUMicrosPerDelivery) || sc.Pass.MaxCPUMicrosPerDelivery < 0 {
+		bad("pass.max_cpu_us_per_delivery must be 0 (not checked) or positive, got %v", sc.Pass.MaxCPUMicrosPerDelivery)
+	}
 	if sc.Pass.MaxUnexpected < 0 {
 		bad("pass.max_unexpected must not be negative, got %d", sc.Pass.MaxUnexpected)
 	}
@@ -544,9 +572,18 @@ func (sc *Scenario) validate() []error {
 	default:
 		bad("spawn.log_level must be debug, info, warn or error, got %q", sc.Spawn.LogLevel)
 	}
+	switch {
+	case sc.Spawn.Store != "sqlite" && sc.Spawn.Store != "postgres" && sc.Spawn.Store != "off":
+		bad("spawn.store must be sqlite, postgres or off, got %q", sc.Spawn.Store)
+	case sc.Spawn.Store == "postgres" && sc.Spawn.StoreURL == "":
+		bad("spawn.store = \"postgres\" needs spawn.store_url")
+	case sc.Spawn.Store != "postgres" && sc.Spawn.StoreURL != "":
+		bad("spawn.store_url is set but spawn.store is %q, not postgres", sc.Spawn.Store)
+	}
 	nonNegative("spawn.handshake_timeout", sc.Spawn.HandshakeTimeout)
 	nonNegative("spawn.idle_timeout", sc.Spawn.IdleTimeout)
 	nonNegative("spawn.write_timeout", sc.Spawn.WriteTimeout)
+	errs = append(errs, checkOverlay(sc.Spawn.Cotd)...)
 	for key, v := range map[string]int{
 		"spawn.outbound_soft_bytes": sc.Spawn.OutboundSoftBytes,
 		"spawn.outbound_hard_bytes": sc.Spawn.OutboundHardBytes,
@@ -603,6 +640,9 @@ type Overrides struct {
 	TLS    bool
 	// TLSTarget sets target.tls (for stalled half_hello clients or a TCP/TLS mix).
 	TLSTarget string
+	// Set are KEY=VALUE settings of the spawned cotd's config (--set, repeated), laid over
+	// the scenario's [spawn.cotd] in order (see ParseSetting).
+	Set []string
 }
 
 // Apply applies o and validates the result.
@@ -631,6 +671,16 @@ func (sc *Scenario) Apply(o Overrides) error {
 	}
 	if o.TLSTarget != "" {
 		sc.Target.TLS = o.TLSTarget
+	}
+	for _, arg := range o.Set {
+		key, val, err := ParseSetting(arg)
+		if err != nil {
+			return err
+		}
+		if sc.Spawn.Cotd == nil {
+			sc.Spawn.Cotd = make(map[string]any)
+		}
+		setPath(sc.Spawn.Cotd, key, val)
 	}
 	return sc.Validate()
 }

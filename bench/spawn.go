@@ -51,6 +51,8 @@ type SpawnOptions struct {
 // Spawned is a cotd started for one run.
 type Spawned struct {
 	Binary, ConfigPath, LogPath string
+	// Settings are the [spawn.cotd] and --set settings the config carries, "key = value".
+	Settings                    []string
 	TCPAddr, TLSAddr, AdminAddr string
 	MetricsURL                  string
 	PID                         int
@@ -71,9 +73,19 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 	if o.ReadyTimeout <= 0 {
 		o.ReadyTimeout = 30 * time.Second
 	}
+	// Absolute, because cotd runs in o.Dir (Start sets its working directory).
+	dir, err := filepath.Abs(o.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
+	}
+	o.Dir = dir
 	bin := o.Binary
+	if bin != "" && strings.ContainsRune(bin, filepath.Separator) {
+		if bin, err = filepath.Abs(bin); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
+		}
+	}
 	if bin == "" {
-		var err error
 		if bin, err = buildCotd(ctx, o.RepoDir, o.Dir, o.Log); err != nil {
 			return nil, err
 		}
@@ -88,6 +100,7 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 		LogPath:    filepath.Join(o.Dir, "cotd.log"),
 		AdminAddr:  ports[2],
 		MetricsURL: "http://" + ports[2] + "/metrics",
+		Settings:   flatten(o.Settings.Cotd),
 		done:       make(chan struct{}),
 	}
 	if o.TCP {
@@ -110,7 +123,11 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
 		}
 	}
-	cfg := spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, usersPath, o.Settings)
+	base := append(spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, usersPath, o.Settings), storeConfig(o.Settings, o.Dir)...)
+	cfg, err := overlayConfig(base, o.Settings.Cotd)
+	if err != nil {
+		return nil, fmt.Errorf("%w: the scenario's [spawn.cotd] settings: %w", ErrSpawn, err)
+	}
 	if _, err := configs.Parse(cfg); err != nil {
 		return nil, fmt.Errorf("%w: the generated cotd config does not validate: %w", ErrSpawn, err)
 	}
@@ -122,6 +139,9 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 	}
 	s.cmd = exec.Command(bin, "serve", "--config", s.ConfigPath)
 	s.cmd.Stdout, s.cmd.Stderr = s.logFile, s.logFile
+	// Whatever cotd writes by a relative path (cotd-data/…) lands in the
+	// run's directory, not in cotbench's working directory.
+	s.cmd.Dir = o.Dir
 	// Its own process group, so that a Ctrl-C meant for cotbench does not stop cotd under
 	// the run (Stop ends it after the report is taken); and SIGTERM if cotbench dies.
 	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGTERM}
@@ -262,7 +282,25 @@ func spawnConfig(tcp, tlsAddr, admin string, f PKIFiles, users string, st Spawn)
 		b.WriteString("\n[auth]\nusers_file = " + q(users) + "\n")
 	}
 	b.WriteString("\n[admin]\naddr = " + q(admin) + "\n\n[log]\nlevel = " + q(st.LogLevel) + "\nformat = \"json\"\n")
+	// The HTTP side is not what a run measures, and its default ports are
+	// fixed ones that two runs (or a run and a real server) would share.
+	b.WriteString("\n[marti]\nhttps_addr = \"\"\n\n[enroll]\naddr = \"\"\n")
 	return b.Bytes()
+}
+
+// storeConfig is the spawned cotd's [store] section (spawn.store): off, PostgreSQL at
+// spawn.store_url, or SQLite in a fresh file under dir. Not left to cotd's default, whose
+// relative path would put the archive in cotbench's working directory and carry it from
+// run to run.
+func storeConfig(st Spawn, dir string) []byte {
+	q := strconv.Quote
+	switch st.Store {
+	case "off":
+		return []byte("\n[store]\nenabled = false\n")
+	case "postgres":
+		return []byte("\n[store]\nenabled = true\nurl = " + q(st.StoreURL) + "\n")
+	}
+	return []byte("\n[store]\nenabled = true\npath = " + q(filepath.Join(dir, "store", "cotd.db")) + "\n")
 }
 
 // freePorts returns n distinct loopback addresses with ports the kernel just handed out.

@@ -158,3 +158,124 @@ func TestFindRepo(t *testing.T) {
 		t.Errorf("root %s: %v", root, err)
 	}
 }
+
+// spawn.store picks the spawned cotd's persistence: a fresh SQLite file in the run's
+// directory by default, PostgreSQL at spawn.store_url, or none.
+func TestSpawnStoreConfig(t *testing.T) {
+	dir := t.TempDir()
+	base := spawnConfig("127.0.0.1:1001", "", "127.0.0.1:1003", PKIFiles{}, "", DefaultScenario().Spawn)
+	for _, tc := range []struct {
+		store, url string
+		check      func(configs.Store) bool
+	}{
+		{"sqlite", "", func(s configs.Store) bool {
+			return s.Enabled && s.URL == "" && s.Path == filepath.Join(dir, "store", "cotd.db")
+		}},
+		{"postgres", "postgres://u:p@127.0.0.1:5432/db", func(s configs.Store) bool {
+			return s.Enabled && s.URL == "postgres://u:p@127.0.0.1:5432/db"
+		}},
+		{"off", "", func(s configs.Store) bool { return !s.Enabled }},
+	} {
+		sc := DefaultScenario()
+		sc.Spawn.Store, sc.Spawn.StoreURL = tc.store, tc.url
+		if err := sc.Validate(); err != nil && strings.Contains(err.Error(), "spawn.store") {
+			t.Errorf("spawn.store = %q: %v", tc.store, err)
+		}
+		data := append(append([]byte{}, base...), storeConfig(sc.Spawn, dir)...)
+		cfg, err := configs.Parse(data)
+		if err != nil || !tc.check(cfg.Store) {
+			t.Errorf("spawn.store = %q: %v %+v\n%s", tc.store, err, cfg.Store, data)
+		}
+	}
+	for _, bad := range []Spawn{{LogLevel: "info", Store: "mysql"}, {LogLevel: "info", Store: "postgres"},
+		{LogLevel: "info", Store: "off", StoreURL: "postgres://x"}} {
+		sc := DefaultScenario()
+		sc.Spawn = bad
+		if err := sc.Validate(); err == nil || !strings.Contains(err.Error(), "spawn.store") {
+			t.Errorf("spawn %+v: %v, want a spawn.store problem", bad, err)
+		}
+	}
+}
+
+// [spawn.cotd] and --set reach the spawned cotd's config: any cotd key, merged into the
+// tables cotbench writes, checked by cotd's own decoding; the keys cotbench owns cannot
+// be set.
+func TestSpawnConfigOverlay(t *testing.T) {
+	sc, err := ParseScenario([]byte(`clients = 2
+duration = "10s"
+[spawn]
+outbound_soft_bytes = 1048576
+[spawn.cotd.output]
+coalesce_delay = "3ms"
+[spawn.cotd.limits]
+idle_timeout = "7m"
+`), "overlay", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Apply(Overrides{Set: []string{"output.coalesce_bytes=8192", "output.coalesce_delay=1ms"}}); err != nil {
+		t.Fatal(err)
+	}
+	base := spawnConfig("127.0.0.1:1001", "", "127.0.0.1:1003", PKIFiles{}, "", sc.Spawn)
+	data, err := overlayConfig(base, sc.Spawn.Cotd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := configs.Parse(data)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	// --set wins over the scenario; the scenario's other keys and cotbench's own stay.
+	if cfg.Output.CoalesceDelay.Duration != time.Millisecond || cfg.Output.CoalesceBytes != 8192 ||
+		cfg.Limits.IdleTimeout.Duration != 7*time.Minute || cfg.Limits.OutboundSoftBytes != 1<<20 ||
+		cfg.TCP.Addr != "127.0.0.1:1001" || cfg.Admin.Addr != "127.0.0.1:1003" {
+		t.Errorf("config %+v\n%s", cfg, data)
+	}
+	want := []string{`limits.idle_timeout = "7m"`, `output.coalesce_bytes = 8192`, `output.coalesce_delay = "1ms"`}
+	if got := flatten(sc.Spawn.Cotd); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("settings %q, want %q", got, want)
+	}
+
+	// A key cotd does not know is cotd's error, naming it, before cotd would start.
+	bad, err := overlayConfig(base, map[string]any{"output": map[string]any{"coalesce_dealy": "1ms"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := configs.Parse(bad); err == nil || !strings.Contains(err.Error(), "coalesce_dealy") {
+		t.Errorf("misspelt key: %v", err)
+	}
+
+	for _, arg := range []string{"tcp.addr=127.0.0.1:9", "tls=1", "admin.addr=x"} {
+		sc, err := ParseScenario([]byte("clients = 2\nduration = \"10s\"\n"), "x", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sc.Apply(Overrides{Set: []string{arg}}); err == nil {
+			t.Errorf("--set %s accepted", arg)
+		}
+	}
+}
+
+func TestParseSetting(t *testing.T) {
+	for _, tc := range []struct {
+		arg  string
+		key  string
+		want any
+	}{
+		{"output.coalesce_delay=1ms", "output.coalesce_delay", "1ms"},
+		{`output.coalesce_delay="0s"`, "output.coalesce_delay", "0s"},
+		{"output.coalesce_bytes=16384", "output.coalesce_bytes", int64(16384)},
+		{"sa.replay=false", "sa.replay", false},
+		{"store.dsn=postgres://u@h/db?x=1", "store.dsn", "postgres://u@h/db?x=1"},
+	} {
+		key, val, err := ParseSetting(tc.arg)
+		if err != nil || key != tc.key || val != tc.want {
+			t.Errorf("%s: %q %#v %v; want %q %#v", tc.arg, key, val, err, tc.key, tc.want)
+		}
+	}
+	for _, arg := range []string{"nokey", "=1", "a..b=1"} {
+		if _, _, err := ParseSetting(arg); err == nil {
+			t.Errorf("%q accepted", arg)
+		}
+	}
+}

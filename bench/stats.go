@@ -107,6 +107,10 @@ type Sample struct {
 	P50 float64 `json:"p50_ms"`
 	P99 float64 `json:"p99_ms"`
 	Max float64 `json:"max_ms"`
+	// ServerCPU is the server's CPU time (utime+stime from /proc) since it started, in
+	// seconds, read at T; -1 when no server process is sampled. The difference between two
+	// samples over the deliveries between them is the CPU a delivery cost (CostReport).
+	ServerCPU float64 `json:"server_cpu_s"`
 }
 
 // sampler turns the counters into one Sample per second.

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
@@ -33,10 +34,14 @@ type Config struct {
 	Admin  Admin  `toml:"admin"`
 	Auth   Auth   `toml:"auth"`
 	Log    Log    `toml:"log"`
+	Web    Web    `toml:"web"`
+	Enroll Enroll `toml:"enroll"`
 	Marti  Marti  `toml:"marti"`
 	Output Output `toml:"output"`
 	Server Server `toml:"server"`
 	Store  Store  `toml:"store"`
+	// Cluster is nil without a [cluster] section: a single node, no NATS.
+	Cluster *Cluster `toml:"cluster"`
 }
 
 // TCP is the plain streaming listener.
@@ -60,8 +65,13 @@ type TLS struct {
 	Key  string `toml:"key"`
 	// CA is the PEM bundle client certificates must chain to.
 	CA string `toml:"ca"`
-	// CRL is an optional revocation list (PEM or DER) from CA; "" = none.
+	// CRL is an optional revocation list (PEM or DER) from CA; "" = none
+	// (with dev_certs: dev_dir/crl.pem). With CAKey set, cotd writes it
+	// (`cotd certs revoke`) and a missing file means nothing is revoked.
 	CRL string `toml:"crl"`
+	// CAKey is the CA's private key (PEM), which enrollment and `cotd certs
+	// revoke` sign with; default "" = none (with dev_certs: dev_dir/ca.key).
+	CAKey string `toml:"ca_key"`
 	// DevCerts, with Cert and Key empty, creates a development PKI in
 	// DevDir on first start and serves TLS with it; default true.
 	DevCerts bool `toml:"dev_certs"`
@@ -227,6 +237,30 @@ type Log struct {
 	// Format is auto (default: console when stderr is a terminal, json
 	// otherwise), json or console.
 	Format string `toml:"format"`
+}
+
+// Web is the browser console (live map, clients, charts, chat) served on
+// the admin listener at "/", behind the admin listener's auth.
+type Web struct {
+	// Enabled serves the console; default true (it needs admin.addr).
+	Enabled bool `toml:"enabled"`
+	// Tiles is the map tile URL template ({z}, {x}, {y}, optionally {s});
+	// default OpenStreetMap's. "" draws a plain coordinate grid and fetches
+	// nothing, for air-gapped deployments.
+	Tiles string `toml:"tiles"`
+	// TilesAttribution is shown on the map for the tiles; default
+	// OpenStreetMap's credit; "" shows none.
+	TilesAttribution string `toml:"tiles_attribution"`
+	// History is how far back the charts reach, sampled every 10 s;
+	// default "1h". Must be at least 1m and at most 24h.
+	History Duration `toml:"history"`
+	// ViewerQueue is how many updates one browser may have waiting; past it
+	// that browser misses updates (counted) and is sent a fresh picture
+	// when it catches up; default 256. Must be at least 16.
+	ViewerQueue int `toml:"viewer_queue"`
+	// ChatCallsign is the sender's callsign of chats typed in the console;
+	// default "cotd". Must not be empty.
+	ChatCallsign string `toml:"chat_callsign"`
 }
 
 // Marti is the Marti HTTP API (TAK Server's 8443/8080): file sharing, data
@@ -465,7 +499,11 @@ func (c *Config) validate() []error {
 	if c.TLS.Cert == "" && c.TLS.DevCerts && c.TLS.DevDir == "" {
 		bad("tls.dev_dir must name a directory when tls.dev_certs is on")
 	}
-	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": c.TLS.CRL} {
+	crl := c.TLS.CRL
+	if c.TLS.CAKey != "" {
+		crl = "" // cotd writes it (`cotd certs revoke`); until then nothing is revoked
+	}
+	for key, path := range map[string]string{"tls.cert": c.TLS.Cert, "tls.key": c.TLS.Key, "tls.ca": c.TLS.CA, "tls.crl": crl, "tls.ca_key": c.TLS.CAKey} {
 		if path == "" {
 			continue
 		}
@@ -501,6 +539,8 @@ func (c *Config) validate() []error {
 			bad("%s: %v", key, err)
 		}
 	}
+
+	errs = append(errs, c.Cluster.validate()...)
 
 	positive := func(key string, d Duration) {
 		if d.Duration <= 0 && d.invalid == "" { // an invalid one is reported by durationErrors
@@ -567,6 +607,29 @@ func (c *Config) validate() []error {
 	}
 	if c.Broker.Inbox < 16 {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)
+	}
+	if c.Web.Enabled {
+		if c.Web.History.Duration < time.Minute || c.Web.History.Duration > 24*time.Hour {
+			bad("web.history must be between 1m and 24h, got %q", c.Web.History.Duration)
+		}
+		if c.Web.ViewerQueue < 16 {
+			bad("web.viewer_queue must be at least 16, got %d", c.Web.ViewerQueue)
+		}
+		if strings.TrimSpace(c.Web.ChatCallsign) == "" {
+			bad("web.chat_callsign must not be empty")
+		}
+		if c.Web.Tiles != "" && !strings.Contains(c.Web.Tiles, "{z}") {
+			bad("web.tiles must be a URL template with {z}, {x} and {y}, or \"\" for a plain grid, got %q", c.Web.Tiles)
+		}
+	}
+	errs = append(errs, c.Enroll.validate()...)
+	if c.Enroll.Addr != "" {
+		for _, o := range []struct{ key, addr string }{{"tcp.addr", c.TCP.Addr}, {"tls.addr", c.TLS.Addr},
+			{"admin.addr", c.Admin.Addr}, {"marti.https_addr", c.Marti.HTTPSAddr}, {"marti.http_addr", c.Marti.HTTPAddr}} {
+			if o.addr != "" && samePort(o.addr, c.Enroll.Addr) {
+				bad("enroll.addr and %s share port %s", o.key, port(c.Enroll.Addr))
+			}
+		}
 	}
 	checkAddr("marti.https_addr", c.Marti.HTTPSAddr)
 	checkAddr("marti.http_addr", c.Marti.HTTPAddr)
@@ -740,4 +803,279 @@ func port(addr string) string {
 func samePort(a, b string) bool {
 	pa, pb := port(a), port(b)
 	return pa != "0" && pa == pb
+}
+
+// Enroll is certificate enrollment (TAK Server's port 8446): ATAK, WinTAK
+// and iTAK send a user name and password (or a one-time token) and a CSR,
+// and get a client certificate signed by the CA.
+type Enroll struct {
+	// Addr is the HTTPS listener, host:port; default "0.0.0.0:8446"; ""
+	// disables it. It is served when the TLS stream listener is and
+	// auth.users_file is set (the passwords it checks), and it needs the CA
+	// key (tls.ca_key, or the development CA's).
+	Addr string `toml:"addr"`
+	// Cert and Key are the server certificate of the enrollment listener;
+	// default "" = the stream's (tls.cert, or the development one). ATAK's
+	// QR and quick-connect enrollment trusts only public CAs and checks the
+	// host name here, so a publicly trusted certificate (e.g. Let's
+	// Encrypt) belongs here when clients enroll that way.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	// Validity of issued certificates; default "8760h" (365 days), never
+	// past the CA's own expiry. Zero is refused.
+	Validity Duration `toml:"validity"`
+	// O and OU are the name entries /Marti/api/tls/config announces and
+	// issued certificates carry; default "" (not announced).
+	O  string `toml:"o"`
+	OU string `toml:"ou"`
+	// StateFile records issued certificates and one-time tokens; default ""
+	// = enrollment.json next to auth.users_file.
+	StateFile string `toml:"state_file"`
+	// MinRSABits is the smallest RSA key a CSR may carry; default 2048.
+	// ECDSA P-256, P-384 and P-521 keys are always accepted.
+	MinRSABits int `toml:"min_rsa_bits"`
+	// ProfileDir, when set, is a directory whose files are sent as the
+	// enrollment profile data package (/Marti/api/tls/profile/enrollment);
+	// default "" = no profile (HTTP 204).
+	ProfileDir string `toml:"profile_dir"`
+	// RevokeOnDisable makes `cotd users disable` revoke the user's
+	// certificates too; default true.
+	RevokeOnDisable bool `toml:"revoke_on_disable"`
+	// CRLCheck is how often the server looks for a changed CRL (written by
+	// `cotd certs revoke`) and applies it: new handshakes refuse the
+	// revoked certificates and their connections are closed; default "2s".
+	CRLCheck Duration `toml:"crl_check"`
+	// ReadHeaderTimeout bounds the TLS handshake and request headers;
+	// default "10s". ReadTimeout bounds the whole request, WriteTimeout the
+	// response; default "30s" each. IdleTimeout closes an idle keep-alive
+	// connection; default "60s".
+	ReadHeaderTimeout Duration `toml:"read_header_timeout"`
+	ReadTimeout       Duration `toml:"read_timeout"`
+	WriteTimeout      Duration `toml:"write_timeout"`
+	IdleTimeout       Duration `toml:"idle_timeout"`
+	// MaxBodyBytes caps a request body (a CSR); default 65536.
+	MaxBodyBytes int `toml:"max_body_bytes"`
+	// MaxConns caps open connections; more are closed at accept and
+	// counted; default 256.
+	MaxConns int `toml:"max_conns"`
+	// FreeFailures is how many failed logins a source address (or a user,
+	// from the sources that failed for it) may make before each further
+	// failure doubles a lock-out that starts at FailureDelay and stops at
+	// MaxFailureDelay; defaults 5, "1s", "5m".
+	FreeFailures    int      `toml:"free_failures"`
+	FailureDelay    Duration `toml:"failure_delay"`
+	MaxFailureDelay Duration `toml:"max_failure_delay"`
+}
+
+func (e *Enroll) validate() []error {
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if e.Addr != "" {
+		if err := validAddr(e.Addr); err != nil {
+			bad("enroll.addr: %v", err)
+		}
+	}
+	for key, d := range map[string]Duration{
+		"enroll.validity": e.Validity, "enroll.crl_check": e.CRLCheck,
+		"enroll.read_header_timeout": e.ReadHeaderTimeout, "enroll.read_timeout": e.ReadTimeout,
+		"enroll.write_timeout": e.WriteTimeout, "enroll.idle_timeout": e.IdleTimeout,
+		"enroll.failure_delay": e.FailureDelay, "enroll.max_failure_delay": e.MaxFailureDelay,
+	} {
+		if d.Duration <= 0 {
+			bad("%s must be positive, got %q", key, d.Duration)
+		}
+	}
+	if e.MaxFailureDelay.Duration < e.FailureDelay.Duration {
+		bad("enroll.max_failure_delay (%v) must not be below enroll.failure_delay (%v)", e.MaxFailureDelay.Duration, e.FailureDelay.Duration)
+	}
+	if (e.Cert == "") != (e.Key == "") {
+		bad("enroll.cert and enroll.key go together: set both or neither")
+	}
+	for key, path := range map[string]string{"enroll.cert": e.Cert, "enroll.key": e.Key} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad("%s: %v", key, err)
+		}
+	}
+	if e.MinRSABits < 2048 || e.MinRSABits > 8192 {
+		bad("enroll.min_rsa_bits must be between 2048 and 8192, got %d", e.MinRSABits)
+	}
+	if e.MaxBodyBytes < 4096 || e.MaxBodyBytes > 1<<20 {
+		bad("enroll.max_body_bytes must be between 4096 and 1048576, got %d", e.MaxBodyBytes)
+	}
+	if e.MaxConns < 1 {
+		bad("enroll.max_conns must be positive, got %d", e.MaxConns)
+	}
+	if e.FreeFailures < 1 {
+		bad("enroll.free_failures must be at least 1, got %d", e.FreeFailures)
+	}
+	for key, v := range map[string]string{"enroll.o": e.O, "enroll.ou": e.OU} {
+		if strings.ContainsAny(v, "\x00\r\n") {
+			bad("%s must be one line", key)
+		}
+	}
+	if e.ProfileDir != "" {
+		if fi, err := os.Stat(e.ProfileDir); err != nil {
+			bad("enroll.profile_dir: %v", err)
+		} else if !fi.IsDir() {
+			bad("enroll.profile_dir: %s is not a directory", e.ProfileDir)
+		}
+	}
+	return errs
+}
+
+// EnrollEnabled reports whether the enrollment listener is to be served:
+// it signs certificates for the TLS stream listener and checks passwords
+// from the users file.
+func (c *Config) EnrollEnabled() bool {
+	return c.Enroll.Addr != "" && c.TLSEnabled() && c.Auth.UsersFile != ""
+}
+
+// CAKeyPath is the CA private key enrollment and revocation sign with:
+// tls.ca_key, or the development CA's key; "" when there is none.
+func (c *Config) CAKeyPath() string {
+	if c.TLS.CAKey != "" || !c.TLSDev() {
+		return c.TLS.CAKey
+	}
+	return filepath.Join(c.TLS.DevDir, "ca.key")
+}
+
+// CAPath is the CA certificate bundle: tls.ca, or the development CA's.
+func (c *Config) CAPath() string {
+	if !c.TLSDev() {
+		return c.TLS.CA
+	}
+	return filepath.Join(c.TLS.DevDir, "ca.pem")
+}
+
+// CRLPath is where the revocation list is read and written: tls.crl, or
+// dev_dir/crl.pem with development certificates; "" when neither.
+func (c *Config) CRLPath() string {
+	if c.TLS.CRL != "" || !c.TLSDev() {
+		return c.TLS.CRL
+	}
+	return filepath.Join(c.TLS.DevDir, "crl.pem")
+}
+
+// EnrollStatePath is the enrollment state file: enroll.state_file, or
+// enrollment.json next to auth.users_file; "" when neither is set.
+func (c *Config) EnrollStatePath() string {
+	if c.Enroll.StateFile != "" || c.Auth.UsersFile == "" {
+		return c.Enroll.StateFile
+	}
+	return filepath.Join(filepath.Dir(c.Auth.UsersFile), "enrollment.json")
+}
+
+// Cluster joins this node to others through NATS (ARCHITECTURE.md §11):
+// routed messages, directed messages and presence cross nodes. Without a
+// [cluster] section the server is a single node and runs no NATS at all.
+type Cluster struct {
+	// Node is this node's name, unique in the cluster: letters, digits,
+	// '-' and '_'. Required.
+	Node string `toml:"node"`
+	// Listen is host:port of the embedded NATS server's cluster (route)
+	// port, which the other nodes' routes dial. Required unless NATSURL is
+	// set. This node connects to the embedded server in-process; its client
+	// port is on 127.0.0.1 (kernel-chosen) and takes only a per-process
+	// random token.
+	Listen string `toml:"listen"`
+	// Routes are the other nodes' route URLs (nats-route://host:port);
+	// empty (default): this node only accepts routes. Listing every node,
+	// this one included, is fine.
+	Routes []string `toml:"routes"`
+	// Advertise is the route address (host:port) other nodes are told to
+	// dial for this one, when Listen is not reachable as such (NAT, a
+	// container); "" (default) advertises Listen.
+	Advertise string `toml:"advertise"`
+	// NATSURL uses an existing NATS cluster (nats://host:port, several
+	// comma-separated) instead of the embedded server; "" (default)
+	// embeds one. Listen and Routes must then be empty.
+	NATSURL string `toml:"nats_url"`
+	// Cert and Key (PEM) are this node's certificate for routes (embedded)
+	// or its client certificate (nats_url); CA is the bundle the peer must
+	// chain to. All empty (default): plain TCP.
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+	CA   string `toml:"ca"`
+	// User and Password authenticate routes (embedded: what peers must
+	// present and what this node presents) or the client connection
+	// (nats_url). Empty (default): no authentication.
+	User     string `toml:"user"`
+	Password string `toml:"password"`
+	// Token authenticates the client connection to nats_url; "" = none.
+	Token string `toml:"token"`
+	// DeadAfter: a node not heard from for this long is gone and its
+	// clients are announced gone (t-x-d-d); 0 means 15s. Nodes beat every
+	// third of it.
+	DeadAfter Duration `toml:"dead_after"`
+	// Queue is how many messages may wait for NATS before more are dropped
+	// (and counted); 0 means 16384.
+	Queue int `toml:"queue"`
+}
+
+// validate checks a [cluster] section; nil is a single node.
+func (c *Cluster) validate() []error {
+	if c == nil {
+		return nil
+	}
+	var errs []error
+	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if c.Node == "" {
+		bad("cluster.node is required: a name unique in the cluster")
+	}
+	for _, r := range c.Node {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			bad("cluster.node %q: use letters, digits, '-' and '_' only", c.Node)
+			break
+		}
+	}
+	switch {
+	case c.NATSURL != "" && (c.Listen != "" || len(c.Routes) > 0):
+		bad("cluster.nats_url excludes cluster.listen and cluster.routes (those are for the embedded server)")
+	case c.NATSURL == "" && c.Listen == "":
+		bad("cluster.listen is required for the embedded NATS server (or set cluster.nats_url)")
+	case c.Listen != "":
+		if err := validAddr(c.Listen); err != nil {
+			bad("cluster.listen: %v", err)
+		}
+	}
+	for _, r := range c.Routes {
+		if !strings.HasPrefix(r, "nats-route://") {
+			bad("cluster.routes: %q must be nats-route://host:port", r)
+		}
+	}
+	for _, u := range strings.Split(c.NATSURL, ",") {
+		if u != "" && !strings.HasPrefix(u, "nats://") && !strings.HasPrefix(u, "tls://") {
+			bad("cluster.nats_url: %q must be nats://host:port or tls://host:port", u)
+		}
+	}
+	if (c.Cert == "") != (c.Key == "") {
+		bad("cluster.cert and cluster.key go together: set both or neither")
+	}
+	if c.Cert != "" && c.CA == "" && c.NATSURL == "" {
+		bad("cluster.ca is required with cluster.cert: routes verify their peers against it")
+	}
+	for key, path := range map[string]string{"cluster.cert": c.Cert, "cluster.key": c.Key, "cluster.ca": c.CA} {
+		if path == "" {
+			continue
+		}
+		if _, err := os.Stat(path); err != nil {
+			bad("%s: %v", key, err)
+		}
+	}
+	if (c.User == "") != (c.Password == "") {
+		bad("cluster.user and cluster.password go together: set both or neither")
+	}
+	if c.Token != "" && c.NATSURL == "" {
+		bad("cluster.token is for cluster.nats_url; routes authenticate with cluster.user and cluster.password")
+	}
+	if c.DeadAfter.Duration < 0 {
+		bad("cluster.dead_after must be 0 (15s) or positive, got %q", c.DeadAfter.Duration)
+	}
+	if c.Queue < 0 {
+		bad("cluster.queue must be 0 (16384) or positive, got %d", c.Queue)
+	}
+	return errs
 }

@@ -144,6 +144,26 @@ func TestLoadNamesTheFile(t *testing.T) {
 	}
 }
 
+func TestWebDefaultsAndChecks(t *testing.T) {
+	c := Default()
+	if !c.Web.Enabled || c.Web.History.Duration != time.Hour || c.Web.ViewerQueue != 256 ||
+		c.Web.ChatCallsign != "cotd" || !strings.Contains(c.Web.Tiles, "openstreetmap") {
+		t.Errorf("web defaults: %+v", c.Web)
+	}
+	if _, err := Parse([]byte("[web]\ntiles = \"\"\n")); err != nil {
+		t.Errorf("tiles = \"\" (plain grid) refused: %v", err)
+	}
+	_, err := Parse([]byte("[web]\nhistory = \"10s\"\nviewer_queue = 1\nchat_callsign = \" \"\ntiles = \"http://x/a.png\"\n"))
+	for _, want := range []string{"web.history", "web.viewer_queue", "web.chat_callsign", "web.tiles"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not mention %s", err, want)
+		}
+	}
+	if _, err := Parse([]byte("[web]\nenabled = false\nviewer_queue = 1\n")); err != nil {
+		t.Errorf("a disabled console's settings are checked: %v", err)
+	}
+}
+
 func TestMartiDefaultsAndChecks(t *testing.T) {
 	c := Default()
 	m := c.Marti
@@ -175,5 +195,33 @@ max_connections = 0
 	}
 	if _, err := Parse([]byte("[marti]\nhttps_addr = \"0.0.0.0:8443\"\nhttp_addr = \"0.0.0.0:8443\"\n")); err == nil || !strings.Contains(err.Error(), "share port") {
 		t.Errorf("two marti listeners on one port: %v", err)
+	}
+}
+
+func TestClusterSection(t *testing.T) {
+	c, err := Parse([]byte(""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster != nil {
+		t.Fatalf("no [cluster] section, but Cluster = %+v: a single node must run no NATS", c.Cluster)
+	}
+	c, err = Parse([]byte("[cluster]\nnode = \"a-1\"\nlisten = \"0.0.0.0:7422\"\nroutes = [\"nats-route://b:7422\"]\ndead_after = \"5s\"\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Cluster == nil || c.Cluster.Node != "a-1" || c.Cluster.DeadAfter.Duration != 5*time.Second || len(c.Cluster.Routes) != 1 {
+		t.Fatalf("cluster = %+v", c.Cluster)
+	}
+	_, err = Parse([]byte("[cluster]\nnode = \"a.b\"\nnats_url = \"nats://x:4222\"\nlisten = \"0.0.0.0:7422\"\nroutes = [\"b:7422\"]\n" +
+		"cert = \"c.pem\"\nuser = \"u\"\ndead_after = \"-1s\"\nqueue = -1\n"))
+	if err == nil {
+		t.Fatal("a bad [cluster] section was accepted")
+	}
+	for _, want := range []string{"cluster.node", "cluster.nats_url excludes", "nats-route://", "cluster.cert and cluster.key",
+		"cluster.user and cluster.password", "cluster.dead_after", "cluster.queue"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %q: %v", want, err)
+		}
 	}
 }

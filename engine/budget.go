@@ -95,16 +95,22 @@ func (ss *session) readInbound(c gnet.Conn) (buf []byte, ok bool) {
 	return buf, true
 }
 
-// markNoisy tells the broker whether the client has spent more than half
-// a burst: a busy ATAK never does, a flooder soon does. Its messages are
-// then the first a recipient short of room drops (session.admit). Judged
-// on what has been spent so far: a burst's first half is never noisy.
-// Called after each read and each event.
+// noisyShare is the part of its burst a sender may spend above its
+// sustained rate before its messages are noisy: 100 events or 200 KiB of
+// the default bursts.
+const noisyShare = 0.1
+
+// markNoisy tells the broker whether the client has spent more than a
+// noisy share of its burst (noisyShare) beyond its sustained rate: a busy
+// ATAK never does, a flooder soon does. Its messages are then the first a
+// recipient short of room drops (session.admitLocked). The share is small,
+// so that several flooders' first bursts together cannot fill an honest
+// client's queue to its soft limit. Called after each read and each event.
 func (ss *session) markNoisy() {
 	lim := &ss.srv.cfg.Limits
 	b := &ss.budget
-	noisy := (lim.InboundBytesPerSec > 0 && b.bytes < float64(lim.InboundBurstBytes)/2) ||
-		(lim.InboundEventsPerSec > 0 && b.events < float64(lim.InboundBurstEvents)/2)
+	noisy := (lim.InboundBytesPerSec > 0 && b.bytes < float64(lim.InboundBurstBytes)*(1-noisyShare)) ||
+		(lim.InboundEventsPerSec > 0 && b.events < float64(lim.InboundBurstEvents)*(1-noisyShare))
 	if noisy != b.noisy {
 		b.noisy = noisy
 		ss.client.SetNoisy(noisy)

@@ -8,6 +8,7 @@ import (
 
 	"cotd/configs"
 	"cotd/engine/auth"
+	"cotd/tlsstate/pki"
 )
 
 var errNoPEMCertificate = errors.New("engine: no PEM certificate")
@@ -32,9 +33,19 @@ func CheckFiles(cfg *configs.Config) []error {
 		return true
 	}
 	t := &cfg.TLS
-	if t.Cert != "" && t.Key != "" && t.CA != "" && exists(t.Cert, t.Key, t.CA, t.CRL) {
-		if _, err := newTLSFiles(t.Cert, t.Key, t.CA, t.CRL); err != nil {
+	crl := t.CRL
+	if t.CAKey != "" && !exists(crl) {
+		crl = "" // cotd writes it with the first revocation
+	}
+	if t.Cert != "" && t.Key != "" && t.CA != "" && exists(t.Cert, t.Key, t.CA, crl) {
+		if _, err := newTLSFiles(t.Cert, t.Key, t.CA, crl, crl != ""); err != nil {
 			errs = append(errs, fmt.Errorf("engine: %w", err))
+		}
+	}
+	if t.CAKey != "" && t.CA != "" && exists(t.CA, t.CAKey) {
+		// Enrollment and revocation sign with it: it must be the CA's key.
+		if _, err := pki.Load(t.CA, t.CAKey); err != nil {
+			errs = append(errs, fmt.Errorf("engine: tls.ca_key: %w", err))
 		}
 	}
 	if ca := cfg.Admin.ClientCA; ca != "" && exists(ca) {

@@ -37,8 +37,14 @@ var rules = map[string]rule{
 	"engine/auth":  {external: []string{"github.com/BurntSushi/toml", "golang.org/x/crypto/bcrypt", "golang.org/x/sys/unix"}},
 	"engine/store": {project: []string{"engine", "cot", "configs"}, external: []string{"github.com/jackc/pgx/v5", "github.com/rs/zerolog", "modernc.org/sqlite"}},
 	"engine":       {project: []string{"engine", "cot", "tlsstate", "configs"}},
+	// The store feed sees the engine only through Directory.
+	"engine/storefeed": {project: []string{"engine/directory", "engine/store", "cot", "configs"},
+		external: []string{"github.com/rs/zerolog"}, isolated: true},
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
+	// Enrollment: a peer of the engine, reaching it only through directory.
+	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics", "engine/store"},
+		external: []string{"github.com/rs/zerolog", "golang.org/x/sys/unix", "github.com/skip2/go-qrcode"}, isolated: true},
 	// A peer of the engine (ARCHITECTURE.md §10): the Directory, the users
 	// file, the store and the metrics writer, nothing of the reactor.
 	"engine/marti": {project: []string{"engine/directory", "engine/auth", "engine/metrics", "engine/store", "cot", "tlsstate", "configs"},
@@ -49,10 +55,17 @@ var rules = map[string]rule{
 	// The non-blocking log writer: zerolog's diode and nothing else.
 	"engine/logsink": {external: []string{"github.com/rs/zerolog/diode"}, isolated: true},
 
+	// The cluster link sees the engine only through Directory and Remote.
+	"engine/cluster": {project: []string{"engine/directory", "engine/metrics", "configs", "cot"},
+		external: []string{"github.com/rs/zerolog", "github.com/nats-io/nats-server/v2", "github.com/nats-io/nats.go"},
+		isolated: true, deny: []string{"cot/takproto"}},
 	// The broker routes bytes: the engine hands it the wire encoders.
 	"engine/broker": {project: []string{"engine", "cot"}, external: []string{"github.com/rs/zerolog"}, deny: []string{"cot/takproto"}},
-	"bench":         {project: []string{"bench", "cot", "tlsstate", "configs"}},
-	"cmd":           {project: []string{"engine", "bench", "takclient", "cot", "tlsstate", "configs"}},
+	// The web console sees the engine only through Directory.
+	"engine/web": {project: []string{"engine/directory", "configs", "cot"},
+		external: []string{"github.com/coder/websocket", "github.com/rs/zerolog"}, isolated: true, deny: []string{"cot/takproto"}},
+	"bench": {project: []string{"bench", "cot", "tlsstate", "configs"}},
+	"cmd":   {project: []string{"engine", "bench", "takclient", "cot", "tlsstate", "configs"}},
 
 	// cotd send / cotd listen: a small client on cot and the standard library.
 	"takclient": {project: []string{"cot"}, external: []string{}},

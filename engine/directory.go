@@ -340,6 +340,21 @@ func (d *dirState) sender(s *Server, from directory.Sender) *broker.Client {
 	return c
 }
 
+// KeepUndelivered implements directory.ChatKeeper: the broker asks keep
+// before it bounces a directed chat as b-t-f-s.
+func (d *engineDirectory) KeepUndelivered(keep func(directory.UndeliveredChat) bool) {
+	if keep == nil {
+		d.s.broker.SetKeeper(nil)
+		return
+	}
+	d.s.broker.SetKeeper(func(from *broker.Client, uids, callsigns []string) bool {
+		return keep(directory.UndeliveredChat{SenderUID: from.Identity().UID, In: from.Groups().In,
+			DestUIDs: uids, DestCallsigns: callsigns})
+	})
+}
+
+var _ directory.ChatKeeper = (*engineDirectory)(nil)
+
 // Disconnect implements directory.Directory.
 func (d *engineDirectory) Disconnect(sel directory.Selector, reason directory.Reason) int {
 	r := ReasonAdmin

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -60,7 +61,13 @@ func TestDirectorySeesAClientsLifeInOrder(t *testing.T) {
 	if got, ok := dir.Connection(snap.ConnID); !ok || got.UID != "U-1" {
 		t.Errorf("Connection(%d) = %+v, %v", snap.ConnID, got, ok)
 	}
-	_ = c.Conn.Close()
+	// A half-close, so the server reads EOF (peer_closed): a full close with
+	// server output still unread (the protocol offer) would make the kernel
+	// answer with a reset, which the server rightly reports as io_error.
+	if err := c.Conn.(*net.TCPConn).CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Conn.Close()
 
 	id := snap.ConnID
 	if ev := next(t, sub, id); ev.Kind != directory.Join {

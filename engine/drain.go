@@ -26,16 +26,17 @@ func (ss *session) Drained() <-chan struct{} {
 		}
 	}
 	d.armed.Store(true)
-	ss.notifyDrained()
+	ss.notifyDrained(ss.queued())
 	return d.ch
 }
 
-// notifyDrained signals an armed replay if the queue is under the soft
-// limit. flush and the stall check call it after refreshing the unwritten
-// figure; with no replay waiting it costs one atomic load.
-func (ss *session) notifyDrained() {
+// notifyDrained signals an armed replay if owed, what the connection owes
+// its client (queued()), is under the soft limit. flush and the stall check
+// call it after refreshing the unwritten figure, with the figure they read
+// under the queue's lock; with no replay waiting it costs one atomic load.
+func (ss *session) notifyDrained(owed int64) {
 	d := ss.out.drain.Load()
-	if d == nil || !d.armed.Load() || ss.queued() > int64(ss.srv.cfg.Limits.OutboundSoftBytes) {
+	if d == nil || !d.armed.Load() || owed > int64(ss.srv.cfg.Limits.OutboundSoftBytes) {
 		return
 	}
 	if d.armed.CompareAndSwap(true, false) {

@@ -9,6 +9,7 @@ import (
 
 	"cotd/cot"
 	"cotd/cot/takproto"
+	"cotd/engine/metrics"
 )
 
 // loop is cotd's state for one gnet event loop: its timing wheel and the
@@ -52,6 +53,7 @@ type loop struct {
 	xml    []byte              // loop-owned scratch for v1 input as XML
 	seal   []byte              // loop-owned scratch: a TLS flush's plaintext, sealed at once
 	sealed []byte              // loop-owned scratch: the records that seal made
+	delay  *metrics.Tally      // loop-owned: a flush's read-to-write delays, committed per flush
 	run    gnet.RunnableFunc
 }
 
@@ -146,6 +148,15 @@ func (lp *loop) execute() {
 	}
 }
 
+// delayTally is the loop's tally of the read-to-write delay histogram h,
+// made on first use. Loop only.
+func (lp *loop) delayTally(h *metrics.Histogram) *metrics.Tally {
+	if lp.delay == nil {
+		lp.delay = h.Tally()
+	}
+	return lp.delay
+}
+
 // flushDirty is a pass; it runs on the loop.
 func (lp *loop) flushDirty() {
 	lp.mu.Lock()
@@ -153,8 +164,11 @@ func (lp *loop) flushDirty() {
 	lp.dirty, lp.pending, lp.asked = lp.spare, false, false
 	lp.lastPass = lp.now()
 	lp.mu.Unlock()
+	// One clock reading for the pass's delay figures: a pass takes
+	// microseconds, the histogram's finest bucket is coarser.
+	now := time.Now().UnixNano()
 	for _, ss := range list {
-		ss.flush()
+		ss.flushAt(now)
 	}
 	clear(list)
 	lp.spare = list[:0]

@@ -208,3 +208,75 @@ func establishTLS(b *testing.B, srvRaw, cliRaw net.Conn, ss *session) *tlsstate.
 	toQueue.Store(true)
 	return tc
 }
+
+// BenchmarkDeliveryPath is the shard → session path without the system call:
+// each message is delivered to 100 recipients (Deliver, as a shard's
+// broadcast calls it), and after every pass messages one flush pass hands
+// each recipient's queue to a connection that takes everything at no cost.
+// What is left is what a delivery pays in queueing, locks, atomics and
+// bookkeeping (the read-to-write delay metric included). One op is one
+// delivery.
+//
+//	go test -run '^$' -bench DeliveryPath -benchtime 1000000x ./engine/
+func BenchmarkDeliveryPath(b *testing.B) {
+	for _, pass := range []int{1, 16} {
+		b.Run(fmt.Sprintf("recipients=100/pass=%d", pass), func(b *testing.B) {
+			benchDeliveryPath(b, 100, pass)
+		})
+	}
+}
+
+func benchDeliveryPath(b *testing.B, recipients, pass int) {
+	cfg := configs.Default()
+	cfg.TCP.Addr, cfg.TLS.Addr, cfg.Admin.Addr = "127.0.0.1:0", "", ""
+	cfg.Limits.OutboundSoftBytes, cfg.Limits.OutboundHardBytes = 64<<20, 128<<20
+	cfg.Output.CoalesceDelay = configs.Duration{} // the benchmark makes the passes
+	s, err := New(cfg, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	el := &fakeLoop{}
+	lp := newLoop(el, time.Now().UnixNano())
+	subs := make([]*session, recipients)
+	wires := make([]*nopWire, recipients)
+	for i := range subs {
+		wires[i] = &nopWire{}
+		subs[i] = newSession(s, wires[i], s.listeners[0], lp, uint64(i+1), "bench")
+		subs[i].established.Store(true)
+	}
+	m := broker.NewMessage(make([]byte, 420), "a-f-G-U-C", true, time.Now().UnixNano(), nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	msgs := b.N / recipients
+	for i := range msgs {
+		for _, ss := range subs {
+			if v := ss.Deliver(m); v != broker.Queued {
+				b.Fatalf("delivery: %v", v)
+			}
+		}
+		if (i+1)%pass == 0 || i == msgs-1 {
+			el.run(b)
+		}
+	}
+	b.StopTimer()
+	for _, w := range wires {
+		if w.n != msgs*len(m.XML) {
+			b.Fatalf("wrote %d bytes, want %d", w.n, msgs*len(m.XML))
+		}
+	}
+}
+
+// nopWire takes every write whole and keeps nothing.
+type nopWire struct{ n int }
+
+func (w *nopWire) Writev(bufs [][]byte) (int, error) {
+	n := 0
+	for _, p := range bufs {
+		n += len(p)
+	}
+	w.n += n
+	return n, nil
+}
+func (w *nopWire) OutboundBuffered() int         { return 0 }
+func (w *nopWire) Close() error                  { return nil }
+func (w *nopWire) Wake(gnet.AsyncCallback) error { return nil }

@@ -45,9 +45,9 @@ func encodeV1(xml []byte) []byte {
 
 // speakV1 puts a "protobuf" listener's connection in v1 from the start.
 func (ss *session) speakV1() {
-	ss.wmu.Lock()
+	ss.out.mu.Lock()
 	ss.outV1.Store(true)
-	ss.wmu.Unlock()
+	ss.out.mu.Unlock()
 	ss.inputV1()
 }
 
@@ -65,15 +65,24 @@ func (ss *session) negotiate(doc []byte) error {
 	uid, version, ok := takproto.ParseRequest(doc)
 	now := time.Now()
 	grant := ok && ss.offerUID != "" && uid == ss.offerUID && version == takproto.ProtocolVersion
-	ss.wmu.Lock()
+	resp := takproto.AppendResponse(nil, uid, grant, now)
+	o := &ss.out
+	o.mu.Lock()
 	if grant && ss.outV1.Load() {
-		grant = false // already switched: a second request changes nothing
+		// Already switched: a second request changes nothing.
+		grant = false
+		resp = takproto.AppendResponse(nil, uid, false, now)
 	}
-	ss.put(takproto.AppendResponse(nil, uid, grant, now), ss.readAt, false)
+	// The response is queued whatever the back-pressure (the client waits
+	// for it), and in the same step as the switch: every event queued
+	// before it is XML, every one after it v1.
+	if !o.closing {
+		ss.appendLocked(resp, ss.readAt, false)
+	}
 	if grant {
 		ss.outV1.Store(true)
 	}
-	ss.wmu.Unlock()
+	o.mu.Unlock()
 	if !grant {
 		ss.srv.stats.Negotiations[NegotiationRefused].Inc()
 		ss.logger().Info().Str("request_uid", uid).Int("version", version).Bool("parsed", ok).

@@ -101,7 +101,7 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		if s.tls, err = newTLSFiles(cert, key, ca, cfg.TLS.CRL); err != nil {
+		if s.tls, err = newTLSFiles(cert, key, ca, cfg.CRLPath(), cfg.TLS.CRL != "" && cfg.TLS.CAKey == ""); err != nil {
 			return nil, fmt.Errorf("engine: %w", err)
 		}
 		s.listeners = append(s.listeners, &listener{kind: ListenerTLS, addr: cfg.TLS.Addr})

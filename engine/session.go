@@ -40,7 +40,7 @@ type wire interface {
 
 // session is one connection. Its state is grouped by who may touch it:
 //   - the fields of session itself are fixed at open or shared by design
-//     (atomics, or wmu);
+//     (atomics);
 //   - inbound and deadlines belong to the connection's event loop alone.
 //     They are embedded: a loop-owned field needs no reminder at the call
 //     site;
@@ -65,10 +65,10 @@ type session struct {
 	// userName is the name groups are looked up by (certificate CN or
 	// <auth> user); nil before the client is identified.
 	userName atomic.Pointer[string]
-	// wmu orders the choice of wire format with the write (see write).
-	wmu sync.Mutex
 	// outV1: events to this client are TAK protocol v1 frames. Changed
-	// under wmu; atomic so that the admin API can read it.
+	// (once, from false to true) under out.mu, with the response that
+	// switches the client queued in the same step; atomic so that write can
+	// encode before taking the lock and the admin API can read it.
 	outV1 atomic.Bool
 	// reason is the CloseReason; the first one set wins (closeWith).
 	reason atomic.Uint32
@@ -120,9 +120,13 @@ type deadlines struct {
 }
 
 // outbound is the connection's queue: appended by the shards (and the
-// loop, and the TLS handshake goroutine), drained by the loop's flush. The
-// fields under mu are the queue proper; the atomics are figures other
-// goroutines read without it.
+// loop, and the TLS handshake goroutine), drained by the loop's flush.
+//
+// A delivery takes mu once and makes no other atomic write: the
+// back-pressure figures are plain fields under mu, read there by the
+// delivery's admission check, and the rare readers elsewhere (metrics, the
+// directory, a waiting SA replay) take mu too. The loop takes it twice per
+// flush, whatever the number of messages flushed.
 type outbound struct {
 	mu sync.Mutex
 	// queue is what waits to be handed to the connection, in wire order.
@@ -140,15 +144,15 @@ type outbound struct {
 	// closing: OnClose has run; nothing more is queued. Under mu.
 	closing bool
 	// queued counts the bytes in queue and those being written by a
-	// flush. It changes under mu (added by writers, taken off by flush
-	// after its writev) and is read anywhere: it is exact, and a byte is
-	// always counted here or in unwritten, never in neither.
-	queued atomic.Int64
+	// flush: added by writers, taken off by flush after its writev. Under
+	// mu. It is exact, and a byte is always counted here or in unwritten,
+	// never in neither.
+	queued int64
 	// unwritten is the connection's unwritten bytes as last read by the
 	// loop (at a flush, or a tick while output is unwritten). Only a flush
 	// adds to the connection's buffer, so it is an upper bound on the
-	// real figure, stale by at most one tick.
-	unwritten atomic.Int64
+	// real figure, stale by at most one tick. Written by the loop under mu.
+	unwritten int64
 	// sealing is set while flush encrypts this connection's plaintext on
 	// the loop: the records come back through tlsOut on the same
 	// goroutine and go straight into the loop's scratch, not the queue.
@@ -184,8 +188,16 @@ func newSession(s *Server, c wire, ln *listener, lp *loop, id uint64, remote str
 }
 
 // queued is what the connection owes its client, queued plus unwritten:
-// an upper bound, exact after a flush. Any goroutine.
-func (ss *session) queued() int64 { return ss.out.queued.Load() + ss.out.unwritten.Load() }
+// an upper bound, exact after a flush. Any goroutine; not on the delivery
+// path, which reads the figures under the lock it holds anyway. On a loop
+// (a directory snapshot) it takes the lock the loop's flush takes too, held
+// by anyone only for an append.
+func (ss *session) queued() int64 {
+	o := &ss.out
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.queued + o.unwritten
+}
 
 // Deliver implements broker.Outbox. It runs on shard goroutines.
 func (ss *session) Deliver(m *broker.Message) broker.Verdict {
@@ -193,30 +205,37 @@ func (ss *session) Deliver(m *broker.Message) broker.Verdict {
 }
 
 // write queues one event in the connection's wire format, XML or TAK
-// protocol v1 (on TLS as plaintext, which flush seals into records). wmu
-// makes choosing the format and queueing one step, so that nothing encoded
-// as XML lands behind the response that switched the client to v1. wake is
-// false on the loop, which flushes at the end of its callback anyway.
+// protocol v1 (on TLS as plaintext, which flush seals into records). The
+// format is chosen, and the v1 frame made, before the lock; under it, the
+// choice is checked against outV1, which changes only under the same lock
+// with the response that switched the client queued in that step, so that
+// nothing encoded as XML lands behind that response. wake is false on the
+// loop, which flushes at the end of its callback anyway.
 func (ss *session) write(m *broker.Message, wake bool) broker.Verdict {
-	if v := ss.admit(len(m.XML), m.Position, m.Noisy); v != broker.Queued {
-		return v
-	}
-	ss.wmu.Lock()
-	defer ss.wmu.Unlock()
+	v1 := ss.outV1.Load()
 	b := m.XML
-	if ss.outV1.Load() {
+	if v1 {
 		if b = m.V1(); b == nil {
 			return broker.DroppedUnencodable
 		}
 	}
-	return ss.put(b, m.Recv, wake)
-}
-
-// put queues bytes already in the wire format; wmu is held. On TLS they
-// are queued as plaintext: flush seals everything queued in one Write, so
-// that a batch costs full records rather than a record per message.
-func (ss *session) put(b []byte, recv int64, wake bool) broker.Verdict {
-	return ss.enqueue(b, recv, wake)
+	o := &ss.out
+	o.mu.Lock()
+	if !v1 && ss.outV1.Load() {
+		// Switched to v1 between the look and the lock. The switch is
+		// one way: the second try takes the v1 branch and stays there.
+		o.mu.Unlock()
+		return ss.write(m, wake)
+	}
+	v := ss.admitLocked(len(b), m.Position, m.Noisy)
+	ask := askNothing
+	if v == broker.Queued {
+		ask = ss.appendLocked(b, m.Recv, wake)
+	}
+	q := o.queued
+	o.mu.Unlock()
+	ss.afterQueue(v, ask, q)
+	return v
 }
 
 // sendLocal sends an event the server makes for this client alone (pong,
@@ -249,7 +268,7 @@ func (ss *session) tlsOut(p []byte) {
 	// wire before that plaintext.
 	o.queue = slices.Insert(o.queue, o.sealed, outItem{b: o.arena[start:len(o.arena):len(o.arena)]})
 	o.sealed++
-	o.queued.Add(int64(len(p)))
+	o.queued += int64(len(p))
 	needFlush := !o.flushAsked
 	o.flushAsked = true
 	o.mu.Unlock()
@@ -259,68 +278,99 @@ func (ss *session) tlsOut(p []byte) {
 	}
 }
 
-// admit applies the back-pressure policy to a message of n bytes, on the
-// sender's goroutine.
+// admitLocked applies the back-pressure policy to a message of n bytes,
+// on the sender's goroutine, with out.mu held.
 //
-// The soft limit is judged by queued(), which can overstate the backlog by
-// what the socket took since the loop last looked (at most a tick). The
-// hard limit is judged here only by the queue, which is exact: a message
-// that would put the queue alone over the limit closes the client at once.
-// Whether the queue plus what the connection really holds unwritten is
-// over it is decided by flush, which reads that figure; a client that
-// drained its backlog since the last look is not closed on a stale one.
+// The soft limit is judged by queued plus unwritten, which can overstate
+// the backlog by what the socket took since the loop last looked (at most
+// a tick). The hard limit is judged here only by the queue, which is exact:
+// a message that would put the queue alone over the limit closes the
+// client (afterQueue does, out of the lock). Whether the queue plus what
+// the connection really holds unwritten is over it is decided by flush,
+// which reads that figure; a client that drained its backlog since the
+// last look is not closed on a stale one.
 //
 // A noisy sender's message (one spending its inbound budget fast) is
 // refused once the queue holds half the soft limit: such senders together
 // get at most that share of a recipient's room, and cannot push it over
 // the soft limit, where the others' positions would be dropped, nor to the
 // hard limit, where it would be closed.
-func (ss *session) admit(n int, droppable, noisy bool) broker.Verdict {
+func (ss *session) admitLocked(n int, droppable, noisy bool) broker.Verdict {
+	o := &ss.out
 	lim := &ss.srv.cfg.Limits
-	if noisy && ss.queued() > int64(lim.OutboundSoftBytes/2) {
+	switch {
+	case o.closing:
+		return broker.DroppedClosed
+	case noisy && o.queued+o.unwritten > int64(lim.OutboundSoftBytes/2):
 		return broker.DroppedNoisy
-	}
-	if droppable && ss.queued() > int64(lim.OutboundSoftBytes) {
+	case droppable && o.queued+o.unwritten > int64(lim.OutboundSoftBytes):
 		return broker.DroppedBackpressure
-	}
-	if q := ss.out.queued.Load(); q+int64(n) > int64(lim.OutboundHardBytes) {
-		if ss.closeWith(ReasonSlowConsumerBytes) {
-			ss.logger().Warn().Int64("queued_bytes", q).Int("hard_bytes", lim.OutboundHardBytes).
-				Msg("outbound hard limit reached; closing slow consumer")
-		}
+	case o.queued+int64(n) > int64(lim.OutboundHardBytes):
 		return broker.DroppedSlowConsumer
 	}
 	return broker.Queued
 }
 
-// enqueue appends p to the plain outbound queue; the budget was checked.
-func (ss *session) enqueue(p []byte, recv int64, wake bool) broker.Verdict {
+// flushAsk is what a queued message asks of the loop, once the queue's lock
+// is released.
+type flushAsk uint8
+
+const (
+	// askNothing: the session is on the dirty list already, or the loop
+	// queued the message and flushes at the end of its callback.
+	askNothing flushAsk = iota
+	// askPass: put the session on the dirty list for the next pass.
+	askPass
+	// askPassNow: the same, and the pass at once (the queue is full
+	// enough to write).
+	askPassNow
+	// askHurry: the session is on the list already; its queue just
+	// crossed output.coalesce_bytes, so the pass should not wait.
+	askHurry
+)
+
+// appendLocked appends p to the queue, out.mu held; the budget was
+// checked. It returns what to ask of the loop.
+func (ss *session) appendLocked(p []byte, recv int64, wake bool) flushAsk {
 	o := &ss.out
-	o.mu.Lock()
-	if o.closing {
-		o.mu.Unlock()
-		return broker.DroppedClosed
-	}
 	o.queue = append(o.queue, outItem{b: p, recv: recv})
-	q := o.queued.Add(int64(len(p)))
-	needFlush := wake && !o.flushAsked
-	if wake {
-		o.flushAsked = true
-	}
-	o.mu.Unlock()
+	o.queued += int64(len(p))
 	if !wake {
-		return broker.Queued
+		return askNothing
 	}
 	// Enough queued to fill a writev (a TLS record): write without waiting
 	// for the coalescing delay. Asked once, as the queue crosses the mark.
 	thr := int64(ss.srv.cfg.Output.CoalesceBytes)
+	full := o.queued >= thr
 	switch {
-	case needFlush:
-		ss.lp.markDirty(ss, q >= thr)
-	case q >= thr && q-int64(len(p)) < thr:
+	case !o.flushAsked:
+		o.flushAsked = true
+		if full {
+			return askPassNow
+		}
+		return askPass
+	case full && o.queued-int64(len(p)) < thr:
+		return askHurry
+	}
+	return askNothing
+}
+
+// afterQueue does, out of the queue's lock, what queueing a message asked
+// for: the loop's attention, or closing a client the message would have
+// put over the hard limit (q is the queue then).
+func (ss *session) afterQueue(v broker.Verdict, ask flushAsk, q int64) {
+	switch ask {
+	case askPass:
+		ss.lp.markDirty(ss, false)
+	case askPassNow:
+		ss.lp.markDirty(ss, true)
+	case askHurry:
 		ss.lp.hurry()
 	}
-	return broker.Queued
+	if v == broker.DroppedSlowConsumer && ss.closeWith(ReasonSlowConsumerBytes) {
+		ss.logger().Warn().Int64("queued_bytes", q).Int("hard_bytes", ss.srv.cfg.Limits.OutboundHardBytes).
+			Msg("outbound hard limit reached; closing slow consumer")
+	}
 }
 
 // closeWith is the one way to close a connection from outside its loop's
@@ -343,7 +393,12 @@ func (ss *session) closeWith(r CloseReason) bool {
 // On TLS, the plaintext queued since the last flush is sealed here in one
 // Write, into records of up to 16 KiB, and goes out in the same writev as
 // the records queued before it.
-func (ss *session) flush() {
+func (ss *session) flush() { ss.flushAt(0) }
+
+// flushAt is flush with the time of the loop's pass (unix nanos) for the
+// read-to-write delay metric, so that a pass reads the clock once rather
+// than once per connection; 0 reads it here.
+func (ss *session) flushAt(now int64) {
 	o := &ss.out
 	ob := ss.c.OutboundBuffered()
 	o.mu.Lock()
@@ -351,11 +406,11 @@ func (ss *session) flush() {
 		o.mu.Unlock()
 		return
 	}
-	bufs, n, sealed := o.queue, o.queued.Load(), o.sealed
+	bufs, n, sealed := o.queue, o.queued, o.sealed
 	if hard := int64(ss.srv.cfg.Limits.OutboundHardBytes); len(bufs) > 0 && int64(ob)+n > hard {
 		// Left in the queue: OnClose counts it as unsent.
 		o.mu.Unlock()
-		ss.overHardLimit(ob, bufs, hard)
+		ss.overHardLimit(ob, bufs, n, hard)
 		return
 	}
 	o.queue, o.flushAsked, o.sealed = o.spare, false, 0
@@ -365,13 +420,18 @@ func (ss *session) flush() {
 	o.mu.Unlock()
 	o.spare = nil
 	if len(bufs) > 0 {
-		now := time.Now().UnixNano()
-		delay := ss.srv.stats.Delay
+		if now == 0 {
+			now = time.Now().UnixNano()
+		}
+		// Observed in the loop's tally and committed once for the flush:
+		// a few atomic adds per flush, not three per message.
+		delay := ss.lp.delayTally(ss.srv.stats.Delay)
 		for _, it := range bufs {
 			if it.recv != 0 {
 				delay.Observe(float64(now-it.recv) / 1e9)
 			}
 		}
+		delay.Commit()
 		keep := len(bufs)
 		if ss.tls != nil && sealed < len(bufs) {
 			bufs = ss.seal(bufs, sealed)
@@ -404,11 +464,15 @@ func (ss *session) flush() {
 		}
 	}
 	ob = ss.c.OutboundBuffered()
-	// unwritten first, then queued: for a moment the bytes are counted
-	// twice, never not at all.
-	o.unwritten.Store(int64(ob))
-	o.queued.Add(-n)
-	ss.notifyDrained()
+	// One step under the lock: the bytes written leave queued as they
+	// join unwritten (those the socket did not take), never counted in
+	// neither.
+	o.mu.Lock()
+	o.unwritten = int64(ob)
+	o.queued -= n
+	owed := o.queued + o.unwritten
+	o.mu.Unlock()
+	ss.notifyDrained(owed)
 	switch {
 	case ob == 0:
 		ss.stallAt = 0
@@ -456,7 +520,7 @@ func (ss *session) seal(bufs []outItem, sealed int) []outItem {
 // bufs are over the hard limit. The messages from the one that crosses the
 // limit on are counted as dropped for it (they were queued, but are not
 // written); the rest of the queue is unsent output, counted at close.
-func (ss *session) overHardLimit(ob int, bufs []outItem, hard int64) {
+func (ss *session) overHardLimit(ob int, bufs []outItem, queued, hard int64) {
 	if !ss.closeWith(ReasonSlowConsumerBytes) {
 		return // already closing; counted by whoever closed it
 	}
@@ -467,7 +531,7 @@ func (ss *session) overHardLimit(ob int, bufs []outItem, hard int64) {
 		}
 	}
 	ss.srv.broker.Stats().Drops[broker.DropSlowConsumer].Add(uint64(len(bufs) - k))
-	ss.logger().Warn().Int("unwritten_bytes", ob).Int64("queued_bytes", ss.out.queued.Load()).
+	ss.logger().Warn().Int("unwritten_bytes", ob).Int64("queued_bytes", queued).
 		Int64("hard_bytes", hard).Msg("outbound hard limit reached; closing slow consumer")
 }
 
@@ -481,11 +545,10 @@ func (ss *session) closeOutbound() (unsent uint64) {
 	o := &ss.out
 	o.mu.Lock()
 	o.closing = true
-	unsent = uint64(o.queued.Load()) + uint64(ss.c.OutboundBuffered())
+	unsent = uint64(o.queued) + uint64(ss.c.OutboundBuffered())
 	o.queue, o.spare, o.arena = nil, nil, nil
-	o.queued.Store(0)
+	o.queued, o.unwritten = 0, 0
 	o.mu.Unlock()
-	o.unwritten.Store(0)
 	return unsent
 }
 
@@ -533,8 +596,11 @@ func (ss *session) expire(now int64) {
 	}
 	if ss.stallAt != 0 {
 		ob := ss.c.OutboundBuffered()
-		ss.out.unwritten.Store(int64(ob))
-		ss.notifyDrained()
+		ss.out.mu.Lock()
+		ss.out.unwritten = int64(ob)
+		owed := ss.out.queued + ss.out.unwritten
+		ss.out.mu.Unlock()
+		ss.notifyDrained(owed)
 		written := ss.out.sent - uint64(ob)
 		switch {
 		case ob == 0:

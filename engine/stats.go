@@ -116,6 +116,7 @@ func (s *Server) writeMetrics(w io.Writer) error {
 		0, broker.NumDropReasons, func(r broker.DropReason) float64 { return c(&bs.Drops[r]) })
 	m.One("cotd_unroutable_total", "Directed frames with no destination online.", "counter", c(&bs.Unroutable))
 	m.One("cotd_delivery_failures_total", "b-t-f-s returned for directed chats that reached no one.", "counter", c(&bs.DeliveryFailures))
+	m.One("cotd_chats_kept_offline_total", "Directed chats that reached no one, kept for later delivery instead of a b-t-f-s.", "counter", c(&bs.KeptOffline))
 	m.One("cotd_sa_replayed_total", "Cached SAs sent to joining clients.", "counter", c(&bs.Replayed))
 	m.One("cotd_disconnect_notices_total", "t-x-d-d notices sent for clients that left.", "counter", c(&bs.DisconnectNotices))
 	m.One("cotd_uid_refused_total", "SAs dropped because another live client owns their uid.", "counter", c(&bs.UIDRefused))

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"math/big"
 	"os"
 	"sync/atomic"
@@ -23,14 +24,18 @@ import (
 // and CRL without touching open connections.
 type tlsFiles struct {
 	cert, key, ca, crl string
-	ticketKey          [32]byte
+	// crlRequired: crl was configured (tls.crl) without the CA key to
+	// write it, so a missing file is an error rather than a CRL that cotd
+	// has not written yet (nothing revoked).
+	crlRequired bool
+	ticketKey   [32]byte
 
 	cur  atomic.Pointer[tls.Config]
 	base *tls.Config
 }
 
-func newTLSFiles(cert, key, ca, crl string) (*tlsFiles, error) {
-	f := &tlsFiles{cert: cert, key: key, ca: ca, crl: crl}
+func newTLSFiles(cert, key, ca, crl string, crlRequired bool) (*tlsFiles, error) {
+	f := &tlsFiles{cert: cert, key: key, ca: ca, crl: crl, crlRequired: crlRequired}
 	// One ticket key for the process, kept across reloads, so that clients
 	// resume (a TLS 1.2 resumption is several times cheaper than a full
 	// handshake) even after the certificate was swapped.
@@ -76,14 +81,20 @@ func (f *tlsFiles) reload() error {
 	}
 	if f.crl != "" {
 		revoked, err := loadCRL(f.crl, caPEM)
-		if err != nil {
+		switch {
+		case errors.Is(err, fs.ErrNotExist) && !f.crlRequired:
+			// The CRL cotd writes appears with the first `cotd certs
+			// revoke`; until then nothing is revoked.
+			revoked = nil
+		case err != nil:
 			return err
 		}
-		cfg.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
-			for _, chain := range chains {
-				if len(chain) > 0 && revoked[chain[0].SerialNumber.String()] {
-					return errRevoked
-				}
+		// VerifyConnection, not VerifyPeerCertificate: it also runs when a
+		// client resumes a session (the ticket key outlives reloads), so a
+		// revoked certificate cannot come back through a ticket.
+		cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+			if len(cs.PeerCertificates) > 0 && revoked[cs.PeerCertificates[0].SerialNumber.String()] {
+				return errRevoked
 			}
 			return nil
 		}

@@ -22,9 +22,9 @@ import (
 var version = "dev"
 
 const usage = `usage:
-  cotbench run SCENARIO.toml [--target HOST:PORT [--tls] | --spawn [--cotd PATH]] [--tls-target HOST:PORT]
+  cotbench run SCENARIO.toml [--target HOST:PORT[,HOST:PORT…] [--tls] | --spawn [--cotd PATH]] [--tls-target HOST:PORT]
                [--cert FILE --key FILE --ca FILE] [--json FILE] [--html FILE] [--pid N] [--metrics URL]
-               [--duration D] [--clients N] [--quiet] [-v]
+               [--duration D] [--clients N] [--set KEY=VALUE ...] [--quiet] [-v]
   cotbench compare A.json B.json
   cotbench baseline --listen HOST:PORT --cert F --key F --ca F   a bare crypto/tls mTLS server
   cotbench version
@@ -63,7 +63,7 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(stderr)
 	var o bench.Options
 	var ov bench.Overrides
-	fs.StringVar(&ov.Target, "target", "", "server address; every client goes there (TCP, or TLS with --tls)")
+	fs.StringVar(&ov.Target, "target", "", "server address, or the nodes of a cotd cluster comma-separated (clients are spread over them); TCP, or TLS with --tls")
 	fs.StringVar(&ov.TLSTarget, "tls-target", "", "TLS server address, for a TCP/TLS mix or half_hello stalled clients")
 	fs.BoolVar(&ov.TLS, "tls", false, "all clients use TLS")
 	fs.BoolVar(&o.Spawn, "spawn", false, "start a cotd on free loopback ports for the run")
@@ -76,6 +76,8 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	fs.StringVar(&o.MetricsURL, "metrics", "", "server /metrics URL to scrape before and after")
 	fs.DurationVar(&ov.Duration, "duration", 0, "override the scenario's duration")
 	fs.IntVar(&ov.Clients, "clients", 0, "override the scenario's number of clients")
+	fs.Func("set", "with --spawn: set KEY=VALUE in the spawned cotd's config, e.g. output.coalesce_delay=1ms (repeatable; over the scenario's [spawn.cotd])",
+		func(s string) error { ov.Set = append(ov.Set, s); return nil })
 	jsonOut, htmlOut := fs.String("json", "", "write the report as JSON"), fs.String("html", "", "write the report as HTML")
 	quiet, verbose := fs.Bool("quiet", false, "no progress line"), fs.Bool("v", false, "log every connection failure")
 	path, ok := parseWithPositional(fs, args)
@@ -85,6 +87,10 @@ func runCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	if o.Spawn && (ov.Target != "" || ov.TLSTarget != "") {
 		fmt.Fprintln(stderr, "cotbench: --spawn and --target/--tls-target exclude each other")
+		return 2
+	}
+	if len(ov.Set) > 0 && !o.Spawn {
+		fmt.Fprintln(stderr, "cotbench: --set configures the cotd that --spawn starts; without --spawn, configure the server yourself")
 		return 2
 	}
 	sc, err := bench.LoadScenario(path)

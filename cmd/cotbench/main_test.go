@@ -182,6 +182,9 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		{[]string{"run"}, "usage"},
 		{[]string{"run", smoke, "extra"}, "usage"},
 		{[]string{"run", smoke, "--spawn", "--target", "127.0.0.1:1"}, "exclude each other"},
+		{[]string{"run", smoke, "--target", "127.0.0.1:1", "--set", "output.coalesce_delay=1ms"}, "--set configures the cotd that --spawn starts"},
+		{[]string{"run", smoke, "--spawn", "--set", "tcp.addr=127.0.0.1:1"}, "cotbench sets tcp.addr itself"},
+		{[]string{"run", smoke, "--spawn", "--set", "novalue"}, "want KEY=VALUE"},
 		{[]string{"run", bad}, `unknown key "foo"`},
 		{[]string{"run", bad}, `duration "5" needs a unit`},
 		{[]string{"run", smoke, "--target", "10.1.2.3:8087"}, "not a loopback address"},
@@ -200,12 +203,15 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 }
 
 // --spawn builds ./cmd/cotd, starts it on free ports and stops it: what make bench runs.
+// --set reaches the spawned cotd's config (a key cotd refused would stop the run), and the
+// report names it.
 func TestSpawnSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs cotd")
 	}
 	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	code, out, errs := runCLI(t, "run", smoke, "--spawn", "--duration", "4s", "--clients", "20", "--json", jsonPath)
+	code, out, errs := runCLI(t, "run", smoke, "--spawn", "--duration", "4s", "--clients", "20", "--json", jsonPath,
+		"--set", "output.coalesce_delay=1ms")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
 	}
@@ -216,8 +222,17 @@ func TestSpawnSmoke(t *testing.T) {
 	if !rep.Target.Spawned || rep.Target.PID == 0 || rep.Server == nil || rep.Server.MaxRSS == 0 || rep.Server.MaxFDs < 20 {
 		t.Errorf("target %+v server %+v", rep.Target, rep.Server)
 	}
+	if s := rep.Target.Settings; len(s) != 1 || s[0] != `output.coalesce_delay = "1ms"` || !strings.Contains(out, s[0]) {
+		t.Errorf("the --set setting is not reported: %q\n%s", s, out)
+	}
 	if rep.ServerMetrics["cotd_deliveries_total"] == 0 {
 		t.Errorf("server metrics not scraped: %v", rep.ServerMetrics)
+	}
+	if c := rep.Cost; c == nil || c.Deliveries == 0 || c.CPUSeconds <= 0 || c.MicrosPerDelivery <= 0 {
+		t.Errorf("server CPU per delivery not measured: %+v", c)
+	}
+	if !strings.Contains(out, "µs server CPU per delivery") {
+		t.Errorf("table lacks the cost:\n%s", out)
 	}
 }
 

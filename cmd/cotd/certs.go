@@ -42,8 +42,10 @@ func certsCmd(args []string, stdout, stderr io.Writer) int {
 	sub := args[0]
 	switch sub {
 	case "ca", "server", "client":
+	case "enroll-package", "revoke", "crl":
+		return certsEnrollCmd(sub, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprint(stdout, certsUsage)
+		fmt.Fprint(stdout, certsUsage+enrollUsage)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "cotd certs: unknown subcommand %q\n%s", sub, certsUsage)

@@ -14,6 +14,7 @@ import (
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/cluster"
 	"cotd/engine/marti"
 )
 
@@ -22,8 +23,8 @@ var version = "dev"
 
 const usage = `usage:
   cotd serve [--config FILE]   run the server (no file: embedded defaults)
-  cotd certs ca|server|client  make a CA, server and client certificates, ATAK data packages
-  cotd users add|passwd|del|disable|enable|list|hash   edit the users file
+  cotd certs ca|server|client|enroll-package|revoke|crl  certificates, data packages, revocation
+  cotd users add|passwd|del|disable|enable|list|hash|token   edit the users file, enrollment tokens
   cotd clients [--admin URL]   list connected clients (admin API)
   cotd send|listen [--addr A]  a small TAK client: send positions, or print what arrives
   cotd store migrate [--config FILE]   bring the database schema up to date
@@ -90,18 +91,31 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	srv, err := engine.New(cfg, log)
 	var api *marti.Server
+	var persist *persistence
+	var cl *cluster.Node // nil: a single node, no NATS
 	if err == nil {
 		srv.Version = version
 		srv.AddMetrics(sink.WriteMetrics)
-		wireAdmin(srv, cfg, log)
-		api, err = newMarti(cfg, srv, log) // the Marti HTTP API (8443), beside the engine
+		if cl, err = wireCluster(srv, cfg, log); err == nil {
+			wireAdmin(srv, cfg, log, cl)
+			if persist, err = openPersistence(cfg.Store, srv, log); err == nil { // [store], fed through the Directory
+				api, err = newMarti(cfg, srv, dirOf(srv, cl), persist.store(), log) // the Marti HTTP API (8443), beside the engine
+			}
+		}
 	}
+	defer persist.close() // deferred first, so it runs last: the engine's and Marti's last events reach it
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
+	defer cl.Close() // after Run: the engine's leaves reach the other nodes first
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	en, err := startEnroll(ctx, cfg, srv, persist.DB(), log) // certificate enrollment (8446) and the CRL watcher
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
 	martiDone := runMarti(ctx, stop, api, log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -112,6 +126,7 @@ func serve(args []string, stderr io.Writer) int {
 			_ = srv.ReloadTLS()
 			_ = srv.ReloadUsers()
 			reloadMarti(api)
+			_ = en.Reload()
 		}
 	}()
 	err = srv.Run(ctx)

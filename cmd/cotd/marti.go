@@ -7,17 +7,19 @@ import (
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/directory"
 	"cotd/engine/marti"
+	"cotd/engine/store"
 )
 
 // newMarti builds the Marti API beside the engine, or returns nil when
 // neither of its listeners is configured. The engine must be built first:
 // it creates the development certificates Marti serves with.
-func newMarti(cfg *configs.Config, srv *engine.Server, log zerolog.Logger) (*marti.Server, error) {
+func newMarti(cfg *configs.Config, srv *engine.Server, dir directory.Directory, st store.Store, log zerolog.Logger) (*marti.Server, error) {
 	if !cfg.MartiHTTPSEnabled() && cfg.Marti.HTTPAddr == "" {
 		return nil, nil
 	}
-	m, err := marti.New(marti.Options{Config: cfg, Dir: srv.Directory(), Log: log, Version: version})
+	m, err := marti.New(marti.Options{Config: cfg, Dir: dir, Store: st, Log: log, Version: version})
 	if err != nil {
 		return nil, err
 	}

@@ -20,21 +20,27 @@ const usersUsage = `usage:
   cotd users add     --file F --name N [--password-stdin] [--groups a,b] [--in a,b] [--out a,b]
   cotd users passwd  --file F --name N [--password-stdin]
   cotd users del     --file F --name N
-  cotd users disable --file F --name N
+  cotd users disable --file F --name N [--config FILE]
   cotd users enable  --file F --name N
   cotd users list    --file F
   cotd users hash    [--password-stdin]
+  cotd users token   --file F --name N --host H [--ttl 24h] [--qr FILE] [--state FILE]
 N is the certificate CN or the <auth> user name. --groups are both
 directions, --in publish only, --out receive only; a user with no group is
 __ANON__. add without --password-stdin makes a certificate-only user.
 passwd and hash always read the password from the first line of stdin (on a
 terminal: a prompt, without echo); hash
 prints a bcrypt hash for admin.basic_password_hash. add creates F if needed.
+disable also revokes N's enrolled certificates (enroll.revoke_on_disable,
+with the CA and CRL of --config, default the embedded defaults). token
+prints a one-time enrollment token and its QR payload and writes the QR
+code as a PNG.
 `
 
 // usersFlags holds every users flag; each subcommand registers only its own.
 type usersFlags struct {
 	file, name, groups, in, out string
+	config                      string // disable: where the CA and CRL are
 	passwordStdin               bool
 }
 
@@ -48,6 +54,8 @@ func usersCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	sub := args[0]
 	switch sub {
 	case "add", "passwd", "del", "disable", "enable", "list", "hash":
+	case "token":
+		return usersToken(args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usersUsage)
 		return 0
@@ -75,6 +83,12 @@ func usersCmd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "disable", "enable":
 		on := sub == "disable"
 		msg, err = usersEdit(f, sub+"d", func(users []auth.User, i int) []auth.User { users[i].Disabled = on; return users })
+		if err == nil && on {
+			var revoked string
+			if revoked, err = revokeOnDisable(f.config, f.file, f.name); revoked != "" {
+				msg += "\n" + revoked
+			}
+		}
 	case "list":
 		err = usersList(f, stdout)
 	case "hash":
@@ -115,6 +129,9 @@ func parseUsersFlags(sub string, args []string, stdout, stderr io.Writer) (*user
 	switch sub {
 	case "add", "passwd", "hash":
 		fs.BoolVar(&f.passwordStdin, "password-stdin", false, "read the password from the first line of stdin")
+	}
+	if sub == "disable" {
+		fs.StringVar(&f.config, "config", "", "configuration file: CA, CRL and enrollment state (default: the embedded defaults)")
 	}
 	if sub == "add" {
 		fs.StringVar(&f.groups, "groups", "", "comma-separated groups, both directions")

@@ -60,13 +60,16 @@ type ClientInfo struct {
 	Groups    []string `json:"groups,omitempty"`
 	GroupsIn  []string `json:"groups_in,omitempty"`
 	GroupsOut []string `json:"groups_out,omitempty"`
+	// Node is the cluster node the client is connected to; absent for
+	// this one (and on a single node).
+	Node string `json:"node,omitempty"`
 }
 
 // InfoOf converts a Directory snapshot.
 func InfoOf(c directory.Client) ClientInfo {
 	ci := ClientInfo{ID: c.ConnID, UID: c.UID, Callsign: c.Callsign, Identity: c.Identity, Remote: c.Remote,
 		Listener: c.Listener, Protocol: c.Protocol, State: c.State, Since: c.Since, LastSeen: c.LastSeen,
-		BytesIn: c.BytesIn, QueuedBytes: c.QueuedBytes, GroupsIn: c.In, GroupsOut: c.Out}
+		BytesIn: c.BytesIn, QueuedBytes: c.QueuedBytes, GroupsIn: c.In, GroupsOut: c.Out, Node: c.Node}
 	if c.Listener == "tls" {
 		ci.CN = c.Identity
 	}

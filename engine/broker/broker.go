@@ -61,6 +61,9 @@ type Stats struct {
 	// DeliveryFailures counts b-t-f-s returned for directed chats that
 	// reached no one.
 	DeliveryFailures metrics.Counter
+	// KeptOffline counts directed chats that reached no one and that the
+	// Keeper kept for later delivery instead of a b-t-f-s.
+	KeptOffline metrics.Counter
 	// Drops counts messages dropped, by reason.
 	Drops [NumDropReasons]metrics.Counter
 	// UIDRefused counts SAs dropped because another live client owns
@@ -133,6 +136,7 @@ type Broker struct {
 
 	inflight atomic.Int64
 	replays  atomic.Int64 // SA replays running (Join)
+	keeper   atomic.Pointer[Keeper]
 	quit     chan struct{}
 	wg       sync.WaitGroup
 	stopOnce sync.Once
@@ -277,7 +281,8 @@ func (b *Broker) Stop() {
 // Outbox.Replayed (at once when replay is off).
 func (b *Broker) Join(c *Client) {
 	b.reg.add(c)
-	if !b.opts.Replay {
+	if !b.opts.Replay || c.role != RoleLocal {
+		// A ghost's or relay's node replays to its own clients.
 		c.out.Replayed()
 		return
 	}
@@ -413,6 +418,7 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 		msg:  b.NewMessage(out, h.Type, h.IsPositionReport(), recv, v1),
 	}
 	j.msg.Noisy = c.noisy.Load()
+	j.msg.From = c
 	if h.IsSA() {
 		j.sa, j.uid, j.callsign, j.stale, j.slot = true, h.UID, h.Callsign, h.Stale, slot
 	}
@@ -441,6 +447,19 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 	}
 }
 
+// Identify records what a ghost's node says about it (uid, callsign), so
+// that directed messages find it before any of its SAs reached this node.
+// Its uid is claimed as a local client's is (admitSA): a ghost for a uid a
+// live local device holds is not found by it.
+func (b *Broker) Identify(c *Client, id Identity) {
+	if id.UID != "" {
+		b.admitSA(c, id.UID, time.Now().UnixNano())
+	}
+	if c.Identity() != id {
+		b.reg.identify(c, id)
+	}
+}
+
 // SetMembership changes which groups c is in, effective for the next
 // routed message: used when the users file is reloaded.
 func (b *Broker) SetMembership(c *Client, m *Membership) {
@@ -451,7 +470,8 @@ func (b *Broker) SetMembership(c *Client, m *Membership) {
 // Clients returns the joined clients; the slice must not be modified.
 func (b *Broker) Clients() []*Client { return b.reg.all() }
 
-// Count is the number of joined clients.
+// Count is the number of joined clients of this node (ghosts and relays
+// are not counted).
 func (b *Broker) Count() int { return b.reg.count() }
 
 // InboxDepth is the number of frames waiting in shard i.
@@ -489,22 +509,51 @@ func (b *Broker) deliver(c *Client, m *Message) bool {
 // count records the verdict of delivering a message of kind k and reports
 // whether it was queued.
 func (b *Broker) count(v Verdict, k Kind) bool {
+	b.countN(v, k, 1)
+	return v == Queued
+}
+
+// countN records n deliveries of a message of kind k that had verdict v.
+func (b *Broker) countN(v Verdict, k Kind, n uint64) {
 	switch v {
 	case Queued:
-		b.stats.Delivered[k].Inc()
-		return true
+		b.stats.Delivered[k].Add(n)
 	case DroppedBackpressure:
-		b.stats.Drops[DropBackpressure].Inc()
+		b.stats.Drops[DropBackpressure].Add(n)
 	case DroppedSlowConsumer:
-		b.stats.Drops[DropSlowConsumer].Inc()
+		b.stats.Drops[DropSlowConsumer].Add(n)
 	case DroppedUnencodable:
-		b.stats.Drops[DropUnencodable].Inc()
+		b.stats.Drops[DropUnencodable].Add(n)
 	case DroppedNoisy:
-		b.stats.Drops[DropNoisySender].Inc()
+		b.stats.Drops[DropNoisySender].Add(n)
 	default:
-		b.stats.Drops[DropRecipientClosed].Inc()
+		b.stats.Drops[DropRecipientClosed].Add(n)
 	}
-	return false
+}
+
+// numVerdicts bounds the Verdict enum, for tally.
+const numVerdicts = int(DroppedNoisy) + 1
+
+// tally counts the verdicts of one message's deliveries on a shard's
+// goroutine; commit adds them to the broker's counters. A broadcast to a
+// hundred recipients then costs the shared counters one atomic add, not a
+// hundred contended ones.
+type tally [numVerdicts]uint64
+
+func (t *tally) add(v Verdict) {
+	if int(v) < numVerdicts {
+		t[v]++
+		return
+	}
+	t[DroppedClosed]++ // count, as count does, an unknown verdict as a close
+}
+
+func (b *Broker) commit(t *tally, k Kind) {
+	for v, n := range t {
+		if n > 0 {
+			b.countN(Verdict(v), k, n)
+		}
+	}
 }
 
 func (s *shard) run() {
@@ -560,7 +609,7 @@ func (s *shard) route(j job, now time.Time) {
 	clear(s.seen)
 	sent := 0
 	for _, c := range targets {
-		if c == from || !reaches(from, c) {
+		if c == from || !reaches(from, c) || c.role == RoleGhost && !forwardable(j.msg) {
 			continue
 		}
 		if _, dup := s.seen[c.ID]; dup {
@@ -575,17 +624,41 @@ func (s *shard) route(j job, now time.Time) {
 	if sent == 0 {
 		b.stats.Unroutable.Inc()
 		if strings.HasPrefix(j.msg.Type, cot.TypeChat) && !strings.HasPrefix(j.msg.Type, cot.TypeChatDeliveryFailure) {
+			if j.msg.Type == cot.TypeChat && b.kept(from, j) {
+				b.stats.KeptOffline.Inc()
+				return
+			}
 			s.deliveryFailure(from, j.msg)
 		}
 	}
+}
+
+// Keeper is asked, from a shard, about a directed GeoChat message (b-t-f)
+// that reached nobody: true means someone kept it for later delivery, so
+// the sender gets no b-t-f-s. It must answer from memory at once (no I/O, no
+// contended lock) and not keep uids or callsigns, which are the job's.
+type Keeper func(from *Client, uids, callsigns []string) bool
+
+// SetKeeper installs k (nil removes it); any goroutine, at any time.
+func (b *Broker) SetKeeper(k Keeper) {
+	if k == nil {
+		b.keeper.Store(nil)
+		return
+	}
+	b.keeper.Store(&k)
+}
+
+func (b *Broker) kept(from *Client, j job) bool {
+	k := b.keeper.Load()
+	return k != nil && (*k)(from, j.uids, j.callsigns)
 }
 
 // deliveryFailure returns a directed chat that reached nobody to its sender
 // as b-t-f-s, as TAK Server does, so ATAK shows the message as not
 // delivered instead of waiting for a receipt.
 func (s *shard) deliveryFailure(to *Client, m *Message) {
-	if to.out == nil {
-		return // a server-side sender: nobody to tell
+	if to.out == nil || to.role != RoleLocal {
+		return // a server-side sender, or another node's client (not told: its node saw the chat leave)
 	}
 	doc, ok := retype(m.XML, cot.TypeChatDeliveryFailure)
 	if !ok {
@@ -661,6 +734,12 @@ func (b *Broker) admitSA(c *Client, uid string, recv int64) (slot *uidSlot, ok b
 	if c.out == nil {
 		return nil, true
 	}
+	if c.role != RoleLocal {
+		// A ghost is heard from through its node's messages.
+		c.heard.Store(recv)
+	}
+	c.umu.Lock()
+	defer c.umu.Unlock()
 	slot = c.uids[uid]
 	if slot != nil && slot.holder.Load() == c {
 		return slot, true // the common case: a device's next SA
@@ -716,16 +795,27 @@ func clip(s string) string {
 
 // broadcast delivers m to everyone from reaches: the clients receiving from
 // each of from's IN groups, prepared in the snapshot, so the cost is the
-// number of recipients, not the number of connections.
+// number of recipients, not the number of connections. A message of this
+// node also reaches the relay of each of those groups that has one (other
+// nodes hear it).
 func (s *shard) broadcast(from *Client, m *Message) {
 	snap := s.b.reg.current()
 	mem := from.membership()
+	var t tally
+	defer s.b.commit(&t, m.Kind)
+	if len(snap.relays) > 0 && forwardable(m) {
+		for _, g := range mem.inIdx {
+			if g < len(snap.relays) && snap.relays[g] != nil {
+				t.add(snap.relays[g].out.Deliver(m))
+			}
+		}
+	}
 	if len(mem.inIdx) == 1 {
 		g := mem.inIdx[0]
 		if g < len(snap.byOut) {
 			for _, c := range snap.byOut[g] {
 				if c != from {
-					s.b.deliver(c, m)
+					t.add(c.out.Deliver(m))
 				}
 			}
 		}
@@ -746,7 +836,7 @@ func (s *shard) broadcast(from *Client, m *Message) {
 				continue
 			}
 			s.seen[c.ID] = struct{}{}
-			s.b.deliver(c, m)
+			t.add(c.out.Deliver(m))
 		}
 	}
 }
@@ -755,6 +845,8 @@ func (s *shard) broadcast(from *Client, m *Message) {
 // device it still held is gone. A uid a newer connection took over gets no
 // notice: that would grey out a live contact.
 func (s *shard) leave(c *Client, now time.Time) {
+	c.umu.Lock()
+	defer c.umu.Unlock()
 	for uid := range c.uids {
 		s.b.sa.drop(uid, c.ID)
 		if !s.b.reg.release(c, uid) || c.saType == "" {

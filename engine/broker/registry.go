@@ -17,6 +17,8 @@ type registry struct {
 	clients    map[uint64]*Client
 	byUID      map[string]*uidSlot
 	byCallsign map[string][]*Client
+	// remote counts the ghosts and relays among clients.
+	remote int
 
 	dirty atomic.Bool
 	snap  atomic.Pointer[snapshot]
@@ -29,6 +31,8 @@ type snapshot struct {
 	// byOut[g] are the clients that receive from group g: a broadcast walks
 	// the lists of its sender's IN groups and never looks at anyone else.
 	byOut [][]*Client
+	// relays[g] is the relay of group g, or nil; empty on a single node.
+	relays []*Client
 }
 
 func newRegistry() *registry {
@@ -43,6 +47,9 @@ func newRegistry() *registry {
 
 func (r *registry) add(c *Client) {
 	r.mu.Lock()
+	if _, ok := r.clients[c.ID]; !ok && c.role != RoleLocal {
+		r.remote++
+	}
 	r.clients[c.ID] = c
 	r.dirty.Store(true)
 	r.mu.Unlock()
@@ -56,6 +63,9 @@ func (r *registry) remove(c *Client) bool {
 		return false
 	}
 	delete(r.clients, c.ID)
+	if c.role != RoleLocal {
+		r.remote--
+	}
 	// Its uids stay indexed until its shard releases them (after the
 	// frames it sent before leaving): directed messages to them count as
 	// for a closed recipient meanwhile.
@@ -183,6 +193,22 @@ func (r *registry) current() *snapshot {
 		if r.dirty.Load() {
 			s := &snapshot{all: make([]*Client, 0, len(r.clients))}
 			for _, c := range r.clients {
+				switch c.role {
+				case RoleGhost:
+					continue // broadcasts reach its node through a relay
+				case RoleRelay:
+					m := c.membership()
+					for g := range len(m.out) * 64 {
+						if !m.out.has(g) {
+							continue
+						}
+						for len(s.relays) <= g {
+							s.relays = append(s.relays, nil)
+						}
+						s.relays[g] = c
+					}
+					continue
+				}
 				s.all = append(s.all, c)
 				m := c.membership()
 				for g := range len(m.out) * 64 {
@@ -212,7 +238,7 @@ func (r *registry) changed() { r.dirty.Store(true) }
 func (r *registry) count() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return len(r.clients)
+	return len(r.clients) - r.remote
 }
 
 // appendByCallsign appends the clients using callsign to dst.

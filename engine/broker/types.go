@@ -28,6 +28,12 @@ type Message struct {
 	// sent this (Client.SetNoisy). A recipient short of room drops such
 	// messages first, so that one sender cannot crowd out the others.
 	Noisy bool
+	// From is the client that published it (Broker.Publish); nil for the
+	// events the broker makes itself (disconnect notices, delivery
+	// failures), which every node makes for its own clients. Relays and
+	// ghosts forward only messages from a RoleLocal sender: what came from
+	// another node never goes back out (no echo between nodes).
+	From *Client
 
 	// enc holds the other wire formats, made on first use and shared by
 	// every copy of the message: one encoding per format, whatever the
@@ -131,11 +137,43 @@ type Identity struct {
 	Callsign string
 }
 
+// Role says what a Client stands for. The single-node server only has
+// RoleLocal; a cluster link (engine's Link) adds the other two.
+type Role uint8
+
+// The roles.
+const (
+	// RoleLocal: a connection of this node, or a server-side sender.
+	RoleLocal Role = iota
+	// RoleGhost: a client of another node. It is found by uid and callsign
+	// (a directed message to it goes to its Outbox, which forwards it to its
+	// node), its SAs are cached for replay and its leave is announced to
+	// local clients, but broadcasts skip it: they reach its node once,
+	// through a relay. It is never replayed to.
+	RoleGhost
+	// RoleRelay: other nodes' ear for one group. A broadcast from a local
+	// sender into that group reaches it once, whatever the number of
+	// remote clients; it is never directed to and never replayed to.
+	RoleRelay
+	// NumRoles bounds the enum.
+	NumRoles
+)
+
+var roleNames = [NumRoles]string{"local", "ghost", "relay"}
+
+func (r Role) String() string {
+	if r < NumRoles {
+		return roleNames[r]
+	}
+	return "unknown"
+}
+
 // Client is the broker's view of one connection.
 type Client struct {
 	// ID is unique for the process's lifetime.
-	ID  uint64
-	out Outbox
+	ID   uint64
+	out  Outbox
+	role Role
 
 	// ident is written only by the client's own shard and read anywhere.
 	ident atomic.Pointer[Identity]
@@ -165,13 +203,16 @@ type Client struct {
 	// its uid to a new claimant (the half-open connection of a phone
 	// that changed network).
 	heard atomic.Int64
+	// umu guards uids and refusedLogged. A connection's Publish calls
+	// come from its event loop alone and its leave after them, so for
+	// those it is never contended; a ghost's come from the cluster link,
+	// whose presence (Identify) and messages (Publish) may overlap.
+	umu sync.Mutex
 	// uids are the uids the client announced SAs for, bounded by
-	// Options.MaxSAsPerClient, with who holds each now. Written by
-	// Publish (the client's event loop) and read by its shard's leave,
-	// which comes after the client's last Publish. At leave their cache
-	// entries go and, for the uids it still holds, t-x-d-d is sent.
+	// Options.MaxSAsPerClient, with who holds each now. At leave their
+	// cache entries go and, for the uids it still holds, t-x-d-d is sent.
 	uids map[string]*uidSlot
-	// refusedLogged: one log line per client for refused SAs; Publish's.
+	// refusedLogged: one log line per client for refused SAs.
 	refusedLogged bool
 	// noisy marks what the client publishes as Message.Noisy.
 	noisy atomic.Bool
@@ -222,6 +263,25 @@ func NewClient(id uint64, out Outbox, m *Membership) *Client {
 	}
 	return c
 }
+
+// NewRemoteClient is NewClient for a ghost or a relay (a cluster link's
+// recipients); see Role.
+func NewRemoteClient(id uint64, out Outbox, m *Membership, role Role) *Client {
+	c := NewClient(id, out, m)
+	c.role = role
+	return c
+}
+
+// Role says what the client stands for.
+func (c *Client) Role() Role { return c.role }
+
+// Server reports whether the client is a server-side sender of this node
+// (one that publishes and never joins).
+func (c *Client) Server() bool { return c.out == nil && c.role == RoleLocal }
+
+// forwardable reports whether m may leave this node: it was published by a
+// client or server-side sender of this node.
+func forwardable(m *Message) bool { return m.From != nil && m.From.role == RoleLocal }
 
 // anonymous is the membership of a client nobody gave groups to.
 var anonymous = func() *Membership {

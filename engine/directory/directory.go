@@ -52,6 +52,33 @@ type Directory interface {
 	SetActiveGroups(identity string, active []string) int
 }
 
+// ChatKeeper is implemented by a Directory whose engine answers a directed
+// GeoChat message (b-t-f) that reached no connected client with a b-t-f-s
+// (not delivered) to its sender, as TAK Server does. A peer that keeps such
+// chats for later delivery (the store feed) registers keep: the engine
+// asks it before bouncing and sends no b-t-f-s when it reports true.
+//
+// It is a separate interface so that a Directory that never bounces (a
+// test's, a cluster peer's) need not implement it.
+type ChatKeeper interface {
+	// KeepUndelivered installs keep; nil removes it. keep runs on the
+	// routing path: it must answer from memory at once (no I/O, no
+	// contended lock) and not keep the chat's slices.
+	KeepUndelivered(keep func(UndeliveredChat) bool)
+}
+
+// UndeliveredChat is a directed GeoChat message that reached nobody.
+type UndeliveredChat struct {
+	// SenderUID is the sending device's uid; "" for a client that sent no
+	// SA yet.
+	SenderUID string
+	// In are the groups the sender publishes into: the recipient must hear
+	// one of them.
+	In []string
+	// DestUIDs and DestCallsigns are the <marti><dest> recipients.
+	DestUIDs, DestCallsigns []string
+}
+
 // Client is a snapshot of one connection.
 type Client struct {
 	// ConnID is unique for the process's lifetime.

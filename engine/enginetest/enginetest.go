@@ -8,11 +8,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +30,8 @@ import (
 	"cotd/engine"
 	"cotd/engine/admin"
 	"cotd/engine/auth"
+	"cotd/engine/store"
+	"cotd/engine/storefeed"
 	"cotd/internal/poll"
 )
 
@@ -42,6 +46,12 @@ type Harness struct {
 	Srv  *engine.Server
 	Cfg  *configs.Config
 	Logs *SyncBuffer
+	// Store and Feed are set when the configuration enables the store
+	// (off unless mutate turns it on; its SQLite file is in the test's
+	// temporary directory unless mutate names another or a URL). They are
+	// closed after the server stops, as cmd/cotd does.
+	Store *store.DB
+	Feed  *storefeed.Feed
 
 	cancel context.CancelFunc
 	done   chan error
@@ -58,6 +68,8 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	cfg.TLS.Addr = "" // StartTLS turns it on with certificates of its own
 	cfg.Admin.Addr = "127.0.0.1:0"
 	cfg.Log.Level = "debug"
+	cfg.Store.Enabled = false
+	cfg.Store.Path = filepath.Join(t.TempDir(), "cotd.db")
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -71,6 +83,10 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	if err != nil {
 		t.Fatalf("engine.New: %v", err)
 	}
+	h := &Harness{Srv: srv, Cfg: cfg, Logs: logs, done: make(chan error, 1)}
+	if cfg.Store.Enabled {
+		h.startStore(t, log)
+	}
 	// As cmd/cotd wires it, with the same logger (tests read its audit lines).
 	ao := admin.Options{Directory: srv.Directory(), Metrics: srv.WriteMetrics, Ready: srv.Readiness,
 		Pprof: cfg.Admin.Pprof, Log: log, Hosts: cfg.Admin.AllowedHosts}
@@ -79,7 +95,7 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	}
 	srv.HandleAdmin(admin.New(ao))
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &Harness{Srv: srv, Cfg: cfg, Logs: logs, cancel: cancel, done: make(chan error, 1)}
+	h.cancel = cancel
 	go func() { h.done <- srv.Run(ctx) }()
 	select {
 	case <-srv.Ready():
@@ -92,7 +108,31 @@ func Start(t testing.TB, mutate func(*configs.Config)) *Harness {
 	return h
 }
 
-// Stop shuts the server down gracefully and returns Run's error.
+// startStore opens the store the configuration names and starts its feed
+// on the server's Directory, as cmd/cotd does.
+func (h *Harness) startStore(t testing.TB, log zerolog.Logger) {
+	t.Helper()
+	db, err := store.Open(context.Background(), h.Cfg.Store, store.Options{Log: log})
+	if err != nil {
+		t.Fatalf("store.Open: %v", err)
+	}
+	f, err := storefeed.Start(context.Background(), storefeed.Options{
+		Directory: h.Srv.Directory(), Store: db, Config: h.Cfg.Store, Log: log})
+	if err != nil {
+		_ = db.Close(context.Background())
+		t.Fatalf("storefeed.Start: %v", err)
+	}
+	h.Store, h.Feed = db, f
+	h.Srv.AddMetrics(func(w io.Writer) error {
+		if err := db.WriteMetrics(w); err != nil {
+			return err
+		}
+		return f.WriteMetrics(w)
+	})
+}
+
+// Stop shuts the server down gracefully (then the feed and the store, if
+// any) and returns the first error.
 func (h *Harness) Stop() error {
 	h.once.Do(func() {
 		h.cancel()
@@ -100,6 +140,11 @@ func (h *Harness) Stop() error {
 		case h.err = <-h.done:
 		case <-time.After(30 * time.Second):
 			h.err = fmt.Errorf("server did not stop")
+		}
+		if h.Feed != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), Wait)
+			defer cancel()
+			h.err = errors.Join(h.err, h.Feed.Close(ctx), h.Store.Close(ctx))
 		}
 	})
 	return h.err

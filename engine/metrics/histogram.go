@@ -34,18 +34,67 @@ func ExponentialBounds(start, factor float64, n int) []float64 {
 
 // Observe records v.
 func (h *Histogram) Observe(v float64) {
+	h.counts[h.bucket(v)].Add(1)
+	h.n.Add(1)
+	h.addSum(v)
+}
+
+// bucket is the index of the bucket v falls in.
+func (h *Histogram) bucket(v float64) int {
 	i := 0
 	for i < len(h.bounds) && v > h.bounds[i] {
 		i++
 	}
-	h.counts[i].Add(1)
-	h.n.Add(1)
+	return i
+}
+
+func (h *Histogram) addSum(v float64) {
 	for {
 		old := h.sum.Load()
 		if h.sum.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
 			return
 		}
 	}
+}
+
+// Tally gathers observations of h on one goroutine, to be added to h in one
+// go by Commit: a batch of n observations then costs the histogram a few
+// atomic adds rather than three per observation. An event loop that
+// observes every message of a flush keeps one. Observations are not seen in
+// h until committed. Not safe for concurrent use.
+type Tally struct {
+	h      *Histogram
+	counts []uint64
+	n      uint64
+	sum    float64
+}
+
+// Tally makes an empty tally for h.
+func (h *Histogram) Tally() *Tally {
+	return &Tally{h: h, counts: make([]uint64, len(h.counts))}
+}
+
+// Observe records v in the tally.
+func (t *Tally) Observe(v float64) {
+	t.counts[t.h.bucket(v)]++
+	t.n++
+	t.sum += v
+}
+
+// Commit adds the tally's observations to its histogram and empties it.
+func (t *Tally) Commit() {
+	if t.n == 0 {
+		return
+	}
+	for i, c := range t.counts {
+		if c != 0 {
+			t.h.counts[i].Add(c)
+			t.counts[i] = 0
+		}
+	}
+	t.h.n.Add(t.n)
+	t.h.addSum(t.sum)
+	t.n, t.sum = 0, 0
 }
 
 // Count is the number of observations.

@@ -73,3 +73,34 @@ func TestHistogramQuantileIsUpperBound(t *testing.T) {
 		}
 	}
 }
+
+// A tally's observations reach the histogram only at Commit, and then exactly as
+// observed one by one; the tally starts over empty.
+func TestHistogramTallyCommitsAsObserved(t *testing.T) {
+	one, batched := NewHistogram(1, 2, 4, 8), NewHistogram(1, 2, 4, 8)
+	tl := batched.Tally()
+	for _, v := range []float64{0.5, 0.5, 3, 3, 3, 7, 100} {
+		one.Observe(v)
+		tl.Observe(v)
+	}
+	if batched.Count() != 0 {
+		t.Fatalf("seen before Commit: count %d", batched.Count())
+	}
+	tl.Commit()
+	tl.Commit() // nothing more to add
+	text := func(h *Histogram) string {
+		var b bytes.Buffer
+		w := NewWriter(&b)
+		h.Write(w, "x", "help")
+		_ = w.Flush()
+		return b.String()
+	}
+	if a, b := text(one), text(batched); a != b {
+		t.Errorf("one by one:\n%s\nbatched:\n%s", a, b)
+	}
+	tl.Observe(1.5)
+	tl.Commit()
+	if batched.Count() != 8 || batched.Quantile(1) < 100 {
+		t.Errorf("second commit: count %d", batched.Count())
+	}
+}

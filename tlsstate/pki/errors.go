@@ -53,4 +53,14 @@ var (
 
 	// ErrP12: PKCS#12 encoding failed.
 	ErrP12 = errors.New("pki: PKCS#12 encoding failed")
+
+	// ErrCSR: a certificate signing request that does not parse or whose
+	// signature does not verify.
+	ErrCSR = errors.New("pki: bad certificate signing request")
+
+	// ErrCSRKey: a CSR whose key type or size is refused.
+	ErrCSRKey = errors.New("pki: refused CSR key")
+
+	// ErrCRL: a revocation list that cannot be made, read or trusted.
+	ErrCRL = errors.New("pki: bad certificate revocation list")
 )
