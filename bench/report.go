@@ -45,6 +45,7 @@ type Report struct {
 	Unexpected UnexpectedReport `json:"unexpected"`
 	Errors     map[string]int64 `json:"errors"`
 	Stalled    StalledReport    `json:"stalled"`
+	Hostile    HostileReport    `json:"hostile"`
 	Series     []Sample         `json:"series"`
 	Server     *ProcReport      `json:"server,omitempty"`
 	// Cost is the server's CPU per delivery over the steady window; nil when no server
@@ -340,6 +341,8 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 		}
 	}
 	rep.Stalled = StalledReport{Connects: st.stalledConnects.Load(), ClosedByServer: st.stalledClosed.Load(), Life: st.stalledLife.Snapshot().Summary()}
+	rep.Hostile = HostileReport{Clients: r.sc.Hostile.count(), Connects: r.hst.connects.Load(),
+		ClosedByServer: r.hst.closed.Load(), BytesSent: r.hst.bytes.Load()}
 	return rep
 }
 
@@ -379,6 +382,15 @@ func (rep *Report) evaluate(sc *Scenario) {
 		add("owed_deliveries", ">=", 1, float64(rep.Loss.Owed))
 	} else {
 		add("pongs", ">=", 1, float64(rep.Traffic.Pongs))
+	}
+	if sc.Hostile.count() > 0 {
+		// Honest connections the server closed or reset: hostile clients must cost
+		// none.
+		closed := rep.Errors[ErrServerClosed.String()] + rep.Errors[ErrReset.String()]
+		add("honest_closed", "<=", float64(p.MaxHonestClosed), float64(closed))
+	}
+	if p.MaxServerRSSMB > 0 && rep.Server != nil {
+		add("server_rss_mb", "<=", p.MaxServerRSSMB, float64(rep.Server.MaxRSS)/(1<<20))
 	}
 	if rep.Interrupted {
 		add("completed", ">=", 1, 0)
@@ -471,6 +483,9 @@ func (rep *Report) WriteText(w io.Writer) error {
 		p("stalled\t%d connects, %d closed by the server after p50 %s / max %s", s.Connects, s.ClosedByServer, fmtMs(s.Life.P50), fmtMs(s.Life.Max))
 	} else if m.Stalled > 0 {
 		p("stalled\t%d connects, none closed by the server", s.Connects)
+	}
+	if h := rep.Hostile; h.Clients > 0 {
+		p("hostile\t%d clients: %d connects, %d closed by the server, %d bytes taken", h.Clients, h.Connects, h.ClosedByServer, h.BytesSent)
 	}
 	for _, pr := range []struct {
 		name string

@@ -54,6 +54,7 @@ type runner struct {
 	honest int
 	groups int // routing groups (groups.count); 1 when there are none
 
+	hst            hostileStats
 	start, sendEnd time.Time
 	stopping       atomic.Bool
 	wg             sync.WaitGroup
@@ -66,7 +67,7 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 	if err := sc.Validate(); err != nil {
 		return nil, err
 	}
-	if err := checkDescriptors(sc.Clients); err != nil {
+	if err := checkDescriptors(sc.Clients + sc.Hostile.count()); err != nil {
 		return nil, err
 	}
 	tgt := RunTarget{TCP: sc.Target.TCP, TLS: sc.Target.TLS, PID: opt.PID}
@@ -309,6 +310,7 @@ func (r *runner) run(ctx context.Context, opt Options, tgt RunTarget, sp *Spawne
 		}
 		go e.run(runCtx, at)
 	}
+	r.runHostiles(runCtx)
 	stormsDone := make(chan struct{})
 	go func() { defer close(stormsDone); r.storms(runCtx) }()
 

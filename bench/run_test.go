@@ -363,3 +363,30 @@ func TestServeBaseline(t *testing.T) {
 		t.Errorf("handshakes = %d, want 3 (the certificate-less client must fail)", n)
 	}
 }
+
+// The hostile clients run beside the honest ones, and the run judges whether any honest
+// client was closed.
+func TestRunHostileClients(t *testing.T) {
+	srv := startFake(t, faultNone, nil)
+	sc := testScenario(t, func(sc *Scenario) {
+		sc.Target.TCP = srv.addr()
+		sc.Duration = dur(2 * time.Second)
+		sc.Hostile = Hostile{MarkerFlooders: 1, PositionFlooders: 1, Impostors: 1, Rotators: 1, Injectors: 1}
+		sc.Pass.MaxLossPct = 100 // a naive server loses what it loses; this checks the plumbing
+	})
+	rep := runScenario(t, sc, Options{})
+	h := rep.Hostile
+	if h.Clients != 5 || h.Connects < 5 || h.BytesSent == 0 {
+		t.Errorf("hostile = %+v, want 5 clients connected and sending", h)
+	}
+	found := false
+	for _, c := range rep.Criteria {
+		found = found || c.Name == "honest_closed"
+	}
+	if !found {
+		t.Errorf("criteria %+v lack honest_closed", rep.Criteria)
+	}
+	if rep.Traffic.Untagged == 0 {
+		t.Error("the honest clients received nothing of the hostile traffic from a server that routes it all")
+	}
+}

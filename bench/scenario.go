@@ -57,6 +57,7 @@ type Scenario struct {
 	Ping      Ping      `toml:"ping"`
 	Measure   Measure   `toml:"measure"`
 	Pass      Pass      `toml:"pass"`
+	Hostile   Hostile   `toml:"hostile"`
 	Spawn     Spawn     `toml:"spawn"`
 }
 
@@ -246,6 +247,12 @@ type Pass struct {
 	// MaxP99Connect (pass.max_p99_connect) bounds the p99 of connect plus handshake time of
 	// honest clients; default "0s" = not checked.
 	MaxP99Connect Duration `toml:"max_p99_connect"`
+	// MaxHonestClosed (pass.max_honest_closed) bounds the honest connections the server
+	// closed or reset; checked only when the scenario has hostile clients. Default 0.
+	MaxHonestClosed int `toml:"max_honest_closed"`
+	// MaxServerRSSMB (pass.max_server_rss_mb) bounds the server's peak resident memory,
+	// in MiB, when its process is sampled (--spawn or --pid); default 0 = not checked.
+	MaxServerRSSMB float64 `toml:"max_server_rss_mb"`
 	// MaxCPUMicrosPerDelivery (pass.max_cpu_us_per_delivery) bounds the server's CPU per
 	// delivery over the steady window, in microseconds (CostReport); it needs the server's
 	// process (--spawn or --pid), and a run that could not measure it fails. Default 0 =
@@ -429,6 +436,12 @@ func (sc *Scenario) Validate() error {
 func (sc *Scenario) validate() []error {
 	var errs []error
 	bad := func(format string, a ...any) { errs = append(errs, fmt.Errorf(format, a...)) }
+	if h := sc.Hostile; min(h.MarkerFlooders, h.PositionFlooders, h.Impostors, h.Rotators, h.Injectors) < 0 {
+		bad("hostile.* counts must not be negative")
+	}
+	if sc.Pass.MaxHonestClosed < 0 || sc.Pass.MaxServerRSSMB < 0 {
+		bad("pass.max_honest_closed and pass.max_server_rss_mb must not be negative")
+	}
 	fraction := func(key string, f float64) {
 		if math.IsNaN(f) || f < 0 || f > 1 {
 			bad("%s must be between 0 and 1, got %v", key, f)
@@ -598,7 +611,8 @@ func (sc *Scenario) NeedsTLS() bool {
 
 // NeedsTCP reports whether some client connects to a plain TCP port.
 func (sc *Scenario) NeedsTCP() bool {
-	return sc.honest()-sc.tlsCount() > 0 || (sc.stalledCount() > 0 && sc.Stalled.Mode == StallSilent)
+	return sc.honest()-sc.tlsCount() > 0 || (sc.stalledCount() > 0 && sc.Stalled.Mode == StallSilent) ||
+		sc.Hostile.count() > 0
 }
 
 func (sc *Scenario) tlsCount() int { return spreadCount(sc.honest(), sc.Transport.TLSFraction) }

@@ -106,6 +106,32 @@ type Limits struct {
 	SocketSendBytes int `toml:"socket_send_bytes"`
 	// DrainTimeout bounds how long shutdown waits for queued output; default 5s.
 	DrainTimeout Duration `toml:"drain_timeout"`
+	// InboundBytesPerSec and InboundEventsPerSec are each connection's
+	// inbound budget, well above a busy ATAK (positions, pings, chat,
+	// markers: a few KB and a few events a second); a connection over
+	// it is not read until its budget refills, so a flooder reaches the
+	// others at this rate at most. Defaults 262144 and 200; 0 turns that
+	// budget off.
+	InboundBytesPerSec  int `toml:"inbound_bytes_per_sec"`
+	InboundEventsPerSec int `toml:"inbound_events_per_sec"`
+	// InboundBurstBytes and InboundBurstEvents are what a connection may
+	// send at once (its buckets' size). A connection with more than
+	// InboundBurstBytes unread while over its budget is closed
+	// rate_limited. Defaults 2097152 (at least limits.max_frame_bytes)
+	// and 1000; must be positive.
+	InboundBurstBytes  int `toml:"inbound_burst_bytes"`
+	InboundBurstEvents int `toml:"inbound_burst_events"`
+	// MaxPartialBytes bounds the inbound bytes held in partial frames (and
+	// input left unread) across all connections; past it the connection
+	// holding the most is closed (partial_frames). Default 134217728
+	// (128 MiB); must be at least max_frame_bytes.
+	MaxPartialBytes int `toml:"max_partial_bytes"`
+	// MaxConnections bounds the open streaming connections, both
+	// listeners; one more is closed at accept and counted. Default 0: the
+	// descriptor limit (RLIMIT_NOFILE) less a quarter (at least 64) for
+	// everything else, logged at start. gnet stops serving when accept
+	// meets EMFILE: keep it under the descriptor limit.
+	MaxConnections int `toml:"max_connections"`
 }
 
 // Broker sizes the routing goroutines.
@@ -115,6 +141,10 @@ type Broker struct {
 	// Inbox is the number of frames a shard holds before it drops new ones
 	// (counted); default 16384.
 	Inbox int `toml:"inbox"`
+	// InboxBytes bounds the bytes of the frames a shard holds; past it new
+	// ones are dropped (counted as inbox_full); default 67108864 (64 MiB);
+	// must be at least limits.max_frame_bytes.
+	InboxBytes int `toml:"inbox_bytes"`
 }
 
 // SA controls the latest-SA cache.
@@ -122,6 +152,26 @@ type SA struct {
 	// Replay sends each new client the latest SA of every connected client;
 	// default true.
 	Replay bool `toml:"replay"`
+	// TakeoverQuiet: a uid belongs to the connection that announced it
+	// (to its certificate CN or <auth> user, which may take it over from
+	// another connection at once). Another connection claiming it is
+	// refused unless the holder has sent nothing for this long: a phone
+	// that changed network reconnects while its old connection lingers
+	// half-open. Default 15s (ATAK pings every 15 s); must be positive.
+	TakeoverQuiet Duration `toml:"takeover_quiet"`
+	// MaxPerConnection bounds the uids one connection may announce SAs
+	// for (a device announces one); past it SAs for new uids are dropped
+	// and counted. Default 4; must be positive.
+	MaxPerConnection int `toml:"max_per_connection"`
+	// MaxPerGateway is that bound for users marked gateway in the users
+	// file. Default 10000; must be positive.
+	MaxPerGateway int `toml:"max_per_gateway"`
+	// MaxCached bounds the SA cache; past it SAs of new uids are routed
+	// but not cached (counted). Default 100000; must be positive.
+	MaxCached int `toml:"max_cached"`
+	// DefaultStale is how long an SA without a stale time stays cached;
+	// default 5m; must be positive.
+	DefaultStale Duration `toml:"default_stale"`
 }
 
 // Admin is the HTTP listener for metrics and the admin API.
@@ -137,6 +187,11 @@ type Admin struct {
 	ClientCA string `toml:"client_ca"`
 	// Pprof serves /debug/pprof/; default false.
 	Pprof bool `toml:"pprof"`
+	// AllowedHosts are host names a state-changing request (a POST) may
+	// be addressed to, besides IP addresses and localhost: a name an
+	// attacker's DNS points here (DNS rebinding) is refused. Default
+	// empty.
+	AllowedHosts []string `toml:"allowed_hosts"`
 }
 
 // Auth controls who may connect and what they may see.
@@ -146,6 +201,19 @@ type Auth struct {
 	// RequireKnownUser refuses TLS clients whose CN has no user entry;
 	// default false (they get the listener's groups).
 	RequireKnownUser bool `toml:"require_known_user"`
+	// MaxPendingPerAddress and MaxPending bound the <auth> password
+	// checks waiting, from one address and in all; one more is refused
+	// (the connection closed, counted). Defaults 4 and 64; must be
+	// positive.
+	MaxPendingPerAddress int `toml:"max_pending_per_address"`
+	MaxPending           int `toml:"max_pending"`
+	// FailureBackoff: after a failed <auth>, the address is refused for
+	// this long, doubling with each further failure up to
+	// MaxFailureBackoff; so is the user from addresses that failed before
+	// (never from a clean address, so the real user is not locked out).
+	// Defaults 1s and 1m; must be positive.
+	FailureBackoff    Duration `toml:"failure_backoff"`
+	MaxFailureBackoff Duration `toml:"max_failure_backoff"`
 }
 
 // The wire protocols a listener may speak.
@@ -483,6 +551,19 @@ func (c *Config) validate() []error {
 	positive("limits.idle_timeout", c.Limits.IdleTimeout)
 	positive("limits.write_timeout", c.Limits.WriteTimeout)
 	positive("limits.drain_timeout", c.Limits.DrainTimeout)
+	positive("sa.takeover_quiet", c.SA.TakeoverQuiet)
+	positive("auth.failure_backoff", c.Auth.FailureBackoff)
+	positive("auth.max_failure_backoff", c.Auth.MaxFailureBackoff)
+	if c.Auth.MaxPendingPerAddress <= 0 || c.Auth.MaxPending <= 0 {
+		bad("auth.max_pending_per_address and auth.max_pending must be positive")
+	}
+	positive("sa.default_stale", c.SA.DefaultStale)
+	for key, n := range map[string]int{"sa.max_per_connection": c.SA.MaxPerConnection,
+		"sa.max_per_gateway": c.SA.MaxPerGateway, "sa.max_cached": c.SA.MaxCached} {
+		if n <= 0 {
+			bad("%s must be positive, got %d", key, n)
+		}
+	}
 
 	if c.Limits.MaxFrameBytes < 1024 || c.Limits.MaxFrameBytes > maxFrameCeiling {
 		bad("limits.max_frame_bytes must be between 1024 and %d, got %d", maxFrameCeiling, c.Limits.MaxFrameBytes)
@@ -493,6 +574,21 @@ func (c *Config) validate() []error {
 	if c.Limits.OutboundHardBytes <= c.Limits.OutboundSoftBytes {
 		bad("limits.outbound_hard_bytes (%d) must exceed limits.outbound_soft_bytes (%d)",
 			c.Limits.OutboundHardBytes, c.Limits.OutboundSoftBytes)
+	}
+	if c.Limits.InboundBytesPerSec < 0 || c.Limits.InboundEventsPerSec < 0 {
+		bad("limits.inbound_bytes_per_sec and limits.inbound_events_per_sec must be 0 (off) or positive")
+	}
+	if c.Limits.InboundBurstBytes < c.Limits.MaxFrameBytes {
+		bad("limits.inbound_burst_bytes (%d) must be at least limits.max_frame_bytes (%d)", c.Limits.InboundBurstBytes, c.Limits.MaxFrameBytes)
+	}
+	if c.Limits.MaxPartialBytes < c.Limits.MaxFrameBytes {
+		bad("limits.max_partial_bytes (%d) must be at least limits.max_frame_bytes (%d)", c.Limits.MaxPartialBytes, c.Limits.MaxFrameBytes)
+	}
+	if c.Limits.MaxConnections < 0 {
+		bad("limits.max_connections must be 0 (from the descriptor limit) or positive, got %d", c.Limits.MaxConnections)
+	}
+	if c.Limits.InboundBurstEvents <= 0 {
+		bad("limits.inbound_burst_events must be positive, got %d", c.Limits.InboundBurstEvents)
 	}
 	if c.Limits.SocketSendBytes < 0 {
 		bad("limits.socket_send_bytes must be 0 (kernel default) or positive, got %d", c.Limits.SocketSendBytes)
@@ -505,6 +601,9 @@ func (c *Config) validate() []error {
 	}
 	if c.Broker.Shards < 0 || c.Broker.Shards > 1024 {
 		bad("broker.shards must be between 0 (GOMAXPROCS) and 1024, got %d", c.Broker.Shards)
+	}
+	if c.Broker.InboxBytes < c.Limits.MaxFrameBytes {
+		bad("broker.inbox_bytes (%d) must be at least limits.max_frame_bytes (%d)", c.Broker.InboxBytes, c.Limits.MaxFrameBytes)
 	}
 	if c.Broker.Inbox < 16 {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)

@@ -42,13 +42,23 @@ const (
 	// ReasonDisabled: a peer of the engine closed the client because its
 	// user was disabled.
 	ReasonDisabled
+	// ReasonReplaced: a newer connection took the client's uid over (the
+	// same user reconnecting, or this one silent past sa.takeover_quiet).
+	ReasonReplaced
+	// ReasonRateLimited: the client kept sending over its inbound budget
+	// (limits.inbound_*) until more than a burst waited unread.
+	ReasonRateLimited
+	// ReasonPartialFrames: the server-wide budget for bytes held in
+	// partial frames (limits.max_partial_bytes) was exceeded and this
+	// connection held the most.
+	ReasonPartialFrames
 	numCloseReasons
 )
 
 var closeReasonNames = [numCloseReasons]string{
 	"unset", "peer_closed", "io_error", "idle", "handshake_timeout", "slow_consumer_bytes",
 	"slow_consumer_stalled", "bad_frame", "frame_too_large", "tls_error", "not_tls", "shutdown", "admin", "auth_failed",
-	"revoked", "disabled",
+	"revoked", "disabled", "replaced", "rate_limited", "partial_frames",
 }
 
 func (r CloseReason) String() string {

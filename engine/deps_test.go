@@ -52,6 +52,9 @@ var rules = map[string]rule{
 	// The admin API sees the engine only through Directory.
 	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
 		isolated: true, deny: []string{"cot/takproto"}},
+	// The non-blocking log writer: zerolog's diode and nothing else.
+	"engine/logsink": {external: []string{"github.com/rs/zerolog/diode"}, isolated: true},
+
 	// The cluster link sees the engine only through Directory and Remote.
 	"engine/cluster": {project: []string{"engine/directory", "engine/metrics", "configs", "cot"},
 		external: []string{"github.com/rs/zerolog", "github.com/nats-io/nats-server/v2", "github.com/nats-io/nats.go"},

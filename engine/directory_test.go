@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cotd/configs"
 	"cotd/cot"
 	"cotd/engine"
 	"cotd/engine/directory"
@@ -89,12 +90,12 @@ func TestDirectorySeesAClientsLifeInOrder(t *testing.T) {
 }
 
 func TestDirectoryFullSubscriberDropsAndCounts(t *testing.T) {
-	h := et.Start(t, nil)
+	const n = 7
+	h := et.Start(t, func(c *configs.Config) { c.SA.MaxPerConnection = n })
 	sub := h.Srv.Directory().Subscribe("slow", directory.KindsOf(directory.SA), 2)
 	defer sub.Close()
 	a, b := et.Dial(t, h.TCPAddr()), et.Dial(t, h.TCPAddr())
 	h.Joined(t, 2)
-	const n = 7
 	for i := range n {
 		a.Send(et.SA(fmt.Sprintf("U-%d", i), "A", "a-f-G-U-C"))
 	}

@@ -62,6 +62,7 @@ func (ss *session) onEstablished() bool {
 		return false
 	}
 	ss.userName.Store(&cn)
+	s.setOwner(ss, cn)
 	s.broker.SetMembership(ss.client, m)
 	if s.protocolOf(ss.ln) == configs.ProtocolProtobuf {
 		ss.speakV1()

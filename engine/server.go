@@ -40,13 +40,21 @@ type Server struct {
 	tls       *tlsFiles
 	users     atomic.Pointer[auth.Directory] // the users file; nil when none is configured
 	authSlots chan struct{}                  // bounds concurrent <auth> password checks
+	authLimit *authLimiter                   // bounds waiting checks, backs off failing sources
 
 	eng      gnet.Engine
 	ready    chan struct{}
 	nextID   atomic.Uint64
 	draining atomic.Bool
 	sessions sync.Map // uint64 -> *session
-	loops    sync.Map // gnet.EventLoop -> *loop
+	partials partialBudget
+	// conns counts open sessions, all listeners; maxConns bounds it
+	// (limits.max_connections), so that accept never meets EMFILE.
+	conns     atomic.Int64
+	maxConns  int64
+	refuseLog oncePer
+
+	loops sync.Map // gnet.EventLoop -> *loop
 
 	admin     *http.Server
 	adminAddr net.Addr
@@ -76,6 +84,13 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 			Log:    log.With().Str("component", "broker").Logger(),
 
 			EncodeV1: encodeV1, // the broker knows no wire format but XML
+
+			InboxBytes:       cfg.Broker.InboxBytes,
+			TakeoverQuiet:    cfg.SA.TakeoverQuiet.Duration,
+			MaxSAsPerClient:  cfg.SA.MaxPerConnection,
+			MaxSAsPerGateway: cfg.SA.MaxPerGateway,
+			MaxCachedSAs:     cfg.SA.MaxCached,
+			DefaultStale:     cfg.SA.DefaultStale.Duration,
 		}),
 	}
 	if cfg.TCP.Addr != "" {
@@ -91,7 +106,14 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		}
 		s.listeners = append(s.listeners, &listener{kind: ListenerTLS, addr: cfg.TLS.Addr})
 	}
+	max, from, err := maxConnections(cfg.Limits.MaxConnections)
+	if err != nil {
+		return nil, err
+	}
+	s.maxConns = int64(max)
+	log.Info().Int("max_connections", max).Str("from", from).Msg("connection limit")
 	s.authSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
+	s.authLimit = newAuthLimiter()
 	if err := s.loadUsers(); err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -170,6 +192,9 @@ func (s *Server) Run(ctx context.Context) error {
 		// dedicated acceptor: SO_REUSEPORT would give every loop its own
 		// socket, and with port 0 each would get a different port.
 		gnet.WithReusePort(false),
+		// A restart binds at once, whatever sockets of the last run
+		// linger in TIME_WAIT or FIN_WAIT.
+		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{s.log.With().Str("component", "gnet").Logger()}),
 	}
@@ -197,6 +222,12 @@ func (s *Server) Run(ctx context.Context) error {
 	select {
 	case err := <-errc:
 		s.stopSide()
+		// Not asked to stop: whatever gnet says, this is a failure.
+		if err == nil {
+			err = ErrStopped
+		} else {
+			err = fmt.Errorf("%w: %w", ErrStopped, err)
+		}
 		return err
 	case <-ctx.Done():
 	}
@@ -223,7 +254,15 @@ func (r *reactor) OnBoot(eng gnet.Engine) gnet.Action {
 func (r *reactor) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	s := (*Server)(r)
 	if s.draining.Load() {
-		s.stats.Refused.Inc()
+		s.stats.Refused[RefuseDraining].Inc()
+		return nil, gnet.Close
+	}
+	if s.conns.Add(1) > s.maxConns {
+		s.conns.Add(-1)
+		if s.stats.Refused[RefuseMaxConnections].Inc(); s.refuseLog.Allow(time.Now()) {
+			s.log.Warn().Int64("max_connections", s.maxConns).Str("remote", c.RemoteAddr().String()).
+				Msg("connection limit reached; closing new connections at accept (logged once a minute)")
+		}
 		return nil, gnet.Close
 	}
 	ln := s.listenerOf(c)
@@ -267,9 +306,14 @@ func (r *reactor) OnTraffic(c gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
-	buf, _ := c.Next(-1)
+	buf, ok := ss.readInbound(c)
+	if !ok {
+		ss.flush()
+		return gnet.Close
+	}
 	if len(buf) > 0 {
 		ss.lastRead = ss.lp.wheel.now
+		ss.client.Heard(ss.lastRead)
 		ss.readAt = time.Now().UnixNano()
 		ss.bytesIn.Add(uint64(len(buf)))
 		s.stats.BytesIn.Add(uint64(len(buf)))
@@ -307,6 +351,7 @@ func (r *reactor) OnTraffic(c gnet.Conn) gnet.Action {
 		ss.flush()
 		return gnet.Close
 	}
+	ss.notePartial(c)
 	ss.flush()
 	return gnet.None
 }
@@ -325,10 +370,13 @@ func (r *reactor) OnClose(c gnet.Conn, err error) gnet.Action {
 
 	ss.lp.wheel.unlink(&ss.tm)
 	s.sessions.Delete(ss.id)
+	ss.releasePartial()
+	ss.authGone.Store(true)
 	if ss.client != nil {
 		s.broker.Leave(ss.client)
 	}
 	s.stats.Open[ss.ln.kind].Add(-1)
+	s.conns.Add(-1)
 	if ss.tls != nil && !ss.established.Load() {
 		s.stats.Handshaking[ss.ln.kind].Add(-1)
 		if ss.reason.Load() == uint32(reasonUnset) {

@@ -93,10 +93,17 @@ type inbound struct {
 	auth    authState // where the client is with its <auth>
 	// authDone carries a password check's answer from its goroutine to
 	// the loop; the one field here written off the loop.
-	authDone  atomic.Pointer[authResult]
+	authDone atomic.Pointer[authResult]
+	// authGone is set at close: a password check still waiting for a
+	// slot is skipped. Written on the loop, read by the check.
+	authGone  atomic.Bool
 	held      [][]byte    // documents that arrived while <auth> was checked
 	heldBytes int         // the sum of held's lengths, bounded by maxHeldBytes
 	badEvents badEventLog // rate limit of the dropped-event log line
+	budget    inboundBudget
+	// partial is what the connection holds in partial frames and unread
+	// input (notePartial); written on the loop, read by evictPartial.
+	partial atomic.Int64
 }
 
 // deadlines are the connection's timer and what it watches. Loop only.
@@ -174,6 +181,7 @@ func newSession(s *Server, c wire, ln *listener, lp *loop, id uint64, remote str
 	ss := &session{id: id, srv: s, c: c, ln: ln, lp: lp, remote: remote, opened: time.Now()}
 	ss.framer = cot.NewXMLFramer(s.cfg.Limits.MaxFrameBytes)
 	ss.lastRead = lp.wheel.now
+	ss.resetBudget(lp.wheel.now)
 	ss.tm = timer{slot: -1, owner: ss}
 	ss.client = broker.NewClient(id, ss, s.listenerMembership(ln))
 	return ss
@@ -219,7 +227,7 @@ func (ss *session) write(m *broker.Message, wake bool) broker.Verdict {
 		o.mu.Unlock()
 		return ss.write(m, wake)
 	}
-	v := ss.admitLocked(len(b), m.Position)
+	v := ss.admitLocked(len(b), m.Position, m.Noisy)
 	ask := askNothing
 	if v == broker.Queued {
 		ask = ss.appendLocked(b, m.Recv, wake)
@@ -281,12 +289,20 @@ func (ss *session) tlsOut(p []byte) {
 // the connection really holds unwritten is over it is decided by flush,
 // which reads that figure; a client that drained its backlog since the
 // last look is not closed on a stale one.
-func (ss *session) admitLocked(n int, droppable bool) broker.Verdict {
+//
+// A noisy sender's message (one spending its inbound budget fast) is
+// refused once the queue holds half the soft limit: such senders together
+// get at most that share of a recipient's room, and cannot push it over
+// the soft limit, where the others' positions would be dropped, nor to the
+// hard limit, where it would be closed.
+func (ss *session) admitLocked(n int, droppable, noisy bool) broker.Verdict {
 	o := &ss.out
 	lim := &ss.srv.cfg.Limits
 	switch {
 	case o.closing:
 		return broker.DroppedClosed
+	case noisy && o.queued+o.unwritten > int64(lim.OutboundSoftBytes/2):
+		return broker.DroppedNoisy
 	case droppable && o.queued+o.unwritten > int64(lim.OutboundSoftBytes):
 		return broker.DroppedBackpressure
 	case o.queued+int64(n) > int64(lim.OutboundHardBytes):
@@ -555,6 +571,10 @@ func (ss *session) nextDeadline() int64 {
 		// until the write timeout came round.
 		d = min(d, ss.lp.wheel.now+tickNanos)
 	}
+	if ss.budget.throttled {
+		// Unread input waits for tokens: look again every tick.
+		d = min(d, ss.lp.wheel.now+tickNanos)
+	}
 	return d
 }
 
@@ -595,6 +615,11 @@ func (ss *session) expire(now int64) {
 			return
 		}
 	}
+	if ss.budget.throttled {
+		// The buckets refill as the wheel turns; OnTraffic reads on.
+		ss.lastRead = now // waiting on us is not idleness
+		_ = ss.c.Wake(nil)
+	}
 	if now-ss.lastRead >= int64(lim.IdleTimeout.Duration) {
 		ss.closeWith(ReasonIdle)
 		return
@@ -630,6 +655,10 @@ func (ss *session) feed(p []byte) error {
 
 func (ss *session) onDoc(doc []byte) error {
 	st := &ss.srv.stats
+	if ss.srv.budgetOn() {
+		ss.budget.events--
+		ss.markNoisy()
+	}
 	h := &ss.lp.hdr // scratch of the loop: one header per loop, not per connection
 	if err := ss.scan(doc, h); err != nil {
 		return ss.refuse(err)
@@ -700,9 +729,21 @@ func (ss *session) logger() *zerolog.Logger {
 	}
 	if ss.client != nil {
 		if id := ss.client.Identity(); id.UID != "" {
-			lc = lc.Str("uid", id.UID).Str("callsign", id.Callsign)
+			lc = lc.Str("uid", clipLog(id.UID)).Str("callsign", clipLog(id.Callsign))
 		}
 	}
 	l := lc.Logger()
 	return &l
+}
+
+// maxLogString bounds a client-supplied string in a log line: a 1 MB
+// callsign must not become a 1 MB log line.
+const maxLogString = 256
+
+// clipLog returns s cut to maxLogString bytes, marked when cut.
+func clipLog(s string) string {
+	if len(s) > maxLogString {
+		return s[:maxLogString] + "…"
+	}
+	return s
 }

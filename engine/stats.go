@@ -22,7 +22,7 @@ type Stats struct {
 	// written (an upper bound; see OnClose).
 	UnsentBytes metrics.Counter
 	Pongs       metrics.Counter
-	Refused     metrics.Counter // connections refused while draining
+	Refused     [numRefuseReasons]metrics.Counter // connections closed at accept
 	Handshakes  [numHandshakeResults]metrics.Counter
 	Logins      [numLoginResults]metrics.Counter
 	// Offers counts t-x-takp-v offers sent; Negotiations the answers to
@@ -36,6 +36,12 @@ type Stats struct {
 	Delay *metrics.Histogram
 	// BadEvents counts inbound events dropped with their connection kept open.
 	BadEvents [numBadEventReasons]metrics.Counter
+	// AuthThrottled counts <auth> documents refused before their check,
+	// and checks skipped, by why.
+	AuthThrottled [numAuthThrottles]metrics.Counter
+	// Throttled counts the times a connection's input was left unread
+	// because its inbound budget was spent.
+	Throttled metrics.Counter
 }
 
 func (s *Server) writeMetrics(w io.Writer) error {
@@ -61,10 +67,15 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.One("cotd_bytes_in_total", "Bytes read from clients.", "counter", c(&st.BytesIn))
 	m.One("cotd_bytes_out_total", "Bytes handed to client sockets.", "counter", c(&st.BytesOut))
 	m.One("cotd_unsent_bytes_total", "Bytes queued for clients whose connection closed before they were written (at most; the socket may take part of it in a last write).", "counter", c(&st.UnsentBytes))
+	m.One("cotd_inbound_throttled_total", "Times a connection's input was left unread because its inbound budget (limits.inbound_*) was spent.", "counter", c(&st.Throttled))
+	m.One("cotd_partial_frame_bytes", "Inbound bytes held in partial frames and unread input, all connections.", "gauge", float64(s.partials.total.Load()))
 	m.One("cotd_pongs_total", "Pongs sent in answer to pings.", "counter", c(&st.Pongs))
-	m.One("cotd_refused_total", "Connections refused because the server was shutting down.", "counter", c(&st.Refused))
+	metrics.Vec(m, "cotd_refused_total", "Connections closed at accept, by reason (shutting down, limits.max_connections).", "counter", "reason",
+		0, numRefuseReasons, func(r RefuseReason) float64 { return c(&st.Refused[r]) })
 	metrics.Vec(m, "cotd_tls_handshakes_total", "TLS handshakes, by result.", "counter", "result",
 		0, numHandshakeResults, func(r HandshakeResult) float64 { return c(&st.Handshakes[r]) })
+	metrics.Vec(m, "cotd_auth_throttled_total", "<auth> documents refused before their password check (pending bounds, failure backoff), and checks skipped because the connection closed, by reason.", "counter", "reason",
+		0, numAuthThrottles, func(r AuthThrottle) float64 { return c(&st.AuthThrottled[r]) })
 	metrics.Vec(m, "cotd_logins_total", "<auth> logins, by result.", "counter", "result",
 		0, numLoginResults, func(r LoginResult) float64 { return c(&st.Logins[r]) })
 	m.One("cotd_protocol_offers_total", "TAK protocol v1 offers sent.", "counter", c(&st.Offers))
@@ -108,6 +119,10 @@ func (s *Server) writeMetrics(w io.Writer) error {
 	m.One("cotd_chats_kept_offline_total", "Directed chats that reached no one, kept for later delivery instead of a b-t-f-s.", "counter", c(&bs.KeptOffline))
 	m.One("cotd_sa_replayed_total", "Cached SAs sent to joining clients.", "counter", c(&bs.Replayed))
 	m.One("cotd_disconnect_notices_total", "t-x-d-d notices sent for clients that left.", "counter", c(&bs.DisconnectNotices))
+	m.One("cotd_uid_refused_total", "SAs dropped because another live client owns their uid.", "counter", c(&bs.UIDRefused))
+	m.One("cotd_uid_takeovers_total", "uids taken over by a newer connection (same user reconnecting, quiet holder, a gateway's device).", "counter", c(&bs.UIDTakeovers))
+	m.One("cotd_sa_over_connection_cap_total", "SAs dropped because their connection announced sa.max_per_connection uids already.", "counter", c(&bs.SAOverCap))
+	m.One("cotd_sa_cache_full_total", "SAs routed but not cached because the cache held sa.max_cached.", "counter", c(&bs.SACacheFull))
 	m.One("cotd_sa_cached", "SAs in the replay cache.", "gauge", float64(s.broker.CachedSAs()))
 	m.Family("cotd_broker_inbox_depth", "Frames waiting in each broker shard.", "gauge")
 	for i := range s.broker.NumShards() {

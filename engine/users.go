@@ -93,6 +93,27 @@ func (s *Server) userMembership(ln *listener, name string) (m *broker.Membership
 	return s.listenerMembership(ln), ""
 }
 
+// setOwner makes name the owner of the uids the client announces, and
+// gives a user marked gateway in the users file the right to relay other
+// devices' SAs.
+func (s *Server) setOwner(ss *session, name string) {
+	gw := false
+	if d := s.users.Load(); d != nil {
+		if u, ok := d.Lookup(name); ok {
+			gw = u.Gateway
+		}
+	}
+	ss.client.SetOwner(name, gw)
+}
+
+// Replaced implements broker.Replacer: a newer connection took the
+// client's uid over. It runs on a shard; closeWith does not block.
+func (ss *session) Replaced(by *broker.Client, uid string) {
+	if ss.closeWith(ReasonReplaced) {
+		ss.logger().Info().Uint64("by_conn", by.ID).Str("claimed_uid", uid).Msg("uid taken over by a newer connection; closing this one")
+	}
+}
+
 // ReloadUsers re-reads the users file (SIGHUP) and applies changed group
 // memberships to connected clients without reconnecting them. A disabled
 // or (with require_known_user) removed user is disconnected.
@@ -134,14 +155,31 @@ func (s *Server) ReloadUsers() error {
 func (ss *session) startAuth(name, password string) {
 	s := ss.srv
 	d := s.users.Load()
+	addr := hostOf(ss.remote)
+	now := time.Now()
+	if why, ok := s.authBegin(addr, name, now); !ok {
+		s.stats.AuthThrottled[why].Inc()
+		s.stats.Logins[LoginRefused].Inc()
+		if ss.closeWith(ReasonAuthFailed) {
+			ss.logger().Warn().Str("user", clipLog(name)).Str("why", why.String()).Msg("auth refused before the password check; closing")
+		}
+		return
+	}
 	ss.auth = authPending
-	ss.authDeadline = time.Now().UnixNano() + int64(s.cfg.TLS.HandshakeTimeout.Duration)
+	ss.authDeadline = now.UnixNano() + int64(s.cfg.TLS.HandshakeTimeout.Duration)
 	ss.lp.wheel.schedule(&ss.tm, ss.nextDeadline())
 	c := ss.c
 	go func() {
 		// At most GOMAXPROCS checks run at once, so a flood of logins costs
 		// CPU in proportion to the cores, not to the attackers.
 		s.authSlots <- struct{}{}
+		if ss.authGone.Load() {
+			// Closed while it waited: nobody wants the answer.
+			<-s.authSlots
+			s.stats.AuthThrottled[ThrottleCancelled].Inc()
+			s.authEnd(addr, name, false, time.Now())
+			return
+		}
 		res := &authResult{}
 		u, ok := d.Lookup(name)
 		if !ok {
@@ -153,6 +191,7 @@ func (ss *session) startAuth(name, password string) {
 			res.user = u
 		}
 		<-s.authSlots
+		s.authEnd(addr, name, res.err != nil, time.Now())
 		ss.authDone.Store(res)
 		_ = c.Wake(nil)
 	}()
@@ -182,6 +221,7 @@ func (ss *session) finishAuth(res *authResult) bool {
 	ss.auth = authDone
 	name := res.user.Name
 	ss.userName.Store(&name)
+	s.setOwner(ss, name)
 	s.broker.SetMembership(ss.client, m)
 	ss.logger().Info().Str("user", name).Strs("groups_in", m.In).Strs("groups_out", m.Out).Msg("auth accepted")
 	held := ss.held

@@ -83,7 +83,8 @@ func serve(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "cotd:", err)
 		return 1
 	}
-	log := newLogger(cfg.Log, stderr)
+	log, sink := newAsyncLogger(cfg.Log, stderr)
+	defer sink.Close()
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)
@@ -94,6 +95,7 @@ func serve(args []string, stderr io.Writer) int {
 	var cl *cluster.Node // nil: a single node, no NATS
 	if err == nil {
 		srv.Version = version
+		srv.AddMetrics(sink.WriteMetrics)
 		if cl, err = wireCluster(srv, cfg, log); err == nil {
 			if persist, err = openPersistence(cfg.Store, srv, log); err == nil { // [store], fed through the Directory
 				api, err = newMarti(cfg, srv, dirOf(srv, cl), persist.store(), log) // the Marti HTTP API (8443), beside the engine

@@ -53,6 +53,7 @@ func wireAdmin(ctx context.Context, srv *engine.Server, cfg *configs.Config, m *
 		Metrics:   srv.WriteMetrics,
 		Ready:     srv.Readiness,
 		Pprof:     cfg.Admin.Pprof,
+		Hosts:     cfg.Admin.AllowedHosts,
 		Log:       log.With().Str("component", "admin").Logger(),
 	}
 	if cfg.Admin.BasicUser != "" {

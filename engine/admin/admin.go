@@ -37,6 +37,9 @@ type Options struct {
 	// (the web console, engine/web); the API's own paths keep their JSON
 	// errors. nil means "/" is a 404 like any unknown path.
 	Console http.Handler
+	// Hosts are host names (besides IP addresses and localhost) that
+	// state-changing requests may be addressed to (admin.allowed_hosts).
+	Hosts []string
 }
 
 // ClientInfo describes one connection. The field names are the API's (the
@@ -106,7 +109,10 @@ type ConnDisconnectResult struct {
 	Disconnected int    `json:"disconnected"`
 }
 
-type api struct{ o Options }
+type api struct {
+	o Options
+	g *guard
+}
 
 // New returns the admin API's handler:
 //
@@ -125,10 +131,15 @@ type api struct{ o Options }
 // With Options.Authorize set, everything but the two probes needs basic
 // auth: they say nothing about clients, and load balancers and service
 // managers probe without credentials. A {uid} with a "/" in it is sent
-// percent-encoded ("%2F"). Every error, 404 and 405 included, is a JSON
+// percent-encoded ("%2F"). A POST needs Content-Type: application/json or
+// an X-Cotd-Request header, an Origin (if any) equal to the Host, and a
+// Host that is an IP address, localhost or one of Options.Hosts: a web
+// page on another site cannot make one. Verified credentials are cached
+// for a minute, checks run one at a time, and a source with more than 32
+// recent failures gets 429 without a check. Every error, 404 and 405 included, is a JSON
 // Error.
 func New(o Options) http.Handler {
-	a := &api{o: o}
+	a := &api{o: o, g: newGuard(o.Hosts)}
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /metrics", a.serveMetrics)
 	mux.HandleFunc("GET /api/clients", a.serveClients)
@@ -146,12 +157,15 @@ func New(o Options) http.Handler {
 		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	}
-	var protected http.Handler = jsonErrors(mux)
+	// State-changing requests must not come from another site: with no
+	// auth (the default, on loopback) any web page could otherwise POST a
+	// disconnect.
+	var protected http.Handler = a.g.sameSite(mux, jsonErrors(mux))
 	if o.Console != nil {
 		protected = withConsole(mux, protected, o.Console)
 	}
 	if o.Authorize != nil {
-		protected = basicAuth(o.Authorize, protected)
+		protected = a.g.basicAuth(o.Authorize, protected)
 	}
 	root := http.NewServeMux()
 	root.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -223,23 +237,12 @@ func (e *errorWriter) Write(p []byte) (int, error) {
 	return e.ResponseWriter.Write(p)
 }
 
-// basicAuth lets through requests whose credentials ok accepts.
-func basicAuth(ok func(user, password string) bool, next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if u, p, has := r.BasicAuth(); has && ok(u, p) {
-			next.ServeHTTP(w, r)
-			return
-		}
-		w.Header().Set("WWW-Authenticate", `Basic realm="cotd admin", charset="UTF-8"`)
-		writeJSON(w, http.StatusUnauthorized, Error{Error: "unauthorized"})
-	})
-}
-
 func (a *api) serveMetrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 	if a.o.Metrics != nil {
 		_ = a.o.Metrics(w)
 	}
+	a.g.writeMetrics(w)
 }
 
 func (a *api) serveReadyz(w http.ResponseWriter, _ *http.Request) {

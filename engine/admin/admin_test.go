@@ -34,6 +34,9 @@ func adminDo(t *testing.T, h *et.Harness, method, path, user, password string) (
 	if user != "" {
 		req.SetBasicAuth(user, password)
 	}
+	if method == http.MethodPost {
+		req.Header.Set("Content-Type", "application/json") // not a cross-site form
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("%s %s: %v", method, path, err)

@@ -32,6 +32,10 @@ type User struct {
 	Groups []string `toml:"groups,omitempty"`
 	// Disabled refuses the user whatever the credentials.
 	Disabled bool `toml:"disabled,omitempty"`
+	// Gateway lets the user's connections relay other devices' SAs (a
+	// radio or mesh gateway): they may announce up to sa.max_per_gateway
+	// uids, and a device connecting directly takes its uid from them.
+	Gateway bool `toml:"gateway,omitempty"`
 }
 
 // In returns the groups u publishes into: the sorted, de-duplicated union of

@@ -30,11 +30,14 @@ const (
 	DropInboxFull
 	// DropUnencodable: a v1 recipient and an event that does not convert.
 	DropUnencodable
+	// DropNoisySender: a message from a sender spending its inbound budget
+	// fast, to a recipient whose queue is over its share for such senders.
+	DropNoisySender
 	// NumDropReasons bounds the enum.
 	NumDropReasons
 )
 
-var dropNames = [NumDropReasons]string{"backpressure", "slow_consumer", "recipient_closed", "inbox_full", "unencodable"}
+var dropNames = [NumDropReasons]string{"backpressure", "slow_consumer", "recipient_closed", "inbox_full", "unencodable", "noisy_sender"}
 
 func (r DropReason) String() string {
 	if r < NumDropReasons {
@@ -63,6 +66,18 @@ type Stats struct {
 	KeptOffline metrics.Counter
 	// Drops counts messages dropped, by reason.
 	Drops [NumDropReasons]metrics.Counter
+	// UIDRefused counts SAs dropped because another live client owns
+	// their uid (an impostor).
+	UIDRefused metrics.Counter
+	// UIDTakeovers counts uids that moved to a newer connection (the
+	// same owner reconnecting, a quiet holder, a gateway's device).
+	UIDTakeovers metrics.Counter
+	// SAOverCap counts SAs dropped because their sender announced
+	// Options.MaxSAsPerClient other uids already (a uid rotator).
+	SAOverCap metrics.Counter
+	// SACacheFull counts SAs routed but not cached because the cache
+	// held Options.MaxCachedSAs.
+	SACacheFull metrics.Counter
 }
 
 // DeliveredAll is the number of messages queued to recipients, of every kind.
@@ -80,6 +95,11 @@ type Options struct {
 	Shards int
 	// Inbox is each shard's queue length.
 	Inbox int
+	// InboxBytes bounds the bytes of the frames waiting in each shard's
+	// inbox: past it frames are dropped as inbox_full, so that a stalled
+	// shard holds a bounded amount of memory whatever the frames' size.
+	// 0 means 64 MiB.
+	InboxBytes int
 	// Replay sends a joining client the cached SA of every other client.
 	Replay bool
 	// EncodeV1 makes the TAK protocol v1 frame of an event for v1
@@ -87,6 +107,20 @@ type Options struct {
 	EncodeV1 Encoder
 	// PruneEvery is how often stale SAs leave the cache; 0 means 10s.
 	PruneEvery time.Duration
+	// TakeoverQuiet: a uid's holder silent this long loses it to a new
+	// claimant; 0 means 15s (ATAK's ping interval).
+	TakeoverQuiet time.Duration
+	// MaxSAsPerClient bounds the uids one connection may announce SAs
+	// for; past it its SAs for new uids are dropped. 0 means 4: a device
+	// announces one. MaxSAsPerGateway is the bound for a gateway client
+	// (Client.SetOwner); 0 means 10000.
+	MaxSAsPerClient, MaxSAsPerGateway int
+	// MaxCachedSAs bounds the replay cache; past it SAs of new uids are
+	// routed but not cached. 0 means 100000.
+	MaxCachedSAs int
+	// DefaultStale is the cache lifetime of an SA without a stale time;
+	// 0 means 5m.
+	DefaultStale time.Duration
 	// Log receives the broker's own events.
 	Log zerolog.Logger
 }
@@ -128,11 +162,16 @@ type job struct {
 	stale     time.Time
 	callsigns []string
 	uids      []string
+	// slot is the sender's hold on the SA's uid, decided by Publish; nil
+	// for a server-side sender, which holds no uid.
+	slot *uidSlot
 }
 
 type shard struct {
-	b       *Broker
-	inbox   chan job
+	b     *Broker
+	inbox chan job
+	// bytes is what the frames in inbox hold (their XML).
+	bytes   atomic.Int64
 	targets []*Client
 	seen    map[uint64]struct{}
 }
@@ -145,8 +184,26 @@ func New(opts Options) *Broker {
 	if opts.Inbox <= 0 {
 		opts.Inbox = 16384
 	}
+	if opts.InboxBytes <= 0 {
+		opts.InboxBytes = 64 << 20
+	}
 	if opts.PruneEvery <= 0 {
 		opts.PruneEvery = 10 * time.Second
+	}
+	if opts.TakeoverQuiet <= 0 {
+		opts.TakeoverQuiet = 15 * time.Second
+	}
+	if opts.MaxSAsPerClient <= 0 {
+		opts.MaxSAsPerClient = 4
+	}
+	if opts.MaxSAsPerGateway <= 0 {
+		opts.MaxSAsPerGateway = 10000
+	}
+	if opts.MaxCachedSAs <= 0 {
+		opts.MaxCachedSAs = 100000
+	}
+	if opts.DefaultStale <= 0 {
+		opts.DefaultStale = 5 * time.Minute
 	}
 	b := &Broker{
 		opts: opts,
@@ -336,10 +393,18 @@ func (b *Broker) Leave(c *Client) {
 // Publish hands one event from c to c's shard. doc is only valid during the
 // call; h is its scanned header; recv is when it was read (unix nanos);
 // v1 is the TAK protocol v1 frame it arrived as, or nil. It never blocks:
-// a full inbox drops the frame, counts it and returns nil. Otherwise it
-// returns the message as it will be routed (shared and read-only), for the
-// engine's subscribers.
+// a full inbox drops the frame, counts it and returns nil; so does an SA
+// for a uid c may not announce (admitSA). Otherwise it returns the message
+// as it will be routed (shared and read-only), for the engine's
+// subscribers. Calls for one joined client must not overlap (its loop).
 func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []byte) *Message {
+	var slot *uidSlot
+	if h.IsSA() {
+		var ok bool
+		if slot, ok = b.admitSA(c, h.UID, recv); !ok {
+			return nil
+		}
+	}
 	var out []byte
 	if h.MartiStart >= 0 {
 		out = cot.StripMarti(doc, h)
@@ -352,9 +417,10 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 		from: c,
 		msg:  b.NewMessage(out, h.Type, h.IsPositionReport(), recv, v1),
 	}
+	j.msg.Noisy = c.noisy.Load()
 	j.msg.From = c
 	if h.IsSA() {
-		j.sa, j.uid, j.callsign, j.stale = true, h.UID, h.Callsign, h.Stale
+		j.sa, j.uid, j.callsign, j.stale, j.slot = true, h.UID, h.Callsign, h.Stale, slot
 	}
 	if len(h.DestCallsigns) > 0 {
 		j.callsigns = append([]string(nil), h.DestCallsigns...)
@@ -362,11 +428,19 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 	if len(h.DestUIDs) > 0 {
 		j.uids = append([]string(nil), h.DestUIDs...)
 	}
+	sh := b.shardOf(c)
+	size := int64(len(j.msg.XML))
+	if sh.bytes.Add(size) > int64(b.opts.InboxBytes) {
+		sh.bytes.Add(-size)
+		b.stats.Drops[DropInboxFull].Inc()
+		return nil
+	}
 	b.inflight.Add(1)
 	select {
-	case b.shardOf(c).inbox <- j:
+	case sh.inbox <- j:
 		return j.msg
 	default:
+		sh.bytes.Add(-size)
 		b.inflight.Add(-1)
 		b.stats.Drops[DropInboxFull].Inc()
 		return nil
@@ -375,7 +449,12 @@ func (b *Broker) Publish(c *Client, h *cot.Header, doc []byte, recv int64, v1 []
 
 // Identify records what a ghost's node says about it (uid, callsign), so
 // that directed messages find it before any of its SAs reached this node.
+// Its uid is claimed as a local client's is (admitSA): a ghost for a uid a
+// live local device holds is not found by it.
 func (b *Broker) Identify(c *Client, id Identity) {
+	if id.UID != "" {
+		b.admitSA(c, id.UID, time.Now().UnixNano())
+	}
 	if c.Identity() != id {
 		b.reg.identify(c, id)
 	}
@@ -445,13 +524,15 @@ func (b *Broker) countN(v Verdict, k Kind, n uint64) {
 		b.stats.Drops[DropSlowConsumer].Add(n)
 	case DroppedUnencodable:
 		b.stats.Drops[DropUnencodable].Add(n)
+	case DroppedNoisy:
+		b.stats.Drops[DropNoisySender].Add(n)
 	default:
 		b.stats.Drops[DropRecipientClosed].Add(n)
 	}
 }
 
 // numVerdicts bounds the Verdict enum, for tally.
-const numVerdicts = int(DroppedUnencodable) + 1
+const numVerdicts = int(DroppedNoisy) + 1
 
 // tally counts the verdicts of one message's deliveries on a shard's
 // goroutine; commit adds them to the broker's counters. A broadcast to a
@@ -483,6 +564,9 @@ func (s *shard) run() {
 			return
 		case j := <-s.inbox:
 			s.handle(j, time.Now())
+			if j.kind == jobFrame {
+				s.bytes.Add(-int64(len(j.msg.XML)))
+			}
 			s.b.inflight.Add(-1)
 		}
 	}
@@ -503,7 +587,7 @@ func (s *shard) route(j job, now time.Time) {
 	from.lastSeen.Store(now.UnixNano())
 	b.stats.Routed.Inc()
 	if j.sa {
-		s.learn(from, j)
+		s.learn(from, j, now)
 	}
 	if len(j.callsigns) == 0 && len(j.uids) == 0 {
 		s.broadcast(from, j.msg)
@@ -610,18 +694,103 @@ func retype(doc []byte, typ string) ([]byte, bool) {
 	return nil, false
 }
 
-// learn records what a client's SA says about it: its identity for directed
-// routing and logs, its type for the disconnect notice, and the SA itself
-// for replay.
-func (s *shard) learn(c *Client, j job) {
+// learn records what a client's SA says about it: its claim on the uid,
+// its identity for directed routing and logs, its type for the disconnect
+// notice, and the SA itself for replay. It reports false when the SA is
+// refused: another live client owns the uid.
+func (s *shard) learn(c *Client, j job, now time.Time) {
+	b := s.b
 	// Before the identity: whoever finds the client by uid sees its SA.
 	c.lastSA.Store(j.msg)
-	if cur := c.Identity(); cur.UID != j.uid || cur.Callsign != j.callsign {
-		s.b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
-		s.b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", j.uid).Str("callsign", j.callsign).Msg("client identified")
+	// The client's identity is its own uid: a gateway's relayed SAs do
+	// not rename it (they are reachable by uid through the registry).
+	if cur := c.Identity(); (cur.UID == "" || cur.UID == j.uid) && cur.Callsign != j.callsign {
+		b.reg.identify(c, Identity{UID: j.uid, Callsign: j.callsign})
+		b.opts.Log.Info().Uint64("conn", c.ID).Str("uid", clip(j.uid)).Str("callsign", clip(j.callsign)).Msg("client identified")
 	}
 	c.saType = j.msg.Type
-	s.b.sa.put(j.uid, saEntry{msg: j.msg, stale: j.stale, owner: c})
+	if j.slot != nil && j.slot.holder.Load() != c {
+		// A newer connection took the uid since Publish: its SA is the
+		// one to keep.
+		return
+	}
+	stale := j.stale
+	if stale.IsZero() {
+		// Never expiring would keep a ghost for the server's lifetime.
+		stale = now.Add(b.opts.DefaultStale)
+	}
+	if !b.sa.put(j.uid, saEntry{msg: j.msg, stale: stale, owner: c}, b.opts.MaxCachedSAs) {
+		b.stats.SACacheFull.Inc()
+	}
+}
+
+// admitSA decides, on the sender's event loop, whether c may announce an
+// SA for uid: within its bound of uids, and for a uid no other live client
+// owns (registry.claim). A refused SA is dropped before anyone, the
+// engine's subscribers included, sees it. recv is the read time (unix
+// nanos). It returns the sender's hold on the uid, nil for a server-side
+// sender (no outbox), which holds none.
+func (b *Broker) admitSA(c *Client, uid string, recv int64) (slot *uidSlot, ok bool) {
+	if c.out == nil {
+		return nil, true
+	}
+	if c.role != RoleLocal {
+		// A ghost is heard from through its node's messages.
+		c.heard.Store(recv)
+	}
+	c.umu.Lock()
+	defer c.umu.Unlock()
+	slot = c.uids[uid]
+	if slot != nil && slot.holder.Load() == c {
+		return slot, true // the common case: a device's next SA
+	}
+	if slot == nil {
+		capN := b.opts.MaxSAsPerClient
+		if c.gateway.Load() {
+			capN = b.opts.MaxSAsPerGateway
+		}
+		if len(c.uids) >= capN {
+			b.stats.SAOverCap.Inc()
+			if !c.refusedLogged {
+				c.refusedLogged = true
+				b.opts.Log.Warn().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", clip(uid)).Int("max_uids", capN).
+					Msg("SA for one uid more than a connection may announce; dropped (further ones are counted, not logged)")
+			}
+			return nil, false
+		}
+	}
+	res, prev, replace, slot := b.reg.claim(c, uid, recv, b.opts.TakeoverQuiet)
+	switch res {
+	case claimRefused:
+		b.stats.UIDRefused.Inc()
+		if !c.refusedLogged {
+			c.refusedLogged = true
+			b.opts.Log.Warn().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", clip(uid)).
+				Uint64("holder_conn", prev.ID).Str("holder_owner", prev.Owner()).
+				Msg("SA for a uid another live client owns; dropped (further ones are counted, not logged)")
+		}
+		return nil, false
+	case claimTaken:
+		b.stats.UIDTakeovers.Inc()
+		b.opts.Log.Info().Uint64("conn", c.ID).Str("owner", c.Owner()).Str("uid", clip(uid)).
+			Uint64("previous_conn", prev.ID).Bool("previous_closed", replace).Msg("uid taken over by a newer connection")
+		if r, ok := prev.out.(Replacer); ok && replace {
+			r.Replaced(c, uid)
+		}
+	}
+	if slot != nil {
+		c.uids[uid] = slot
+	}
+	return slot, true
+}
+
+// clip bounds a client-supplied string for a log line.
+func clip(s string) string {
+	const max = 256
+	if len(s) > max {
+		return s[:max] + "…"
+	}
+	return s
 }
 
 // broadcast delivers m to everyone from reaches: the clients receiving from
@@ -672,21 +841,21 @@ func (s *shard) broadcast(from *Client, m *Message) {
 	}
 }
 
+// leave forgets everything c announced and tells the others that each
+// device it still held is gone. A uid a newer connection took over gets no
+// notice: that would grey out a live contact.
 func (s *shard) leave(c *Client, now time.Time) {
-	id := c.Identity()
-	if id.UID == "" {
-		return
+	c.umu.Lock()
+	defer c.umu.Unlock()
+	for uid := range c.uids {
+		s.b.sa.drop(uid, c.ID)
+		if !s.b.reg.release(c, uid) || c.saType == "" {
+			continue
+		}
+		typ := c.saType
+		notice := cot.DisconnectNotice(cot.NewUID(), uid, typ, now)
+		s.b.stats.DisconnectNotices.Inc()
+		s.broadcast(c, s.b.NewMessage(notice, cot.TypeDelete, false, 0, nil))
 	}
-	s.b.sa.drop(id.UID, c.ID)
-	if c.saType == "" {
-		return
-	}
-	if other := s.b.reg.lookupUID(id.UID); other != nil && other != c {
-		// The device is back on a newer connection; telling everyone it
-		// left would grey out a live contact.
-		return
-	}
-	notice := cot.DisconnectNotice(cot.NewUID(), id.UID, c.saType, now)
-	s.b.stats.DisconnectNotices.Inc()
-	s.broadcast(c, s.b.NewMessage(notice, cot.TypeDelete, false, 0, nil))
+	clear(c.uids)
 }

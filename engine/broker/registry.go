@@ -3,6 +3,7 @@ package broker
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // registry knows every joined client and indexes them by uid and callsign.
@@ -14,7 +15,7 @@ import (
 type registry struct {
 	mu         sync.Mutex
 	clients    map[uint64]*Client
-	byUID      map[string]*Client
+	byUID      map[string]*uidSlot
 	byCallsign map[string][]*Client
 	// remote counts the ghosts and relays among clients.
 	remote int
@@ -37,7 +38,7 @@ type snapshot struct {
 func newRegistry() *registry {
 	r := &registry{
 		clients:    make(map[uint64]*Client),
-		byUID:      make(map[string]*Client),
+		byUID:      make(map[string]*uidSlot),
 		byCallsign: make(map[string][]*Client),
 	}
 	r.snap.Store(&snapshot{})
@@ -65,10 +66,10 @@ func (r *registry) remove(c *Client) bool {
 	if c.role != RoleLocal {
 		r.remote--
 	}
+	// Its uids stay indexed until its shard releases them (after the
+	// frames it sent before leaving): directed messages to them count as
+	// for a closed recipient meanwhile.
 	id := c.Identity()
-	if id.UID != "" && r.byUID[id.UID] == c {
-		delete(r.byUID, id.UID)
-	}
 	if id.Callsign != "" {
 		r.byCallsign[id.Callsign] = without(r.byCallsign[id.Callsign], c)
 		if len(r.byCallsign[id.Callsign]) == 0 {
@@ -79,25 +80,97 @@ func (r *registry) remove(c *Client) bool {
 	return true
 }
 
-// identify records c's uid and callsign. A reconnecting device whose old
-// connection has not timed out yet takes the uid over: the newest connection
-// is the one to reach.
+// claimResult is what a claim on a uid decided.
+type claimResult uint8
+
+const (
+	// claimHeld: the uid was free, or the claimant's already.
+	claimHeld claimResult = iota
+	// claimTaken: the uid moved to the claimant from another client.
+	claimTaken
+	// claimRefused: another live client owns the uid.
+	claimRefused
+)
+
+// uidSlot is who holds one uid. A client keeps the slots of its uids, so
+// that an SA for a uid it still holds is checked with one atomic load, and
+// the registry's lock is taken only when a uid changes hands.
+type uidSlot struct {
+	holder atomic.Pointer[Client]
+}
+
+// claim decides whether c may announce uid, at unix nanos now. A uid
+// belongs to the client that holds it; another client gets it when:
+//   - the holder has left (its shard has not released it yet);
+//   - both have the same owner (certificate CN or <auth> user): the
+//     user reconnected, and the holder is to be closed (replace);
+//   - the holder has sent nothing for quiet: a phone that changed
+//     network reconnects while its old connection lingers half-open, and
+//     ownership must not lock it out (replace);
+//   - the holder is a gateway relaying the device and the device itself
+//     connects (the gateway keeps its connection).
+//
+// Anything else is an impostor's claim and refused. prev is the client the
+// uid was taken from, or the holder that refused it. slot is nil for a
+// client not joined (it holds nothing).
+func (r *registry) claim(c *Client, uid string, now int64, quiet time.Duration) (res claimResult, prev *Client, replace bool, slot *uidSlot) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.clients[c.ID]; !ok {
+		return claimHeld, nil, false, nil
+	}
+	slot = r.byUID[uid]
+	if slot == nil {
+		slot = &uidSlot{}
+		r.byUID[uid] = slot
+	}
+	h := slot.holder.Load()
+	switch {
+	case h == nil || h == c:
+		slot.holder.Store(c)
+		return claimHeld, nil, false, slot
+	case h.left.Load():
+	case sameOwner(h, c), now-h.heard.Load() > int64(quiet):
+		replace = true
+	case h.gateway.Load() && !c.gateway.Load():
+	default:
+		return claimRefused, h, false, nil
+	}
+	slot.holder.Store(c)
+	return claimTaken, h, replace, slot
+}
+
+func sameOwner(a, b *Client) bool {
+	x, y := a.owner.Load(), b.owner.Load()
+	return x != nil && y != nil && *x == *y
+}
+
+// release frees uid if c holds it, or if nobody does. It reports whether
+// c was the last to hold it: only then is a t-x-d-d due.
+func (r *registry) release(c *Client, uid string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	slot := r.byUID[uid]
+	if slot == nil {
+		return true
+	}
+	if slot.holder.Load() != c {
+		return false
+	}
+	delete(r.byUID, uid)
+	return true
+}
+
+// identify records c's identity (its latest SA's uid and callsign) and
+// indexes its callsign; claim indexes uids.
 func (r *registry) identify(c *Client, next Identity) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	prev := c.Identity()
 	if _, ok := r.clients[c.ID]; !ok {
-		// Left already; keep the identity for the disconnect notice only.
+		// Left already; keep the identity for logs only.
 		c.ident.Store(&next)
 		return
-	}
-	if prev.UID != next.UID {
-		if prev.UID != "" && r.byUID[prev.UID] == c {
-			delete(r.byUID, prev.UID)
-		}
-		if next.UID != "" {
-			r.byUID[next.UID] = c
-		}
 	}
 	if prev.Callsign != next.Callsign {
 		if prev.Callsign != "" {
@@ -179,9 +252,12 @@ func (r *registry) appendByCallsign(dst []*Client, callsign string) []*Client {
 // lookupUID returns the client whose uid is uid, or nil.
 func (r *registry) lookupUID(uid string) *Client {
 	r.mu.Lock()
-	c := r.byUID[uid]
+	slot := r.byUID[uid]
 	r.mu.Unlock()
-	return c
+	if slot == nil {
+		return nil
+	}
+	return slot.holder.Load()
 }
 
 func without(s []*Client, c *Client) []*Client {

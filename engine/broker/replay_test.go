@@ -46,7 +46,7 @@ func (g *gateBox) Deliver(*Message) Verdict {
 func cacheSA(b *Broker, id uint64, uid string) {
 	owner := NewClient(id, &countBox{}, nil)
 	doc := fmt.Sprintf(`<event version="2.0" uid="%s" type="a-f-G-U-C" how="m-g"/>`, uid)
-	b.sa.put(uid, saEntry{msg: NewMessage([]byte(doc), "a-f-G-U-C", true, 0, nil), owner: owner})
+	b.sa.put(uid, saEntry{msg: NewMessage([]byte(doc), "a-f-G-U-C", true, 0, nil), owner: owner}, 0)
 }
 
 // An SA cached after a client joined reached it live (a shard caches an SA

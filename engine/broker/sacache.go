@@ -20,6 +20,9 @@ type saCache struct {
 	// after it joined (a shard caches an SA before it broadcasts it), so it
 	// gets them live, and replaying them too would deliver them twice.
 	seq atomic.Uint64
+	// size is the number of entries, kept by put, drop and prune, so that
+	// the cap on the whole cache costs no walk.
+	size atomic.Int64
 }
 
 type saStripe struct {
@@ -46,12 +49,21 @@ func (c *saCache) stripe(uid string) *saStripe {
 	return &c.stripes[maphash.String(c.seed, uid)%saStripes]
 }
 
-func (c *saCache) put(uid string, e saEntry) {
+// put caches e as uid's SA. A new uid is refused (false) when the cache
+// holds max entries already; 0 means no cap.
+func (c *saCache) put(uid string, e saEntry, max int) bool {
 	e.seq = c.seq.Add(1)
 	s := c.stripe(uid)
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, ok := s.m[uid]; !ok {
+		if max > 0 && c.size.Load() >= int64(max) {
+			return false
+		}
+		c.size.Add(1)
+	}
 	s.m[uid] = e
-	s.mu.Unlock()
+	return true
 }
 
 // drop forgets uid's SA if owner still owns it (a reconnect may have taken
@@ -61,6 +73,7 @@ func (c *saCache) drop(uid string, owner uint64) {
 	s.mu.Lock()
 	if e, ok := s.m[uid]; ok && e.owner.ID == owner {
 		delete(s.m, uid)
+		c.size.Add(-1)
 	}
 	s.mu.Unlock()
 }
@@ -111,6 +124,7 @@ func (c *saCache) prune(now time.Time) int {
 		for uid, e := range s.m {
 			if !e.stale.IsZero() && !e.stale.After(now) {
 				delete(s.m, uid)
+				c.size.Add(-1)
 				n++
 			}
 		}
@@ -119,13 +133,4 @@ func (c *saCache) prune(now time.Time) int {
 	return n
 }
 
-func (c *saCache) len() int {
-	n := 0
-	for i := range c.stripes {
-		s := &c.stripes[i]
-		s.mu.RLock()
-		n += len(s.m)
-		s.mu.RUnlock()
-	}
-	return n
-}
+func (c *saCache) len() int { return int(c.size.Load()) }

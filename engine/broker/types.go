@@ -24,6 +24,10 @@ type Message struct {
 	Recv int64
 	// Kind is what deliveries of the message are counted as.
 	Kind Kind
+	// Noisy: the sender was spending its inbound budget fast when it
+	// sent this (Client.SetNoisy). A recipient short of room drops such
+	// messages first, so that one sender cannot crowd out the others.
+	Noisy bool
 	// From is the client that published it (Broker.Publish); nil for the
 	// events the broker makes itself (disconnect notices, delivery
 	// failures), which every node makes for its own clients. Relays and
@@ -103,6 +107,10 @@ const (
 	// DroppedUnencodable: the recipient speaks TAK protocol v1 and the
 	// event does not convert.
 	DroppedUnencodable
+	// DroppedNoisy: the message's sender is spending its inbound budget
+	// fast (Message.Noisy) and the recipient's queue is over its share
+	// for such senders.
+	DroppedNoisy
 )
 
 // Outbox is the recipient side of a connection, implemented by the engine.
@@ -181,13 +189,75 @@ type Client struct {
 	left   atomic.Bool
 	// gone is closed when the client leaves: it wakes a waiting replay.
 	gone chan struct{}
+
+	// owner is who holds the client's uids: the certificate CN or <auth>
+	// user, nil while anonymous (a uid is then the connection's alone).
+	// A new connection of the same owner takes a uid over at once.
+	owner atomic.Pointer[string]
+	// gateway: the client relays other devices' SAs (a users-file flag);
+	// it may announce more uids and a device connecting directly takes
+	// its uid from it.
+	gateway atomic.Bool
+	// heard is unix nanos of the last bytes read from the client, pings
+	// included: a holder silent longer than Options.TakeoverQuiet loses
+	// its uid to a new claimant (the half-open connection of a phone
+	// that changed network).
+	heard atomic.Int64
+	// umu guards uids and refusedLogged. A connection's Publish calls
+	// come from its event loop alone and its leave after them, so for
+	// those it is never contended; a ghost's come from the cluster link,
+	// whose presence (Identify) and messages (Publish) may overlap.
+	umu sync.Mutex
+	// uids are the uids the client announced SAs for, bounded by
+	// Options.MaxSAsPerClient, with who holds each now. At leave their
+	// cache entries go and, for the uids it still holds, t-x-d-d is sent.
+	uids map[string]*uidSlot
+	// refusedLogged: one log line per client for refused SAs.
+	refusedLogged bool
+	// noisy marks what the client publishes as Message.Noisy.
+	noisy atomic.Bool
 }
+
+// Replacer is an Outbox that the broker can close when a newer connection
+// takes its uid over (the same owner reconnecting, or the holder gone
+// quiet). Optional: an Outbox without it keeps its connection.
+type Replacer interface {
+	// Replaced closes the connection, counted as replaced; by is the
+	// client that took the uid. Called from a shard: it must not block.
+	Replaced(by *Client, uid string)
+}
+
+// SetOwner records who the client is for uid ownership (certificate CN or
+// <auth> user; "" keeps it anonymous) and whether it is a gateway that
+// relays other devices' SAs. Set it before the client's first SA.
+func (c *Client) SetOwner(name string, gateway bool) {
+	if name != "" {
+		c.owner.Store(&name)
+	}
+	c.gateway.Store(gateway)
+}
+
+// Owner is the client's owner name, "" when anonymous.
+func (c *Client) Owner() string {
+	if p := c.owner.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
+
+// SetNoisy says whether the client is spending its inbound budget fast:
+// its messages are then the first a recipient short of room drops.
+func (c *Client) SetNoisy(v bool) { c.noisy.Store(v) }
+
+// Heard records that bytes arrived from the client at unix nanos now.
+func (c *Client) Heard(now int64) { c.heard.Store(now) }
 
 // NewClient wraps a connection's outbox. Its membership is m, or Anon
 // both ways when m is nil; SetMembership changes it later. A server-side
 // sender (one that publishes and never joins) has a nil outbox.
 func NewClient(id uint64, out Outbox, m *Membership) *Client {
-	c := &Client{ID: id, out: out, gone: make(chan struct{})}
+	c := &Client{ID: id, out: out, gone: make(chan struct{}), uids: make(map[string]*uidSlot, 1)}
+	c.heard.Store(time.Now().UnixNano())
 	if m != nil {
 		c.groups.Store(m)
 	}

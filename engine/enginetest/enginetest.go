@@ -106,7 +106,7 @@ func StartWith(t testing.TB, o Options) *Harness {
 	}
 	// As cmd/cotd wires it, with the same logger (tests read its audit lines).
 	ao := admin.Options{Directory: srv.Directory(), Metrics: srv.WriteMetrics, Ready: srv.Readiness,
-		Pprof: cfg.Admin.Pprof, Log: log}
+		Pprof: cfg.Admin.Pprof, Log: log, Hosts: cfg.Admin.AllowedHosts}
 	if o.Console != nil {
 		ao.Console = o.Console(srv)
 	}
