@@ -43,11 +43,11 @@ var rules = map[string]rule{
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
 	// Enrollment: a peer of the engine, reaching it only through directory.
-	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics", "engine/store"},
+	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics", "engine/store", "internal/netlimit"},
 		external: []string{"github.com/rs/zerolog", "golang.org/x/sys/unix", "github.com/skip2/go-qrcode"}, isolated: true},
 	// A peer of the engine (ARCHITECTURE.md §10): the Directory, the users
 	// file, the store and the metrics writer, nothing of the reactor.
-	"engine/marti": {project: []string{"engine/directory", "engine/auth", "engine/metrics", "engine/store", "cot", "tlsstate", "configs"},
+	"engine/marti": {project: []string{"engine/directory", "engine/auth", "engine/metrics", "engine/store", "cot", "tlsstate", "configs", "internal/netlimit"},
 		external: []string{"github.com/rs/zerolog"}, isolated: true, deny: []string{"cot/takproto"}},
 	// The admin API sees the engine only through Directory.
 	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
@@ -72,6 +72,9 @@ var rules = map[string]rule{
 	// The one poll helper for tests: the standard library only, so that the
 	// packages enginetest depends on can use it too.
 	"internal/poll": {external: []string{}},
+	// The connection limiter shared by the HTTPS peers (enroll, marti): a
+	// leaf on the standard library.
+	"internal/netlimit": {external: []string{}},
 	// The test harness may use the project's test helpers.
 	"engine/enginetest": {project: []string{"engine", "cot", "tlsstate", "configs", "internal"}},
 }

@@ -4,11 +4,9 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
-	"math/big"
 	"os"
 	"sync/atomic"
 
@@ -80,14 +78,14 @@ func (f *tlsFiles) reload() error {
 		DynamicRecordSizingDisabled: true,
 	}
 	if f.crl != "" {
-		revoked, err := loadCRL(f.crl, caPEM)
+		revoked, err := pki.RevokedSerials(f.crl, caPEM)
 		switch {
 		case errors.Is(err, fs.ErrNotExist) && !f.crlRequired:
 			// The CRL cotd writes appears with the first `cotd certs
 			// revoke`; until then nothing is revoked.
 			revoked = nil
 		case err != nil:
-			return err
+			return fmt.Errorf("tls.crl: %w", err)
 		}
 		// VerifyConnection, not VerifyPeerCertificate: it also runs when a
 		// client resumes a session (the ticket key outlives reloads), so a
@@ -105,41 +103,6 @@ func (f *tlsFiles) reload() error {
 }
 
 var errRevoked = errors.New("engine: client certificate revoked by the CRL")
-
-// loadCRL returns the revoked serials of a CRL that one of the CA
-// certificates signed.
-func loadCRL(path string, caPEM []byte) (map[string]bool, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("tls.crl: %w", err)
-	}
-	if b, _ := pem.Decode(raw); b != nil {
-		raw = b.Bytes
-	}
-	crl, err := x509.ParseRevocationList(raw)
-	if err != nil {
-		return nil, fmt.Errorf("tls.crl: %w", err)
-	}
-	signed := false
-	for rest := caPEM; len(rest) > 0; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		if ca, err := x509.ParseCertificate(b.Bytes); err == nil && crl.CheckSignatureFrom(ca) == nil {
-			signed = true
-			break
-		}
-	}
-	if !signed {
-		return nil, fmt.Errorf("tls.crl: %s is not signed by a certificate in tls.ca", path)
-	}
-	out := make(map[string]bool, len(crl.RevokedCertificateEntries))
-	for _, e := range crl.RevokedCertificateEntries {
-		out[new(big.Int).Set(e.SerialNumber).String()] = true
-	}
-	return out, nil
-}
 
 // tlsPaths resolves the certificate files to serve: configured ones, or the
 // development PKI (created on first start).

@@ -25,6 +25,7 @@ import (
 	"cotd/configs"
 	"cotd/engine/auth"
 	"cotd/engine/directory"
+	"cotd/internal/netlimit"
 	"cotd/tlsstate/pki"
 )
 
@@ -186,7 +187,7 @@ func (s *Server) Listen() error {
 	if err != nil {
 		return fmt.Errorf("enroll: listen %s: %w", s.cfg.Addr, err)
 	}
-	lim := &limitListener{Listener: tcp, slots: make(chan struct{}, s.cfg.MaxConns), refused: &s.stats.Refused[RefusedConnLimit]}
+	lim := netlimit.New(tcp, s.cfg.MaxConns, func() { s.stats.Refused[RefusedConnLimit].Inc() })
 	s.ln = tls.NewListener(lim, &tls.Config{
 		MinVersion: tls.VersionTLS12,
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
@@ -313,41 +314,6 @@ func (u *usersCache) get() (*auth.Directory, error) {
 	}
 	u.dir, u.key = d, k
 	return d, nil
-}
-
-// limitListener closes connections over its capacity at accept.
-type limitListener struct {
-	net.Listener
-	slots   chan struct{}
-	refused interface{ Inc() }
-}
-
-func (l *limitListener) Accept() (net.Conn, error) {
-	for {
-		c, err := l.Listener.Accept()
-		if err != nil {
-			return nil, err
-		}
-		select {
-		case l.slots <- struct{}{}:
-			return &slotConn{Conn: c, release: func() { <-l.slots }}, nil
-		default:
-			l.refused.Inc()
-			_ = c.Close()
-		}
-	}
-}
-
-type slotConn struct {
-	net.Conn
-	once    sync.Once
-	release func()
-}
-
-func (c *slotConn) Close() error {
-	err := c.Conn.Close()
-	c.once.Do(c.release)
-	return err
 }
 
 // errorLog receives net/http's own complaints: failed TLS handshakes are

@@ -122,3 +122,8 @@ func (s *Server) WriteMetrics(w io.Writer) error {
 
 // RefusedConnections counts connections closed at accept (max_connections).
 func (s *Server) RefusedConnections() uint64 { return s.stats.refusedConns.Load() }
+
+// countRefusedConn is the connection limiter's hook: it runs before the
+// refused connection is closed, so a client that sees the close can read
+// the count.
+func (s *Server) countRefusedConn() { s.stats.refusedConns.Add(1) }

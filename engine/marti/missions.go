@@ -214,6 +214,17 @@ func (s *Server) mission(c *caller, name string) (*mission, bool) {
 	return m, true
 }
 
+// missionOr404 is mission for the {name} in r's path, answering 404 when c
+// may not see it; the handlers that answer under the lock share it so that
+// the refusal reads the same everywhere. The caller holds missions.mu.
+func (s *Server) missionOr404(w http.ResponseWriter, r *http.Request, c *caller) (*mission, bool) {
+	m, ok := s.mission(c, r.PathValue("name"))
+	if !ok {
+		httpError(w, http.StatusNotFound, "no such mission")
+	}
+	return m, ok
+}
+
 // GET /Marti/api/missions
 func (s *Server) serveMissions(w http.ResponseWriter, r *http.Request) {
 	c := callerOf(r)
@@ -237,9 +248,8 @@ func (s *Server) serveMissions(w http.ResponseWriter, r *http.Request) {
 func (s *Server) serveMission(w http.ResponseWriter, r *http.Request) {
 	s.missions.mu.Lock()
 	defer s.missions.mu.Unlock()
-	m, ok := s.mission(callerOf(r), r.PathValue("name"))
+	m, ok := s.missionOr404(w, r, callerOf(r))
 	if !ok {
-		httpError(w, http.StatusNotFound, "no such mission")
 		return
 	}
 	writeEnvelope(w, "Mission", []missionJSON{s.missionView(r.Context(), m)}, s.nodeID)
@@ -346,9 +356,8 @@ func (s *Server) serveMissionSubscribe(w http.ResponseWriter, r *http.Request) {
 	}
 	s.missions.mu.Lock()
 	defer s.missions.mu.Unlock()
-	m, ok := s.mission(c, r.PathValue("name"))
+	m, ok := s.missionOr404(w, r, c)
 	if !ok {
-		httpError(w, http.StatusNotFound, "no such mission")
 		return
 	}
 	if !slices.Contains(m.Subscribers, uid) {
@@ -372,9 +381,8 @@ func (s *Server) serveMissionUnsubscribe(w http.ResponseWriter, r *http.Request)
 	uid := firstNonEmpty(param(r.URL.Query(), "uid"), param(r.URL.Query(), "clientUid"))
 	s.missions.mu.Lock()
 	defer s.missions.mu.Unlock()
-	m, ok := s.mission(callerOf(r), r.PathValue("name"))
+	m, ok := s.missionOr404(w, r, callerOf(r))
 	if !ok {
-		httpError(w, http.StatusNotFound, "no such mission")
 		return
 	}
 	if i := slices.Index(m.Subscribers, uid); i >= 0 {
@@ -391,9 +399,8 @@ func (s *Server) serveMissionUnsubscribe(w http.ResponseWriter, r *http.Request)
 func (s *Server) serveMissionSubscriptions(w http.ResponseWriter, r *http.Request) {
 	s.missions.mu.Lock()
 	defer s.missions.mu.Unlock()
-	m, ok := s.mission(callerOf(r), r.PathValue("name"))
+	m, ok := s.missionOr404(w, r, callerOf(r))
 	if !ok {
-		httpError(w, http.StatusNotFound, "no such mission")
 		return
 	}
 	writeEnvelope(w, "MissionSubscription", nonNil(slices.Clone(m.Subscribers)), s.nodeID)
@@ -444,9 +451,8 @@ type changeJSON struct {
 func (s *Server) serveMissionChanges(w http.ResponseWriter, r *http.Request) {
 	s.missions.mu.Lock()
 	defer s.missions.mu.Unlock()
-	m, ok := s.mission(callerOf(r), r.PathValue("name"))
+	m, ok := s.missionOr404(w, r, callerOf(r))
 	if !ok {
-		httpError(w, http.StatusNotFound, "no such mission")
 		return
 	}
 	out := []changeJSON{}

@@ -18,6 +18,7 @@ import (
 	"cotd/engine/auth"
 	"cotd/engine/directory"
 	"cotd/engine/store"
+	"cotd/internal/netlimit"
 )
 
 // The errors of the package.
@@ -186,7 +187,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("marti: https_addr: %w", err)
 		}
 		s.httpsAddr = ln.Addr()
-		lns = append(lns, tls.NewListener(newLimitListener(ln, s.cfg.MaxConnections, &s.stats.refusedConns), s.tls.base))
+		lns = append(lns, tls.NewListener(netlimit.New(ln, s.cfg.MaxConnections, s.countRefusedConn), s.tls.base))
 	}
 	if s.cfg.HTTPAddr != "" {
 		ln, err := net.Listen("tcp", s.cfg.HTTPAddr)
@@ -195,7 +196,7 @@ func (s *Server) Run(ctx context.Context) error {
 			return fmt.Errorf("marti: http_addr: %w", err)
 		}
 		s.httpAddr = ln.Addr()
-		lns = append(lns, newLimitListener(ln, s.cfg.MaxConnections, &s.stats.refusedConns))
+		lns = append(lns, netlimit.New(ln, s.cfg.MaxConnections, s.countRefusedConn))
 	}
 	var feed sync.WaitGroup
 	feedCtx, stopFeed := context.WithCancel(context.Background())

@@ -3,9 +3,7 @@ package marti
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
-	"math/big"
 	"os"
 	"sync/atomic"
 
@@ -73,9 +71,9 @@ func (f *tlsFiles) reload() error {
 		NextProtos: []string{"http/1.1"},
 	}
 	if f.crl != "" {
-		revoked, err := loadCRL(f.crl, caPEM)
+		revoked, err := pki.RevokedSerials(f.crl, caPEM)
 		if err != nil {
-			return err
+			return fmt.Errorf("%w: crl: %w", ErrTLS, err)
 		}
 		cfg.VerifyPeerCertificate = func(_ [][]byte, chains [][]*x509.Certificate) error {
 			for _, chain := range chains {
@@ -88,37 +86,4 @@ func (f *tlsFiles) reload() error {
 	}
 	f.cur.Store(cfg)
 	return nil
-}
-
-// loadCRL returns the revoked serials of a CRL signed by one of the CAs.
-func loadCRL(path string, caPEM []byte) (map[string]bool, error) {
-	raw, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: crl: %w", ErrTLS, err)
-	}
-	if b, _ := pem.Decode(raw); b != nil {
-		raw = b.Bytes
-	}
-	crl, err := x509.ParseRevocationList(raw)
-	if err != nil {
-		return nil, fmt.Errorf("%w: crl: %w", ErrTLS, err)
-	}
-	signed := false
-	for rest := caPEM; len(rest) > 0 && !signed; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		if ca, err := x509.ParseCertificate(b.Bytes); err == nil && crl.CheckSignatureFrom(ca) == nil {
-			signed = true
-		}
-	}
-	if !signed {
-		return nil, fmt.Errorf("%w: crl %s is not signed by the CA", ErrTLS, path)
-	}
-	out := make(map[string]bool, len(crl.RevokedCertificateEntries))
-	for _, e := range crl.RevokedCertificateEntries {
-		out[new(big.Int).Set(e.SerialNumber).String()] = true
-	}
-	return out, nil
 }

@@ -147,16 +147,7 @@ func (db *DB) SearchFiles(ctx context.Context, q FileQuery) ([]FileRecord, error
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
-	var out []FileRecord
-	for rows.Next() {
-		var f FileRecord
-		if err := scanFile(rows, &f); err != nil {
-			return out, err
-		}
-		out = append(out, f)
-	}
-	return out, rows.Err()
+	return collectRows(rows, scanFile)
 }
 
 // updateFile sets one column of the file with hash; ErrNotFound when there
@@ -236,14 +227,21 @@ func (db *DB) certs(ctx context.Context, where string, args ...any) ([]CertRecor
 	if err != nil {
 		return nil, err
 	}
+	return collectRows(rows, scanCert)
+}
+
+// collectRows scans every row of a query into a slice and closes rows. The
+// file and certificate listings read their rows the same way; on a scan
+// error the rows read so far are returned with it.
+func collectRows[T any](rows *sql.Rows, scan func(interface{ Scan(...any) error }, *T) error) ([]T, error) {
 	defer rows.Close()
-	var out []CertRecord
+	var out []T
 	for rows.Next() {
-		var c CertRecord
-		if err := scanCert(rows, &c); err != nil {
+		var v T
+		if err := scan(rows, &v); err != nil {
 			return out, err
 		}
-		out = append(out, c)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }

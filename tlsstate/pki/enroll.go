@@ -173,6 +173,51 @@ func (b *Bundle) CreateCRL(entries []Revoked, number *big.Int, now time.Time) ([
 
 // ReadCRL reads a CRL file (PEM or DER) and checks that ca signed it.
 func ReadCRL(path string, ca *x509.Certificate) (*x509.RevocationList, error) {
+	crl, err := parseCRLFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := crl.CheckSignatureFrom(ca); err != nil {
+		return nil, fmt.Errorf("%w: %s is not signed by %q: %w", ErrCRL, path, ca.Subject.CommonName, err)
+	}
+	return crl, nil
+}
+
+// RevokedSerials reads a CRL file (PEM or DER) that one of the certificates
+// in caPEM signed and returns its revoked serial numbers (decimal strings),
+// the set a TLS listener checks client certificates against. The streaming
+// listener and the Marti API both trust the tls.ca file, which may hold
+// several CAs, so this takes the file's bytes rather than one certificate.
+// A file that cannot be read is returned unwrapped, so that errors.Is(err,
+// fs.ErrNotExist) tells a CRL not yet written from a bad one.
+func RevokedSerials(path string, caPEM []byte) (map[string]bool, error) {
+	crl, err := parseCRLFile(path)
+	if err != nil {
+		return nil, err
+	}
+	signed := false
+	for rest := caPEM; len(rest) > 0 && !signed; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		if ca, err := x509.ParseCertificate(b.Bytes); err == nil && crl.CheckSignatureFrom(ca) == nil {
+			signed = true
+		}
+	}
+	if !signed {
+		return nil, fmt.Errorf("%w: %s is not signed by a certificate in the CA file", ErrCRL, path)
+	}
+	out := make(map[string]bool, len(crl.RevokedCertificateEntries))
+	for _, e := range crl.RevokedCertificateEntries {
+		out[e.SerialNumber.String()] = true
+	}
+	return out, nil
+}
+
+// parseCRLFile reads and parses a CRL, PEM or DER, without checking who
+// signed it.
+func parseCRLFile(path string) (*x509.RevocationList, error) {
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
@@ -183,9 +228,6 @@ func ReadCRL(path string, ca *x509.Certificate) (*x509.RevocationList, error) {
 	crl, err := x509.ParseRevocationList(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %s: %w", ErrCRL, path, err)
-	}
-	if err := crl.CheckSignatureFrom(ca); err != nil {
-		return nil, fmt.Errorf("%w: %s is not signed by %q: %w", ErrCRL, path, ca.Subject.CommonName, err)
 	}
 	return crl, nil
 }

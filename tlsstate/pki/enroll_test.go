@@ -11,6 +11,7 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"errors"
+	"io/fs"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -132,6 +133,45 @@ func TestCRLRoundTrip(t *testing.T) {
 	leaf, _ := ca.IssueClient("x", KeyECDSAP256, 24*time.Hour)
 	if _, err := leaf.CreateCRL(nil, big.NewInt(1), now); !errors.Is(err, ErrNotCA) {
 		t.Errorf("CRL by a leaf: %v", err)
+	}
+}
+
+// RevokedSerials trusts a CRL signed by any certificate of the CA file (an
+// operator's tls.ca may hold several), refuses one signed by none, and
+// passes a missing file through so callers can tell "not written yet".
+func TestRevokedSerials(t *testing.T) {
+	ca, _ := NewCA("Team CA", KeyECDSAP256, 24*time.Hour)
+	other, _ := NewCA("Other CA", KeyECDSAP256, 24*time.Hour)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "crl.pem")
+	now := time.Now()
+	data, err := ca.CreateCRL([]Revoked{{Serial: big.NewInt(7), At: now}, {Serial: big.NewInt(9), At: now}}, big.NewInt(3), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// The signer is the second certificate in the file.
+	got, err := RevokedSerials(path, append(append([]byte{}, other.CertPEM...), ca.CertPEM...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !got["7"] || !got["9"] {
+		t.Errorf("revoked = %v, want 7 and 9", got)
+	}
+	if _, err := RevokedSerials(path, other.CertPEM); !errors.Is(err, ErrCRL) {
+		t.Errorf("CRL no certificate in the file signed: %v, want ErrCRL", err)
+	}
+	if _, err := RevokedSerials(filepath.Join(dir, "none.pem"), ca.CertPEM); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing CRL: %v, want fs.ErrNotExist", err)
+	}
+	bad := filepath.Join(dir, "bad.pem")
+	if err := os.WriteFile(bad, []byte("not a crl"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := RevokedSerials(bad, ca.CertPEM); !errors.Is(err, ErrCRL) {
+		t.Errorf("garbage CRL: %v, want ErrCRL", err)
 	}
 }
 
