@@ -3,15 +3,12 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +19,7 @@ import (
 	"cotd/configs"
 	et "cotd/engine/enginetest"
 	"cotd/engine/store"
+	"cotd/engine/store/storetest"
 )
 
 // crashBatch is the child's [store] batch_size; crashWindow is how far the
@@ -52,7 +50,9 @@ func TestServeKill9MidIngest(t *testing.T) {
 		{"sqlite", func(t *testing.T, dir string) string {
 			return fmt.Sprintf("path = %q\n", filepath.Join(dir, "cotd.db"))
 		}},
-		{"postgres", func(t *testing.T, dir string) string { return fmt.Sprintf("url = %q\n", postgresSchema(t)) }},
+		{"postgres", func(t *testing.T, dir string) string {
+			return fmt.Sprintf("url = %q\n", storetest.Schema(t, "cotd_serve_"))
+		}},
 	} {
 		t.Run(b.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -277,47 +277,4 @@ func rawStore(t *testing.T, c configs.Store) *sql.DB {
 	}
 	t.Cleanup(func() { _ = db.Close() })
 	return db
-}
-
-// postgresSchema is a schema of the test's own in COTD_TEST_POSTGRES_URL's
-// database (dropped at the end), as a URL; it skips without PostgreSQL
-// except on CI, where it fails.
-func postgresSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("COTD_TEST_POSTGRES_URL")
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("COTD_TEST_POSTGRES_URL is not set: CI must run the PostgreSQL tests (.ci/run)")
-		}
-		t.Skip("COTD_TEST_POSTGRES_URL not set; PostgreSQL half skipped (see .ci/run)")
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "cotd_serve_" + hex.EncodeToString(b)
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema on %s: %v", store.MaskURL(base), err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err == nil {
-			_, err = db.Exec("DROP SCHEMA " + schema + " CASCADE")
-			_ = db.Close()
-		}
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

@@ -2,27 +2,19 @@ package store_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/rs/zerolog"
 
 	"cotd/configs"
 	"cotd/engine/enginetest"
 	"cotd/engine/store"
+	"cotd/engine/store/storetest"
 )
-
-// pgEnv names the PostgreSQL the tests use: a database the role may create
-// schemas in. .ci/run starts one and sets it; on CI (CI=true) a missing
-// value fails the tests instead of skipping the PostgreSQL half.
-const pgEnv = "COTD_TEST_POSTGRES_URL"
 
 // backend is one database a test table runs against.
 type backend struct {
@@ -49,68 +41,13 @@ func sqliteCfg(t testing.TB) configs.Store {
 	return c
 }
 
-// postgresURL is the test server's URL, or skips (fails on CI).
-func postgresURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv(pgEnv)
-	if u == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: CI must run the PostgreSQL tests (.ci/run starts PostgreSQL and sets it)", pgEnv)
-		}
-		t.Skipf("%s not set; PostgreSQL half skipped (start PostgreSQL and set it, see .ci/run)", pgEnv)
-	}
-	return u
-}
-
-// postgresCfg makes a schema of its own for the test (dropped at the end)
-// and points the store at it with search_path.
+// postgresCfg points the store at a schema of the test's own (dropped at
+// the end).
 func postgresCfg(t testing.TB) configs.Store {
 	t.Helper()
-	base := postgresURL(t)
-	schema := "cotd_test_" + randHex(6)
-	ctx, cancel := context.WithTimeout(context.Background(), enginetest.Wait)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatalf("connect %s: %v", store.MaskURL(base), err)
-	}
-	defer conn.Close(ctx)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), enginetest.Wait)
-		defer cancel()
-		c, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
 	c := baseCfg()
-	c.URL = withParam(t, base, "search_path", schema)
+	c.URL = storetest.Schema(t, "cotd_test_")
 	return c
-}
-
-func withParam(t testing.TB, raw, k, v string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set(k, v)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // open opens a store on cfg and closes it when the test ends.

@@ -22,6 +22,7 @@ import (
 	"cotd/configs"
 	"cotd/engine/enginetest"
 	"cotd/engine/store"
+	"cotd/engine/store/storetest"
 )
 
 // holdWriteLock blocks every writer of the database until release is
@@ -362,7 +363,7 @@ func TestPostgresBadURLs(t *testing.T) {
 		t.Errorf("bad URL: err = %v", err)
 	}
 	// The real server with a wrong password.
-	base := postgresURL(t)
+	base := storetest.PostgresURL(t)
 	cfg.URL = withPassword(t, base, "wrong-s3cret")
 	_, err = store.Open(ctxT(t), cfg, store.Options{})
 	if !errors.Is(err, store.ErrUnreachable) || strings.Contains(err.Error(), "wrong-s3cret") || !strings.Contains(err.Error(), "xxxxx") {

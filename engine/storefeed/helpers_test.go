@@ -2,10 +2,7 @@ package storefeed_test
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/hex"
-	"net/url"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,12 +10,9 @@ import (
 	"cotd/configs"
 	et "cotd/engine/enginetest"
 	"cotd/engine/store"
+	"cotd/engine/store/storetest"
 	"cotd/tlsstate/pki"
 )
-
-// pgEnv names the PostgreSQL the tests use, as engine/store's tests do:
-// .ci/run starts one and sets it; on CI (CI=true) a missing value fails.
-const pgEnv = "COTD_TEST_POSTGRES_URL"
 
 // backend is one database the end-to-end tests run against.
 type backend struct {
@@ -29,51 +23,7 @@ type backend struct {
 
 var backends = []backend{
 	{"sqlite", func(t *testing.T, c *configs.Store) { c.Path = filepath.Join(t.TempDir(), "cotd.db") }},
-	{"postgres", func(t *testing.T, c *configs.Store) { c.URL = postgresSchema(t) }},
-}
-
-// postgresSchema makes a schema of the test's own (dropped at the end) and
-// returns a URL whose search_path is it; it skips without PostgreSQL,
-// except on CI.
-func postgresSchema(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv(pgEnv)
-	if base == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%s is not set: CI must run the PostgreSQL tests (.ci/run starts PostgreSQL and sets it)", pgEnv)
-		}
-		t.Skipf("%s not set; PostgreSQL half skipped (see .ci/run)", pgEnv)
-	}
-	b := make([]byte, 6)
-	_, _ = rand.Read(b)
-	schema := "cotd_feed_" + hex.EncodeToString(b)
-	db, err := sql.Open("pgx", base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	if _, err := db.Exec("CREATE SCHEMA " + schema); err != nil {
-		t.Fatalf("create schema on %s: %v", store.MaskURL(base), err)
-	}
-	t.Cleanup(func() {
-		db, err := sql.Open("pgx", base)
-		if err != nil {
-			t.Errorf("drop schema: %v", err)
-			return
-		}
-		defer db.Close()
-		if _, err := db.Exec("DROP SCHEMA " + schema + " CASCADE"); err != nil {
-			t.Errorf("drop schema: %v", err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
+	{"postgres", func(t *testing.T, c *configs.Store) { c.URL = storetest.Schema(t, "cotd_feed_") }},
 }
 
 // rawDB opens the harness's database directly, for what the Store
