@@ -42,20 +42,25 @@ type listener struct {
 
 // distinctAddrs gives each listener an address string of its own. gnet
 // finds a listener by its configured string, so two listeners both on
-// "127.0.0.1:0" (tests ask the kernel for ports) could not be told apart:
-// each such listener but the first is given a free port chosen now. The
-// port is free when chosen and bound moments later; nothing else on a test
-// machine races for it in practice, and a fixed port is never touched.
+// "127.0.0.1:0" (tests ask the kernel for ports) could not be told apart.
+// Each such listener but the first gets port 0 spelled with more zeros
+// ("127.0.0.1:00"): the same request to the kernel, a different string.
+// Choosing a free port here and binding it moments later would race with
+// every other socket on the machine (a parallel test's outgoing connection
+// took one such port on CI). Other duplicates cannot reach here: config
+// validation refuses two listeners on one port.
 func distinctAddrs(lns []*listener) error {
 	seen := map[string]bool{}
 	for _, ln := range lns {
-		if seen[ln.addr] {
-			l, err := net.Listen("tcp", ln.addr)
+		for seen[ln.addr] {
+			host, port, err := net.SplitHostPort(ln.addr)
 			if err != nil {
 				return err
 			}
-			ln.addr = l.Addr().String()
-			_ = l.Close()
+			if strings.Trim(port, "0") != "" {
+				return fmt.Errorf("two listeners on %s", ln.addr)
+			}
+			ln.addr = net.JoinHostPort(host, port+"0")
 		}
 		seen[ln.addr] = true
 	}
