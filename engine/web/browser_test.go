@@ -300,14 +300,21 @@ func TestBrowser(t *testing.T) {
 	t.Logf("screenshot: %s", shot)
 
 	// Disconnect from the table: the first click arms the button, the
-	// second closes ALPHA's connection.
+	// second closes ALPHA's connection. Each click finds the button and
+	// clicks it in one step inside the page: live updates re-render the
+	// table, so a node found by one DevTools call may be gone by the next.
 	button := `#clients tr[data-uid="ALPHA-1"] button[data-action="disconnect"]`
-	do(t, ctx, chromedp.Click(chromedp.CSS(button)))
+	click := `(() => { const b = document.querySelector('` + button + `'); if (b) b.click(); return b !== null })()`
+	if !eval[bool](t, ctx, click) {
+		t.Fatal("no disconnect button for ALPHA")
+	}
 	waitJS(t, ctx, "the armed button", `document.querySelector('`+button+`.confirm') !== null`)
 	if _, ok := c.eng.Srv.Directory().Connection(c.connID(t, "ALPHA-1")); !ok {
 		t.Fatal("the first click disconnected ALPHA")
 	}
-	do(t, ctx, chromedp.Click(chromedp.CSS(button)))
+	if !eval[bool](t, ctx, click) {
+		t.Fatal("the disconnect button for ALPHA went away")
+	}
 	alpha.Closed()
 	waitJS(t, ctx, "ALPHA gone from the map and the table", marker+` === null && document.querySelector('#clients tr[data-uid="ALPHA-1"]') === null`)
 	if !eval[bool](t, ctx, `document.querySelector('#clients tr[data-uid="BRAVO-1"]') !== null`) {
