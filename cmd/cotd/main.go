@@ -13,9 +13,6 @@ import (
 	"syscall"
 
 	"cotd/configs"
-	"cotd/engine"
-	"cotd/engine/cluster"
-	"cotd/engine/marti"
 )
 
 // version is set at build time: -ldflags "-X main.version=…".
@@ -84,57 +81,26 @@ func serve(args []string, stderr io.Writer) int {
 		return 1
 	}
 	log, sink := newAsyncLogger(cfg.Log, stderr)
-	defer sink.Close()
+	defer sink.Close() // deferred first, so it runs last: every part's last lines are written
 	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)
 	}
-	srv, err := engine.New(cfg, log)
-	var api *marti.Server
-	var persist *persistence
-	var cl *cluster.Node // nil: a single node, no NATS
-	if err == nil {
-		srv.Version = version
-		srv.AddMetrics(sink.WriteMetrics)
-		if cl, err = wireCluster(srv, cfg, log); err == nil {
-			if persist, err = openPersistence(cfg.Store, srv, log); err == nil { // [store], fed through the Directory
-				api, err = newMarti(cfg, srv, dirOf(srv, cl), persist.store(), log) // the Marti HTTP API (8443), beside the engine
-			}
-		}
-	}
-	defer persist.close() // deferred first, so it runs last: the engine's and Marti's last events reach it
+	p, err := build(cfg, log, sink)
+	defer p.Stop() // also after a failed start: it closes what was built
 	if err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	defer cl.Close() // after Run: the engine's leaves reach the other nodes first
+	// Caught only once built: a Ctrl-C while the store or the cluster is
+	// still connecting ends cotd at once.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	wireAdmin(ctx, srv, cfg, api, log, cl)                   // the admin API and the web console, which ends with ctx
-	en, err := startEnroll(ctx, cfg, srv, persist.DB(), log) // certificate enrollment (8446) and the CRL watcher
-	if err != nil {
+	if err := p.Start(ctx, stop); err != nil {
 		log.Error().Err(err).Msg("cannot start")
 		return 1
 	}
-	martiDone := runMarti(ctx, stop, api, log)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for range hup {
-			// Each logs its own outcome and keeps the old state on error.
-			_ = srv.ReloadTLS()
-			_ = srv.ReloadUsers()
-			reloadMarti(api)
-			_ = en.Reload()
-		}
-	}()
-	err = srv.Run(ctx)
-	stop()
-	if mErr := <-martiDone; err == nil {
-		err = mErr
-	}
-	if err != nil {
+	if err := p.Run(ctx); err != nil { // engine.ErrStopped when the engine stopped on its own
 		log.Error().Err(err).Msg("server stopped with an error")
 		return 1
 	}
