@@ -99,13 +99,19 @@ func TestServeClusterWithNodeCertificates(t *testing.T) {
 	tcp0 := tcpListener(t, n0.await(t, "cotd ready"))
 	n1 := startServe(t, conf("n1", route))
 	tcp1 := tcpListener(t, n1.await(t, "cotd ready"))
+	// Each hears the other's heartbeat: the TLS route is up.
+	for n, want := range map[*child]string{n0: "n1", n1: "n0"} {
+		if peer, _ := n.await(t, "cluster node joined")["peer"].(string); peer != want {
+			t.Fatalf("joined peer %q, want %q", peer, want)
+		}
+	}
 
 	a := et.Dial(t, tcp0)
 	a.Send(et.SA("alpha", "ALPHA", "a-f-G-U-C"))
 	b := et.Dial(t, tcp1)
 	b.Send(et.SA("bravo", "BRAVO", "a-f-G-U-C"))
-	// Each SA crossing the TLS route is the barrier that both nodes hear
-	// each other and each other's clients.
+	// Each SA crossing the route is the barrier that each node knows the
+	// other's client.
 	b.Expect("alpha's SA from n0", et.UID("alpha"))
 	a.Expect("bravo's SA from n1", et.UID("bravo"))
 	a.Send(et.Marker("across-1"))
