@@ -993,9 +993,10 @@ type Cluster struct {
 	// comma-separated) instead of the embedded server; "" (default)
 	// embeds one. Listen and Routes must then be empty.
 	NATSURL string `toml:"nats_url"`
-	// Cert and Key (PEM) are this node's certificate for routes (embedded)
-	// or its client certificate (nats_url); CA is the bundle the peer must
-	// chain to. All empty (default): plain TCP.
+	// Cert and Key (PEM) are this node's certificate for routes (embedded:
+	// both ends present it, so it needs serverAuth and clientAuth, as
+	// `cotd certs node` makes it) or its client certificate (nats_url); CA
+	// is the bundle the peer must chain to. All empty (default): plain TCP.
 	Cert string `toml:"cert"`
 	Key  string `toml:"key"`
 	CA   string `toml:"ca"`

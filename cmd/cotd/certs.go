@@ -18,8 +18,10 @@ const certsUsage = `usage:
   cotd certs server  --dir DIR --host H[,H...] [--cn NAME] [--rsa] [--days N] [--force]
   cotd certs client  --dir DIR --name USER [--password P] [--rsa] [--days N] [--force]
                      [--package --server-host HOST [--server-port 8089]]
-server and client use DIR/ca.pem and DIR/ca.key. They refuse to replace an existing
-certificate or key unless --force is given; a CA is never replaced.
+  cotd certs node    --dir DIR --name NODE --host H[,H...] [--rsa] [--days N] [--force]
+server, client and node use DIR/ca.pem and DIR/ca.key. node writes DIR/nodes/NODE.pem
+and .key, a cluster node's route certificate (serverAuth and clientAuth). They refuse
+to replace an existing certificate or key unless --force is given; a CA is never replaced.
 `
 
 // errFlagPrinted: package flag has already printed the error and the
@@ -41,7 +43,7 @@ func certsCmd(args []string, stdout, stderr io.Writer) int {
 	}
 	sub := args[0]
 	switch sub {
-	case "ca", "server", "client":
+	case "ca", "server", "client", "node":
 	case "enroll-package", "revoke", "crl":
 		return certsEnrollCmd(sub, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
@@ -82,6 +84,8 @@ func certsCmd(args []string, stdout, stderr io.Writer) int {
 		written, err = issueServer(f, kt, validFor)
 	case "client":
 		written, err = issueClient(f, kt, validFor)
+	case "node":
+		written, err = issueNode(f, kt, validFor)
 	}
 	switch {
 	case errors.Is(err, pki.ErrNoCA):
@@ -118,6 +122,10 @@ func parseCertsFlags(sub string, args []string, stderr io.Writer) (*certsFlags, 
 		fs.BoolVar(&f.pkg, "package", false, "also write USER.zip, an ATAK connection data package")
 		fs.StringVar(&f.serverHost, "server-host", "", "server address the package connects to")
 		fs.IntVar(&f.serverPort, "server-port", pki.DefaultStreamPort, "TLS stream port the package connects to")
+	case "node":
+		fs.BoolVar(&f.force, "force", false, "replace an existing certificate and key of this node")
+		fs.StringVar(&f.name, "name", "", "cluster.node name: the certificate CN and the file names (required)")
+		fs.StringVar(&f.hosts, "host", "", "comma-separated DNS names and IP addresses other nodes reach this one by (required)")
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, errFlagPrinted
@@ -129,10 +137,12 @@ func parseCertsFlags(sub string, args []string, stderr io.Writer) (*certsFlags, 
 		return nil, errors.New("--dir is required")
 	case f.days < 0:
 		return nil, errors.New("--days must not be negative")
-	case sub == "server" && len(splitHosts(f.hosts)) == 0:
+	case (sub == "server" || sub == "node") && len(splitHosts(f.hosts)) == 0:
 		return nil, errors.New("--host is required")
-	case sub == "client" && f.name == "":
+	case (sub == "client" || sub == "node") && f.name == "":
 		return nil, errors.New("--name is required")
+	case sub == "node" && !nodeName(f.name):
+		return nil, fmt.Errorf("--name %q: use letters, digits, '-' and '_' only, as in cluster.node", f.name)
 	case f.pkg && f.serverHost == "":
 		return nil, errors.New("--package needs --server-host")
 	case !f.pkg && f.serverHost != "":
@@ -154,6 +164,35 @@ func issueServer(f *certsFlags, kt pki.KeyType, validFor time.Duration) ([]strin
 	}
 	c, k, err := pki.Save(f.dir, pki.ServerName, srv)
 	return []string{c, k}, err
+}
+
+// nodesDir is where node certificates go, under the CA's directory: apart
+// from the users' NAME.pem files, so that a node and a user (or the
+// server) of one name do not overwrite each other.
+const nodesDir = "nodes"
+
+func issueNode(f *certsFlags, kt pki.KeyType, validFor time.Duration) ([]string, error) {
+	ca, err := pki.LoadCA(f.dir)
+	if err != nil {
+		return nil, err
+	}
+	node, err := ca.IssueNode(f.name, splitHosts(f.hosts), kt, validFor)
+	if err != nil {
+		return nil, err
+	}
+	c, k, err := pki.Save(filepath.Join(f.dir, nodesDir), f.name, node)
+	return []string{c, k}, err
+}
+
+// nodeName reports whether s is a valid cluster.node name (configs checks
+// the same rule), which also keeps it a plain file name.
+func nodeName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return s != ""
 }
 
 func issueClient(f *certsFlags, kt pki.KeyType, validFor time.Duration) ([]string, error) {
@@ -203,6 +242,9 @@ func existingOutputs(sub string, f *certsFlags) string {
 		if f.pkg {
 			paths = append(paths, filepath.Join(f.dir, f.name+".zip"))
 		}
+	case "node":
+		c, k := pki.Paths(filepath.Join(f.dir, nodesDir), f.name)
+		paths = []string{c, k}
 	}
 	for _, p := range paths {
 		if _, err := os.Lstat(p); err == nil {

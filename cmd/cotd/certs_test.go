@@ -28,6 +28,7 @@ func TestCertsFlow(t *testing.T) {
 	for _, args := range [][]string{
 		{"server", "--dir", dir, "--host", "tak.lan"},
 		{"client", "--dir", dir, "--name", "alice"},
+		{"node", "--dir", dir, "--name", "n1", "--host", "n1.lan"},
 	} {
 		code, _, stderr := runCerts(t, args...)
 		if code != 1 || !strings.Contains(stderr, "run `cotd certs ca --dir "+dir+"` first") {
@@ -66,6 +67,29 @@ func TestCertsFlow(t *testing.T) {
 	if srv.Cert.CheckSignatureFrom(ca.Cert) != nil || srv.Cert.Subject.CommonName != "tak.lan" ||
 		len(srv.Cert.DNSNames) != 1 || len(srv.Cert.IPAddresses) != 1 {
 		t.Errorf("server cert: CN %q DNS %v IP %v", srv.Cert.Subject.CommonName, srv.Cert.DNSNames, srv.Cert.IPAddresses)
+	}
+
+	// A cluster node: one certificate for both ends of a route, under
+	// nodes/ so that it cannot take the place of a user's or the server's.
+	code, stdout, stderr = runCerts(t, "node", "--dir", dir, "--name", "server", "--host", "n1.lan, 10.0.0.7")
+	if code != 0 {
+		t.Fatalf("node: %d %s", code, stderr)
+	}
+	nodeCert, nodeKey := pki.Paths(filepath.Join(dir, "nodes"), "server")
+	if stdout != "wrote "+nodeCert+"\nwrote "+nodeKey+"\n" {
+		t.Errorf("node output %q", stdout)
+	}
+	node, err := pki.Load(nodeCert, nodeKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if node.Cert.CheckSignatureFrom(ca.Cert) != nil || node.Cert.Subject.CommonName != "server" || !nodeUsages(node.Cert) ||
+		len(node.Cert.DNSNames) != 1 || node.Cert.DNSNames[0] != "n1.lan" || len(node.Cert.IPAddresses) != 1 || node.Cert.IPAddresses[0].String() != "10.0.0.7" {
+		t.Errorf("node cert: CN %q EKU %v DNS %v IP %v", node.Cert.Subject.CommonName, node.Cert.ExtKeyUsage, node.Cert.DNSNames, node.Cert.IPAddresses)
+	}
+	certsCheckPerm(t, nodeKey, 0o600)
+	if after, err := pki.Load(filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")); err != nil || !after.Cert.Equal(srv.Cert) {
+		t.Errorf("a node named server replaced the server certificate (%v)", err)
 	}
 
 	// Client without a package.
@@ -117,6 +141,7 @@ func TestCertsFlow(t *testing.T) {
 	}{
 		{[]string{"server", "--dir", dir, "--host", "tak.lan"}, "server.key"},
 		{[]string{"client", "--dir", dir, "--name", "alice"}, "alice.key"},
+		{[]string{"node", "--dir", dir, "--name", "server", "--host", "n1.lan"}, filepath.Join("nodes", "server.key")},
 	} {
 		keyPath := filepath.Join(dir, c.key)
 		before, err := os.ReadFile(keyPath)
@@ -163,6 +188,10 @@ func TestCertsUsage(t *testing.T) {
 		{"client", "--dir", dir, "--name", "a", "--server-host", "h"},
 		{"client", "--dir", dir, "--name", "a", "--package", "--server-host", "h", "--server-port", "70000"},
 		{"client", "--dir", dir, "--name", "a", "--nope"},
+		{"node", "--dir", dir, "--name", "n1"},
+		{"node", "--dir", dir, "--host", "n1.lan"},
+		{"node", "--dir", dir, "--name", "../n1", "--host", "n1.lan"},
+		{"node", "--dir", dir, "--name", "n1", "--host", "n1.lan", "--package"},
 	}
 	for _, args := range tests {
 		code, stdout, stderr := runCerts(t, args...)
@@ -178,7 +207,7 @@ func TestCertsUsage(t *testing.T) {
 	}
 
 	code, stdout, _ := runCerts(t, "help")
-	if code != 0 || !strings.Contains(stdout, "cotd certs client") {
+	if code != 0 || !strings.Contains(stdout, "cotd certs client") || !strings.Contains(stdout, "cotd certs node") {
 		t.Errorf("help: %d %q", code, stdout)
 	}
 }

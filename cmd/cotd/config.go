@@ -6,6 +6,7 @@ import (
 
 	"cotd/configs"
 	"cotd/engine"
+	"cotd/engine/cluster"
 )
 
 // configCmd implements `cotd config`. Exit codes: 0 ok, 1 problems, 2 usage.
@@ -34,6 +35,7 @@ func configCheck(path string, stdout, stderr io.Writer) int {
 	cfg, problems := configs.Check(path)
 	if cfg != nil {
 		problems = append(problems, engine.CheckFiles(cfg)...)
+		problems = append(problems, cluster.CheckFiles(cfg.Cluster)...)
 		for _, w := range cfg.Warnings() {
 			fmt.Fprintf(stderr, "%s: warning: %s\n", path, w)
 		}

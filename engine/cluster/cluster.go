@@ -22,6 +22,11 @@ var (
 	ErrConfig = errors.New("cluster: bad configuration")
 	ErrStart  = errors.New("cluster: cannot start")
 	ErrFrame  = errors.New("cluster: bad frame")
+	// ErrCert: cluster.cert cannot do its job: it lacks an extended key
+	// usage its role needs (a route certificate needs serverAuth and
+	// clientAuth) or cluster.ca does not verify it. Start and CheckFiles
+	// return it before any route is tried.
+	ErrCert = errors.New("cluster: unusable cluster certificate")
 )
 
 // Options configure a Node.
@@ -142,6 +147,12 @@ func (n *Node) Stats() *Stats { return &n.stats }
 // Start runs the embedded NATS server (unless nats_url), connects, attaches
 // to the engine and starts the node's goroutines.
 func (n *Node) Start() error {
+	// Refused here, with the reason, rather than by every peer's TLS
+	// handshake, which only the embedded server's (usually silent) log
+	// would tell.
+	if err := checkTLS(n.o.Config); err != nil {
+		return err
+	}
 	var err error
 	if n.o.Config.NATSURL == "" {
 		if n.ns, err = n.embed(); err != nil {

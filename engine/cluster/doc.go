@@ -10,6 +10,12 @@
 // everything that arrives. A NATS outage or a partition degrades to
 // local-only routing and heals by itself.
 //
+// With cluster.cert set, routes are mutual TLS and each node presents that
+// one certificate whether it dials or accepts, so Start (and CheckFiles,
+// for `cotd config check`) refuses, with ErrCert, a certificate without
+// both serverAuth and clientAuth or one cluster.ca does not verify: the
+// peers' handshakes would refuse it, and nats-server would only log that.
+//
 // Subjects (group names escaped to one subject token each):
 //
 //	cotd.g.<group>  a broadcast into group, once per group; a node

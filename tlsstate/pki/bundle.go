@@ -61,6 +61,20 @@ func (b *Bundle) IssueServer(cn string, hosts []string, kt KeyType, validFor tim
 	return b.issueServer(cn, hosts, kt, validFor, time.Now())
 }
 
+// IssueNode makes a cluster node's certificate signed by b: like
+// IssueServer (hosts become SANs, at least one), but good for both the
+// serverAuth and clientAuth extended key usages, because a NATS route is
+// dialled by one node and accepted by the other and each end presents the
+// same certificate. cn is the node name and must not be empty. validFor
+// zero means DefaultLeafValidity.
+func (b *Bundle) IssueNode(cn string, hosts []string, kt KeyType, validFor time.Duration) (*Bundle, error) {
+	if strings.TrimSpace(cn) == "" {
+		return nil, fmt.Errorf("%w: empty node name", ErrName)
+	}
+	return b.issueHosts(cn, hosts, kt, validFor, time.Now(),
+		x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth)
+}
+
 // IssueClient makes a TLS client certificate signed by b whose CN is the TAK
 // user name. validFor zero means DefaultLeafValidity.
 func (b *Bundle) IssueClient(cn string, kt KeyType, validFor time.Duration) (*Bundle, error) {
@@ -100,6 +114,12 @@ func newCA(cn string, kt KeyType, validFor time.Duration, now time.Time) (*Bundl
 }
 
 func (b *Bundle) issueServer(cn string, hosts []string, kt KeyType, validFor time.Duration, now time.Time) (*Bundle, error) {
+	return b.issueHosts(cn, hosts, kt, validFor, now, x509.ExtKeyUsageServerAuth)
+}
+
+// issueHosts makes a leaf whose SANs are hosts, for the extended key usages
+// eku (a server's, or a cluster node's).
+func (b *Bundle) issueHosts(cn string, hosts []string, kt KeyType, validFor time.Duration, now time.Time, eku ...x509.ExtKeyUsage) (*Bundle, error) {
 	if len(hosts) == 0 {
 		return nil, ErrNoHosts
 	}
@@ -121,7 +141,7 @@ func (b *Bundle) issueServer(cn string, hosts []string, kt KeyType, validFor tim
 			tmpl.DNSNames = append(tmpl.DNSNames, h)
 		}
 	}
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	tmpl.ExtKeyUsage = eku
 	return b.issue(tmpl, kt)
 }
 

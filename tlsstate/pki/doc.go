@@ -1,7 +1,9 @@
 // Package pki makes and stores the certificates of a TAK deployment: a CA,
 // server certificates for the TLS stream port, client certificates whose CN
-// is the TAK user name, the PKCS#12 files ATAK, WinTAK and iTAK import, and
-// the connection data package (a zip) that sets a client up in one step.
+// is the TAK user name, cluster node certificates (serverAuth and
+// clientAuth: both ends of a NATS route present one), the PKCS#12 files
+// ATAK, WinTAK and iTAK import, and the connection data package (a zip)
+// that sets a client up in one step.
 //
 // # Shape of the PKI
 //

@@ -15,7 +15,7 @@ var (
 	// "..", or contains a path separator.
 	ErrName = errors.New("pki: invalid name")
 
-	// ErrNoHosts: IssueServer with no host names or addresses.
+	// ErrNoHosts: IssueServer or IssueNode with no host names or addresses.
 	ErrNoHosts = errors.New("pki: server certificate needs at least one host")
 
 	// ErrNotCA: the issuing bundle is not a CA certificate or has no key.

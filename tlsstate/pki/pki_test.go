@@ -173,6 +173,9 @@ func TestIssueErrors(t *testing.T) {
 		{"no hosts", func() error { _, err := c.ca.IssueServer("", nil, KeyECDSAP256, 0); return err }, ErrNoHosts},
 		{"blank host", func() error { _, err := c.ca.IssueServer("s", []string{" "}, KeyECDSAP256, 0); return err }, ErrNoHosts},
 		{"empty user", func() error { _, err := c.ca.IssueClient("", KeyECDSAP256, 0); return err }, ErrName},
+		{"empty node", func() error { _, err := c.ca.IssueNode(" ", []string{"n1"}, KeyECDSAP256, 0); return err }, ErrName},
+		{"node without hosts", func() error { _, err := c.ca.IssueNode("n1", nil, KeyECDSAP256, 0); return err }, ErrNoHosts},
+		{"node as issuer", func() error { _, err := c.server.IssueNode("n1", []string{"n1"}, KeyECDSAP256, 0); return err }, ErrNotCA},
 		{"leaf as issuer", func() error { _, err := c.server.IssueClient("x", KeyECDSAP256, 0); return err }, ErrNotCA},
 		{"nil issuer", func() error { _, err := (*Bundle)(nil).IssueClient("x", KeyECDSAP256, 0); return err }, ErrNotCA},
 		{"CA without key", func() error {
@@ -184,6 +187,45 @@ func TestIssueErrors(t *testing.T) {
 		if err := tt.fn(); !errors.Is(err, tt.want) {
 			t.Errorf("%s: got %v, want %v", tt.name, err, tt.want)
 		}
+	}
+}
+
+// A node certificate verifies as a server for each of its hosts and as a
+// client, against the CA: one certificate for both ends of a route.
+func TestNodeCertificate(t *testing.T) {
+	c := chainFor(t, KeyECDSAP256)
+	node, err := c.ca.IssueNode("n1", []string{"n1.cluster.example", "10.1.2.3"}, KeyECDSAP256, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(c.ca.Cert)
+	for _, host := range []string{"n1.cluster.example", "10.1.2.3"} {
+		if _, err := node.Cert.Verify(x509.VerifyOptions{DNSName: host, Roots: roots,
+			KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}); err != nil {
+			t.Errorf("node as server for %s: %v", host, err)
+		}
+	}
+	if _, err := node.Cert.Verify(x509.VerifyOptions{Roots: roots,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		t.Errorf("node as client: %v", err)
+	}
+	if _, err := node.Cert.Verify(x509.VerifyOptions{DNSName: "n2.cluster.example", Roots: roots}); err == nil {
+		t.Error("node verified for a host it does not name")
+	}
+	if node.Cert.Subject.CommonName != "n1" || node.Cert.IsCA {
+		t.Errorf("node CN %q IsCA %v", node.Cert.Subject.CommonName, node.Cert.IsCA)
+	}
+	// Both ends of a real handshake present it.
+	if cn, err := handshake(t, c.ca, node, node, "127.0.0.1"); err == nil {
+		t.Errorf("handshake to 127.0.0.1, which the node certificate does not name, succeeded (client CN %q)", cn)
+	}
+	local, err := c.ca.IssueNode("n2", []string{"127.0.0.1"}, KeyECDSAP256, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cn, err := handshake(t, c.ca, local, local, "127.0.0.1"); err != nil || cn != "n2" {
+		t.Errorf("node-to-node handshake: CN %q, %v", cn, err)
 	}
 }
 
