@@ -145,6 +145,8 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	// The monitor scrapes the server's delay histogram only where the scrape above worked.
+	opt.MetricsURL = metricsURL
 	rep := r.run(ctx, opt, tgt, sp)
 	rep.Notes = append(notes, rep.Notes...)
 	rep.Version = opt.Version
