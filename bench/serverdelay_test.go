@@ -179,8 +179,8 @@ func TestDelayScraperPicksTheCostWindow(t *testing.T) {
 		return &promHistogram{bounds: []float64{0.001, math.Inf(1)}, cum: []float64{n, n}, sum: n * 0.0005, count: n}
 	}
 	d := newDelayScraper("", 1.3, 3.5)
-	// Completion order is not tick order.
-	d.shots = []delayShot{{t: 3.001, h: hist(3000)}, {t: 1.001, h: hist(1000)}, {t: 2.002, h: hist(2000)}, {t: 0.4, h: hist(5)}}
+	// Completion order is not tick order; a scrape after the window is not its end.
+	d.shots = []delayShot{{t: 3.001, h: hist(3000)}, {t: 1.001, h: hist(1000)}, {t: 3.9, h: hist(3900)}, {t: 2.002, h: hist(2000)}, {t: 0.4, h: hist(5)}}
 	rep, why := d.report()
 	if rep == nil || rep.From != 1.001 || rep.To != 3.001 || rep.Deliveries != 2000 || rep.MeanMs != 0.5 {
 		t.Errorf("%+v %q", rep, why)
