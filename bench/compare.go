@@ -74,6 +74,14 @@ func compareRows(a, b *Report) []compareRow {
 			}),
 		)
 	}
+	if a.ServerDelay != nil || b.ServerDelay != nil {
+		rows = append(rows,
+			pick("server delay p50 ms (≤)", func(r *Report) float64 { return delayVal(r, func(d *ServerDelayReport) float64 { return d.P50.LeMs }) }),
+			pick("server delay p90 ms (≤)", func(r *Report) float64 { return delayVal(r, func(d *ServerDelayReport) float64 { return d.P90.LeMs }) }),
+			pick("server delay p99 ms (≤)", func(r *Report) float64 { return delayVal(r, func(d *ServerDelayReport) float64 { return d.P99.LeMs }) }),
+			pick("server delay mean ms", func(r *Report) float64 { return delayVal(r, func(d *ServerDelayReport) float64 { return d.MeanMs }) }),
+		)
+	}
 	rows = append(rows, pick("harness mean CPU %", func(r *Report) float64 { return procVal(r.Harness, func(p *ProcReport) float64 { return p.MeanCPU }) }))
 	return rows
 }

@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The cost is the server's CPU between the window's ends over the deliveries between
@@ -85,6 +86,10 @@ func TestRunReportsCPUPerDelivery(t *testing.T) {
 	if !strings.Contains(out.String(), "µs server CPU per delivery") {
 		t.Errorf("table lacks the cost:\n%s", out.String())
 	}
+	// No /metrics was given: the server delay line says why it is absent.
+	if rep.ServerDelay != nil || rep.ServerDelayAbsent != delayNoMetrics || !strings.Contains(out.String(), "- ("+delayNoMetrics+")") {
+		t.Errorf("server delay %+v, absent %q:\n%s", rep.ServerDelay, rep.ServerDelayAbsent, out.String())
+	}
 	sc.Pass.MaxCPUMicrosPerDelivery = c.MicrosPerDelivery / 2
 	rep.evaluate(sc)
 	if rep.Pass {
@@ -95,5 +100,18 @@ func TestRunReportsCPUPerDelivery(t *testing.T) {
 	rep.evaluate(sc)
 	if rep.Pass {
 		t.Error("an unmeasured cost passed its criterion")
+	}
+	// Nor does a limit on the server delay pass when it was not measured.
+	sc.Pass.MaxCPUMicrosPerDelivery = 0
+	sc.Pass.MaxServerP99Delay = dur(time.Hour)
+	rep.evaluate(sc)
+	var found bool
+	for _, c := range rep.Criteria {
+		if strings.HasPrefix(c.Name, "server_p99_delay_ms (not measured") {
+			found = !c.Pass
+		}
+	}
+	if rep.Pass || !found {
+		t.Errorf("an unmeasured server delay passed its criterion: %+v", rep.Criteria)
 	}
 }

@@ -21,9 +21,10 @@
 // at once), eud.go (one EUD: its goroutine reads, its sends run on a shared scheduler in
 // scheduler.go, not a timer per client), message.go, dial.go, pki.go, ledger.go,
 // histogram.go (log-bucketed, bounded memory), stats.go and monitor.go (per-second series,
-// /proc sampling in procstat.go, the progress line), spawn.go, run.go, and the outputs:
-// report.go (table and JSON), html.go (one self-contained page with inline SVG charts) and
-// compare.go.
+// /proc sampling in procstat.go, the progress line), cost.go (server CPU per delivery),
+// serverdelay.go (the server's own delivery delay, from its /metrics histogram), spawn.go,
+// run.go, and the outputs: report.go (table and JSON), html.go (one self-contained page
+// with inline SVG charts) and compare.go.
 //
 // From the project, bench imports only cotd/cot, cotd/cot/takproto, cotd/configs and
 // cotd/tlsstate/pki; it never imports the engine (engine/deps_test.go checks that), so

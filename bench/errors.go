@@ -21,6 +21,9 @@ var (
 	ErrSpawn = errors.New("bench: spawned cotd failed")
 	// ErrReport: a report file cannot be read.
 	ErrReport = errors.New("bench: bad report")
+	// ErrMetrics: the server's /metrics lacks a series the report needs, or it makes no
+	// sense (a histogram without its +Inf bucket, counters that went back).
+	ErrMetrics = errors.New("bench: bad server metrics")
 )
 
 // ErrorKind classifies what went wrong on one simulated client's connection. Every error a

@@ -63,6 +63,7 @@ func (rep *Report) WriteHTML(w io.Writer) error {
 		fmt.Fprintf(&b, "<tr><td>delivery to %s clients</td><td>%d</td><td>%.2f</td><td>%.2f</td><td>%.2f</td><td>%.2f</td></tr>", esc(tr), s.Count, s.P50, s.P90, s.P99, s.Max)
 	}
 	b.WriteString("</table>")
+	kv(&b, [][2]string{{"server delay", serverDelayText(rep)}})
 
 	l, t, c, u := rep.Loss, rep.Traffic, rep.Connect, rep.Unexpected
 	b.WriteString("<h2>Delivery</h2>")

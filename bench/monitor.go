@@ -18,6 +18,9 @@ type monitor struct {
 	progress io.Writer
 	server   *procSampler
 	self     *procSampler
+	// delay scrapes the server's delay histogram at the steady window's ends; nil when
+	// the server's /metrics is unknown.
+	delay *delayScraper
 
 	series      []Sample
 	serverProcs []ProcSample
@@ -31,6 +34,10 @@ type monitor struct {
 func newMonitor(r *runner, opt Options, pid int, sp *Spawned) *monitor {
 	m := &monitor{r: r, samp: newSampler(r.st, r.start), progress: opt.Progress, self: newProcSampler(os.Getpid())}
 	m.cpu0 = -1
+	if opt.MetricsURL != "" {
+		from, to := r.sc.steadyWindow()
+		m.delay = newDelayScraper(opt.MetricsURL, from, to)
+	}
 	if pid > 0 {
 		m.server = newProcSampler(pid)
 		if c, err := m.server.cpuSeconds(); err == nil {
@@ -74,6 +81,9 @@ func (m *monitor) tick(now time.Time) {
 		prev = m.series[len(m.series)-1]
 	} else {
 		prev = Sample{ServerCPU: m.cpu0}
+	}
+	if m.delay != nil {
+		m.delay.tick(len(m.series) == 0, s.T)
 	}
 	m.series = append(m.series, s)
 	m.tickProcs(now)

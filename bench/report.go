@@ -50,8 +50,13 @@ type Report struct {
 	Server     *ProcReport      `json:"server,omitempty"`
 	// Cost is the server's CPU per delivery over the steady window; nil when no server
 	// process was sampled (--spawn or --pid) or nothing was delivered in the window.
-	Cost    *CostReport `json:"cost,omitempty"`
-	Harness *ProcReport `json:"harness,omitempty"`
+	Cost *CostReport `json:"cost,omitempty"`
+	// ServerDelay is the server's own delay from reading a frame to handing it to a
+	// recipient's socket over the steady window, from its cotd_delivery_delay_seconds; nil
+	// when it was not measured, and ServerDelayAbsent then says why.
+	ServerDelay       *ServerDelayReport `json:"server_delay,omitempty"`
+	ServerDelayAbsent string             `json:"server_delay_absent,omitempty"`
+	Harness           *ProcReport        `json:"harness,omitempty"`
 	// ServerMetrics are the server's own counters over the run (what it added) and its
 	// gauges after it, when its /metrics was scraped.
 	ServerMetrics map[string]float64 `json:"server_metrics,omitempty"`
@@ -302,13 +307,10 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 		t.DeliveriesPerSec = round3(float64(t.DeliveredTotal) / elapsed.Seconds())
 	}
 	var steady []int64
-	rampEnd := sc.Connect.Ramp.Duration.Seconds()
-	if sc.Connect.Mode == ConnectAllAtOnce {
-		rampEnd = 0
-	}
+	from, to := sc.steadyWindow()
 	for _, s := range m.series {
 		t.PeakPerSec = max(t.PeakPerSec, s.Delivered)
-		if s.T > rampEnd+1 && s.T <= rep.SendPhase+0.5 {
+		if s.T > from && s.T <= to {
 			steady = append(steady, s.Delivered)
 		}
 	}
@@ -316,7 +318,8 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 		slices.Sort(steady)
 		t.SteadyPerSec = steady[len(steady)/2]
 	}
-	rep.Cost = costOver(m.series, rampEnd+1, rep.SendPhase+0.5)
+	rep.Cost = costOver(m.series, from, to)
+	rep.ServerDelay, rep.ServerDelayAbsent = m.delay.report()
 	t.Pings, t.Pongs = st.pings.Load(), st.pongs.Load()
 	t.PingRTT = st.pingRTT.Snapshot().Summary()
 	t.Deletes, t.Offers, t.Untagged, t.Bounced = st.deletes.Load(), st.offers.Load(), st.untagged.Load(), st.bounced.Load()
@@ -372,6 +375,9 @@ func (rep *Report) evaluate(sc *Scenario) {
 			// Not measured is not a pass: the run had no server process to sample.
 			rep.Criteria = append(rep.Criteria, Criterion{Name: "cpu_us_per_delivery (not measured: --spawn or --pid)", Op: "<=", Limit: p.MaxCPUMicrosPerDelivery})
 		}
+	}
+	if p.MaxServerP99Delay.Duration > 0 {
+		rep.evaluateServerDelay(ms(int64(p.MaxServerP99Delay.Duration)))
 	}
 	if p.MaxP99Connect.Duration > 0 {
 		add("p99_connect_ms", "<=", ms(int64(p.MaxP99Connect.Duration)), rep.Connect.Setup.P99)
@@ -459,6 +465,11 @@ func (rep *Report) WriteText(w io.Writer) error {
 		}
 	}
 	p("  ping rtt\t%s", lat(rep.Traffic.PingRTT))
+	if rep.ServerDelay != nil {
+		p("server delay\t%s", rep.ServerDelay)
+	} else if rep.ServerDelayAbsent != "" {
+		p("server delay\t- (%s)", rep.ServerDelayAbsent)
+	}
 	p("")
 	c := rep.Connect
 	p("connects\t%d/%d ok (%.2f%%, %.0f/s from first dial to last connect), %d planned reconnects%s",

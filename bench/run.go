@@ -133,10 +133,12 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 	}
 
 	var before map[string]float64
+	delayAbsent := ""
 	if metricsURL != "" {
 		if before, err = ScrapeMetrics(metricsURL); err != nil {
 			notes = append(notes, "metrics not scraped: "+err.Error())
 			metricsURL = ""
+			delayAbsent = "the server's /metrics could not be scraped: " + err.Error()
 		}
 	}
 	r := newRunner(sc, d, opt.Log)
@@ -145,7 +147,12 @@ func Run(ctx context.Context, sc *Scenario, opt Options) (*Report, error) {
 			return nil, err
 		}
 	}
+	// The monitor scrapes the server's delay histogram only where the scrape above worked.
+	opt.MetricsURL = metricsURL
 	rep := r.run(ctx, opt, tgt, sp)
+	if delayAbsent != "" {
+		rep.ServerDelayAbsent = delayAbsent
+	}
 	rep.Notes = append(notes, rep.Notes...)
 	rep.Version = opt.Version
 	if metricsURL != "" {

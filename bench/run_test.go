@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -62,9 +64,16 @@ func runScenario(t *testing.T, sc *Scenario, opt Options) *Report {
 func TestRunAgainstHonestServer(t *testing.T) {
 	srv := startFake(t, faultNone, nil)
 	sc := testScenario(t, func(sc *Scenario) { sc.Target.TCP = srv.addr() })
-	rep := runScenario(t, sc, Options{})
+	// A /metrics that is not there: the run goes on, and the server delay says why it
+	// is missing.
+	noMetrics := httptest.NewServer(http.NotFoundHandler())
+	t.Cleanup(noMetrics.Close)
+	rep := runScenario(t, sc, Options{MetricsURL: noMetrics.URL + "/metrics"})
 	if !rep.Pass {
 		t.Errorf("criteria failed: %+v", rep.Criteria)
+	}
+	if rep.ServerDelay != nil || !strings.HasPrefix(rep.ServerDelayAbsent, "the server's /metrics could not be scraped: GET ") || !strings.Contains(rep.ServerDelayAbsent, "404") {
+		t.Errorf("server delay %+v, absent %q", rep.ServerDelay, rep.ServerDelayAbsent)
 	}
 	l := rep.Loss
 	if l.Owed == 0 || l.Received != l.Owed || l.Lost != 0 || l.Excess != 0 {

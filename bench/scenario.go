@@ -258,6 +258,15 @@ type Pass struct {
 	// process (--spawn or --pid), and a run that could not measure it fails. Default 0 =
 	// not checked.
 	MaxCPUMicrosPerDelivery float64 `toml:"max_cpu_us_per_delivery"`
+	// MaxServerP99Delay (pass.max_server_p99_delay) bounds the p99 of the server's own
+	// delivery delay over the steady window: cotd's cotd_delivery_delay_seconds, from
+	// reading a frame to handing it to a recipient's socket (ServerDelayReport), without
+	// the harness's scheduling that the end-to-end latency holds. The p99 is the upper
+	// bound of its histogram bucket (cotd's bounds double from 50 µs: …, 0.8ms, 1.6ms,
+	// 3.2ms, 6.4ms, …), so set the limit on a bound. It needs the server's admin /metrics
+	// (--spawn, or --metrics of a cotd), and a run that could not measure it fails.
+	// Default "0s" = not checked.
+	MaxServerP99Delay Duration `toml:"max_server_p99_delay"`
 }
 
 // Spawn adjusts the cotd that --spawn starts; zero keeps cotd's own default.
@@ -560,6 +569,7 @@ func (sc *Scenario) validate() []error {
 	}
 	nonNegative("pass.max_p99_latency", sc.Pass.MaxP99Latency)
 	nonNegative("pass.max_p99_connect", sc.Pass.MaxP99Connect)
+	nonNegative("pass.max_server_p99_delay", sc.Pass.MaxServerP99Delay)
 	if math.IsNaN(sc.Pass.MaxCPUMicrosPerDelivery) || sc.Pass.MaxCPUMicrosPerDelivery < 0 {
 		bad("pass.max_cpu_us_per_delivery must be 0 (not checked) or positive, got %v", sc.Pass.MaxCPUMicrosPerDelivery)
 	}

@@ -61,6 +61,7 @@ rain = 1
 
 [pass]
 max_loss_pct = 101
+max_server_p99_delay = "-1ms"
 `
 	_, err := ParseScenario([]byte(src), "bad", "")
 	if !errors.Is(err, ErrScenario) {
@@ -84,6 +85,7 @@ max_loss_pct = 101
 		`unknown key "chat.shout"`,
 		`unknown key "weather"`,
 		`pass.max_loss_pct must be between 0 and 100`,
+		`pass.max_server_p99_delay must not be negative`,
 		`clients must be between 1 and 19000, got 0`,
 	} {
 		if !strings.Contains(err.Error(), want) {

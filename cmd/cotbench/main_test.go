@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -209,8 +210,22 @@ func TestSpawnSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs cotd")
 	}
+	// smoke.toml with the criterion on the server's own p99 delay, which needs cotd's
+	// /metrics and so is left out of the file; generous, for a busy box.
+	src, err := os.ReadFile(smoke)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scenario := filepath.Join(t.TempDir(), "smoke.toml")
+	withLimit := strings.Replace(string(src), "\n[pass]\n", "\n[pass]\nmax_server_p99_delay = \"204.8ms\"\n", 1)
+	if withLimit == string(src) {
+		t.Fatal("smoke.toml has no [pass] table")
+	}
+	if err := os.WriteFile(scenario, []byte(withLimit), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	jsonPath := filepath.Join(t.TempDir(), "r.json")
-	code, out, errs := runCLI(t, "run", smoke, "--spawn", "--duration", "4s", "--clients", "20", "--json", jsonPath,
+	code, out, errs := runCLI(t, "run", scenario, "--spawn", "--duration", "4s", "--clients", "20", "--json", jsonPath,
 		"--set", "output.coalesce_delay=1ms")
 	if code != 0 {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errs)
@@ -234,6 +249,33 @@ func TestSpawnSmoke(t *testing.T) {
 	if !strings.Contains(out, "µs server CPU per delivery") {
 		t.Errorf("table lacks the cost:\n%s", out)
 	}
+	// The server's own delay, from its histogram over the cost's window: some of the
+	// run's deliveries (those of the steady window), quantiles in order, under the limit
+	// set above.
+	d := rep.ServerDelay
+	if d == nil {
+		t.Fatalf("no server delay: %s", rep.ServerDelayAbsent)
+	}
+	if c := rep.Cost; c == nil || d.From != c.From || d.To != c.To {
+		t.Errorf("server delay over %v..%v s, cost %+v", d.From, d.To, c)
+	}
+	if whole := rep.ServerMetrics["cotd_delivery_delay_seconds_count"]; d.Deliveries <= 0 || float64(d.Deliveries) > whole {
+		t.Errorf("%d deliveries in the window, %v in the whole run", d.Deliveries, whole)
+	}
+	if d.P50.LeMs <= 0 || d.P50.LeMs > d.P90.LeMs || d.P90.LeMs > d.P99.LeMs || d.MeanMs <= 0 || d.MeanMs > d.P99.LeMs {
+		t.Errorf("server delay %+v", d)
+	}
+	if !regexp.MustCompile(`\nserver delay +p50 ≤ [0-9.]+m?s, p90 ≤ [0-9.]+m?s, p99 ≤ [0-9.]+m?s, mean `).MatchString(out) {
+		t.Errorf("table lacks the server delay:\n%s", out)
+	}
+	var limited bool
+	for _, c := range rep.Criteria {
+		limited = limited || (c.Name == "server_p99_delay_ms" && c.Pass && c.Value == d.P99.LeMs)
+	}
+	if !limited {
+		t.Errorf("pass.max_server_p99_delay not applied: %+v", rep.Criteria)
+	}
+	t.Logf("server delay: %s; end to end p50 %.2f p99 %.2f ms", d, rep.Latency.P50, rep.Latency.P99)
 }
 
 // A TLS scenario with --spawn runs: cotd serves TLS, and both client stacks are reported.
