@@ -3,7 +3,8 @@
 //
 // A run (Run) takes a Scenario (a TOML file in configs/bench, see the Scenario type for every
 // key) and a target: addresses of any TAK server, or a cotd that Run spawns itself
-// (StartCotd: build, config with free ports, certificates for TLS, readiness, stop). Each
+// (StartCotd: build, config with port 0 listeners whose bound ports cotd's ready line
+// names, certificates for TLS, readiness, stop). Each
 // simulated EUD connects over TCP, crypto/tls or utls (the Android 11 OkHttp parrot, TLS
 // 1.2), sends its SA at the scenario's rate with jitter, chats to All Chat Rooms and to a
 // callsign (<marti><dest callsign=…/>), places markers, pings after 15 s of silence as

@@ -18,9 +18,18 @@ import (
 // result before cotd starts, so a misspelt key or a bad value stops the run with cotd's
 // message.
 
-// ownedKeys are the keys cotbench must set itself: the run needs to know the ports, and
-// the clients trust the certificates it made.
-var ownedKeys = []string{"tcp.addr", "tls.addr", "admin.addr", "tls.cert", "tls.key", "tls.ca"}
+// ownedKeys are the keys cotbench must set itself, each with why: the listeners are on
+// port 0 and the run learns the ports from cotd's JSON ready line, and the clients trust
+// the certificates it made.
+var ownedKeys = []struct{ key, why string }{
+	{"tcp.addr", "it asks for port 0 and reads the bound port from cotd's log"},
+	{"tls.addr", "it asks for port 0 and reads the bound port from cotd's log"},
+	{"admin.addr", "it asks for port 0 and reads the bound port from cotd's log"},
+	{"tls.cert", "it makes the certificates"},
+	{"tls.key", "it makes the certificates"},
+	{"tls.ca", "it makes the certificates"},
+	{"log.format", "it reads the bound ports from cotd's JSON log"},
+}
 
 // ParseSetting turns one --set argument, KEY=VALUE, into its dotted key and its value. The
 // value is read as a TOML value (16384, true, "1ms", [1, 2]); anything that is not one is
@@ -97,17 +106,17 @@ func checkOverlay(m map[string]any) []error {
 	for _, kv := range flatten(m) {
 		key, _, _ := strings.Cut(kv, " = ")
 		for _, owned := range ownedKeys {
-			if key == owned || strings.HasPrefix(owned, key+".") {
-				errs = append(errs, fmt.Errorf("spawn.cotd.%s: cotbench sets %s itself (it picks the ports and makes the certificates)", key, owned))
+			if key == owned.key || strings.HasPrefix(owned.key, key+".") {
+				errs = append(errs, fmt.Errorf("spawn.cotd.%s: cotbench sets %s itself (%s)", key, owned.key, owned.why))
 			}
 		}
 	}
 	// A table replaced by a value (spawn.cotd.tls = 1) also takes what cotbench owns.
 	for _, owned := range ownedKeys {
-		top, _, _ := strings.Cut(owned, ".")
+		top, _, _ := strings.Cut(owned.key, ".")
 		if v, ok := m[top]; ok {
 			if _, isTable := v.(map[string]any); !isTable {
-				errs = append(errs, fmt.Errorf("spawn.cotd.%s must be a table: cotbench sets %s in it", top, owned))
+				errs = append(errs, fmt.Errorf("spawn.cotd.%s must be a table: cotbench sets %s in it", top, owned.key))
 			}
 		}
 	}

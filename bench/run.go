@@ -19,8 +19,8 @@ import (
 
 // Options says where and how to run a scenario; the scenario says what to run.
 type Options struct {
-	// Spawn starts a cotd for the run (StartCotd) on free loopback ports and targets it;
-	// it replaces the scenario's [target].
+	// Spawn starts a cotd for the run (StartCotd), which binds loopback ports of its own,
+	// and targets it; it replaces the scenario's [target].
 	Spawn bool
 	// Cotd is the cotd binary to spawn; "" builds ./cmd/cotd of the repository that holds
 	// the working directory.

@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	et "cotd/engine/enginetest"
 	"cotd/internal/poll"
 )
 
@@ -288,12 +289,7 @@ func TestRunReconnectStorms(t *testing.T) {
 }
 
 func TestRunCountsRefusedConnects(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
+	addr := et.RefusedAddr(t)
 	sc := testScenario(t, func(sc *Scenario) {
 		sc.Clients = 3
 		sc.Duration = dur(time.Second)

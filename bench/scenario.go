@@ -298,8 +298,9 @@ type Spawn struct {
 	//   coalesce_delay = "1ms"
 	// Tables merge key by key; cotd's strict decoding checks the result before cotd
 	// starts. --set KEY=VALUE on the command line adds to it (and wins). The listener
-	// addresses and certificates are cotbench's (it picks the ports, makes the
-	// certificates) and cannot be set. Default: empty.
+	// addresses, the certificates and log.format are cotbench's (it asks for port 0 and
+	// reads the bound ports from cotd's JSON log, makes the certificates) and cannot be
+	// set. Default: empty.
 	Cotd map[string]any `toml:"cotd"`
 }
 

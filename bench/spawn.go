@@ -43,7 +43,8 @@ type SpawnOptions struct {
 	// Users, when not nil, is written as cotd's users file ([auth] users_file): the
 	// routing groups of a scenario with groups.count.
 	Users []byte
-	// ReadyTimeout bounds start-up; 0 means 30s.
+	// ReadyTimeout bounds start-up, from the start of the process to its "cotd ready"
+	// line; 0 means 60s (generous: a loaded machine, a store to migrate).
 	ReadyTimeout time.Duration
 	Log          zerolog.Logger
 }
@@ -52,7 +53,10 @@ type SpawnOptions struct {
 type Spawned struct {
 	Binary, ConfigPath, LogPath string
 	// Settings are the [spawn.cotd] and --set settings the config carries, "key = value".
-	Settings                    []string
+	Settings []string
+	// TCPAddr, TLSAddr and AdminAddr are the addresses cotd bound (its config asks for
+	// port 0; they are read from its "cotd ready" log line); TCPAddr or TLSAddr is ""
+	// when that listener was not asked for.
 	TCPAddr, TLSAddr, AdminAddr string
 	MetricsURL                  string
 	PID                         int
@@ -65,13 +69,17 @@ type Spawned struct {
 	stopping                    atomic.Bool
 }
 
-// StartCotd builds or finds cotd, writes a config with free loopback ports (and the PKI's
-// certificates for TLS), starts it and waits until its admin listener answers and its
-// stream ports accept. If cotd exits first (e.g. it refuses the config), the error carries
-// its last log line.
+// StartCotd builds or finds cotd, writes a config whose listeners are on loopback port 0
+// (and the PKI's certificates for TLS), starts it, learns the ports the kernel gave it from
+// its "cotd ready" log line, and checks that its admin listener answers and its stream
+// ports accept. If cotd exits first (e.g. it refuses the config) or never logs that line,
+// the error names its log file and carries its last log line.
+//
+// cotd binds port 0 itself: ports picked here and bound by cotd moments later could be
+// taken in between (on a busy machine another program's outgoing connection takes one).
 func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 	if o.ReadyTimeout <= 0 {
-		o.ReadyTimeout = 30 * time.Second
+		o.ReadyTimeout = 60 * time.Second
 	}
 	// Absolute, because cotd runs in o.Dir (Start sets its working directory).
 	dir, err := filepath.Abs(o.Dir)
@@ -90,28 +98,23 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 			return nil, err
 		}
 	}
-	ports, err := freePorts(3)
-	if err != nil {
-		return nil, fmt.Errorf("%w: free ports: %w", ErrSpawn, err)
-	}
 	s := &Spawned{
 		Binary:     bin,
 		ConfigPath: filepath.Join(o.Dir, "cotd.toml"),
 		LogPath:    filepath.Join(o.Dir, "cotd.log"),
-		AdminAddr:  ports[2],
-		MetricsURL: "http://" + ports[2] + "/metrics",
 		Settings:   flatten(o.Settings.Cotd),
 		done:       make(chan struct{}),
 	}
+	var tcpAddr, tlsAddr string
 	if o.TCP {
-		s.TCPAddr = ports[0]
+		tcpAddr = anyLoopbackPort
 	}
 	var files PKIFiles
 	if o.TLS {
 		if o.PKI == nil {
 			return nil, fmt.Errorf("%w: a TLS listener needs certificates", ErrSpawn)
 		}
-		s.TLSAddr = ports[1]
+		tlsAddr = anyLoopbackPort
 		if files, err = o.PKI.WriteFiles(o.Dir); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
 		}
@@ -123,7 +126,7 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 			return nil, fmt.Errorf("%w: %w", ErrSpawn, err)
 		}
 	}
-	base := append(spawnConfig(s.TCPAddr, s.TLSAddr, s.AdminAddr, files, usersPath, o.Settings), storeConfig(o.Settings, o.Dir)...)
+	base := append(spawnConfig(tcpAddr, tlsAddr, anyLoopbackPort, files, usersPath, o.Settings), storeConfig(o.Settings, o.Dir)...)
 	cfg, err := overlayConfig(base, o.Settings.Cotd)
 	if err != nil {
 		return nil, fmt.Errorf("%w: the scenario's [spawn.cotd] settings: %w", ErrSpawn, err)
@@ -154,59 +157,192 @@ func StartCotd(ctx context.Context, o SpawnOptions) (*Spawned, error) {
 		s.waitErr = s.cmd.Wait()
 		close(s.done)
 	}()
-	o.Log.Info().Str("binary", bin).Int("pid", s.PID).Str("tcp", s.TCPAddr).Str("tls", s.TLSAddr).
-		Str("admin", s.AdminAddr).Str("log", s.LogPath).Msg("cotd spawned")
-	if err := s.waitReady(ctx, o.ReadyTimeout); err != nil {
+	if err := s.waitReady(ctx, o.ReadyTimeout, o.TCP, o.TLS); err != nil {
 		_ = s.Stop()
 		return nil, err
 	}
+	o.Log.Info().Str("binary", bin).Int("pid", s.PID).Str("tcp", s.TCPAddr).Str("tls", s.TLSAddr).
+		Str("admin", s.AdminAddr).Str("log", s.LogPath).Msg("cotd spawned")
 	return s, nil
 }
 
-// waitReady polls until /healthz answers and every stream port accepts a connection.
-func (s *Spawned) waitReady(ctx context.Context, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	client := &http.Client{Timeout: time.Second}
+// anyLoopbackPort is every listener's address in a spawned cotd's config: the kernel picks
+// the port when cotd binds, and cotd's "cotd ready" line says which.
+const anyLoopbackPort = "127.0.0.1:0"
+
+// readyPoll is how often the log is read for the ready line: it adds at most this much to
+// a start-up that takes hundreds of milliseconds.
+const readyPoll = 20 * time.Millisecond
+
+// waitReady reads cotd's log as it grows until the "cotd ready" line, takes the bound
+// addresses from it, and checks that they answer. The log is a file cotd writes to
+// directly (not a pipe cotbench must keep draining during the run), so it is read again
+// every readyPoll.
+func (s *Spawned) waitReady(ctx context.Context, timeout time.Duration, wantTCP, wantTLS bool) error {
+	f, err := os.Open(s.LogPath)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrSpawn, err)
+	}
+	defer f.Close()
+	tail := &lineReader{r: f}
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	tick := time.NewTicker(readyPoll)
+	defer tick.Stop()
 	for {
+		var rl readyLine
+		found, err := tail.each(func(line []byte) bool {
+			var ok bool
+			rl, ok = parseReady(line)
+			return ok
+		})
+		if err != nil {
+			return fmt.Errorf("%w: reading cotd's log %s: %w", ErrSpawn, s.LogPath, err)
+		}
+		if found {
+			return s.adopt(rl, wantTCP, wantTLS)
+		}
 		select {
 		case <-s.done:
 			return fmt.Errorf("%w: cotd exited during start-up (%v): %s (config %s, log %s)",
 				ErrSpawn, s.waitErr, lastLogError(s.LogPath), s.ConfigPath, s.LogPath)
 		case <-ctx.Done():
 			return fmt.Errorf("%w: %w", ErrSpawn, ctx.Err())
-		default:
+		case <-deadline.C:
+			return fmt.Errorf("%w: cotd (pid %d) still running but logged no \"cotd ready\" line within %s; last line: %s (config %s, log %s)",
+				ErrSpawn, s.PID, timeout, lastLogError(s.LogPath), s.ConfigPath, s.LogPath)
+		case <-tick.C:
 		}
-		if s.ready(client) {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: cotd not ready after %s (log %s)", ErrSpawn, timeout, s.LogPath)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
-func (s *Spawned) ready(client *http.Client) bool {
-	resp, err := client.Get("http://" + s.AdminAddr + "/healthz")
-	if err != nil {
-		return false
+// adopt takes the addresses of cotd's ready line and checks them once: the listeners are
+// bound and accepting when cotd logs the line, so a failure here is a real one.
+func (s *Spawned) adopt(rl readyLine, wantTCP, wantTLS bool) error {
+	var missing []string
+	tcpBound, tlsBound := rl.addr("tcp"), rl.addr("tls")
+	if wantTCP && tcpBound == "" {
+		missing = append(missing, "the tcp listener")
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	_ = resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return false
+	if wantTLS && tlsBound == "" {
+		missing = append(missing, "the tls listener")
+	}
+	if rl.Admin == "" {
+		missing = append(missing, "the admin listener")
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: cotd's \"cotd ready\" line names no address for %s (config %s, log %s)",
+			ErrSpawn, strings.Join(missing, " or "), s.ConfigPath, s.LogPath)
+	}
+	if wantTCP {
+		s.TCPAddr = tcpBound
+	}
+	if wantTLS {
+		s.TLSAddr = tlsBound
+	}
+	s.AdminAddr = rl.Admin
+	s.MetricsURL = "http://" + rl.Admin + "/metrics"
+	client := &http.Client{Timeout: 10 * time.Second}
+	resp, err := client.Get("http://" + s.AdminAddr + "/healthz")
+	if err == nil {
+		_, _ = io.Copy(io.Discard, resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			err = errors.New(resp.Status)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("%w: cotd is ready but its admin listener %s does not answer /healthz: %w (log %s)",
+			ErrSpawn, s.AdminAddr, err, s.LogPath)
 	}
 	for _, addr := range []string{s.TCPAddr, s.TLSAddr} {
 		if addr == "" {
 			continue
 		}
-		c, err := net.DialTimeout("tcp", addr, time.Second)
+		c, err := net.DialTimeout("tcp", addr, 10*time.Second)
 		if err != nil {
-			return false
+			return fmt.Errorf("%w: cotd is ready but its listener %s does not accept: %w (log %s)",
+				ErrSpawn, addr, err, s.LogPath)
 		}
 		_ = c.Close()
 	}
-	return true
+	return nil
+}
+
+// readyLine is what cotbench reads of cotd's "cotd ready" log record (engine's banner):
+// the address each listener bound, and the admin listener's.
+type readyLine struct {
+	Message   string `json:"message"`
+	Admin     string `json:"admin"`
+	Listeners []struct {
+		Listener string `json:"listener"`
+		Addr     string `json:"addr"`
+	} `json:"listeners"`
+}
+
+// addr is the bound address of the listener of that kind ("tcp", "tls"), or "".
+func (rl readyLine) addr(kind string) string {
+	for _, ln := range rl.Listeners {
+		if ln.Listener == kind {
+			return ln.Addr
+		}
+	}
+	return ""
+}
+
+// parseReady reports whether line is cotd's JSON "cotd ready" record, and reads it.
+func parseReady(line []byte) (readyLine, bool) {
+	var rl readyLine
+	if json.Unmarshal(line, &rl) != nil || rl.Message != "cotd ready" {
+		return readyLine{}, false
+	}
+	return rl, true
+}
+
+// lineReader reads a growing file line by line: each call reads what was appended since
+// the last, keeping a line not yet finished for the next.
+type lineReader struct {
+	r       io.Reader
+	partial []byte
+	chunk   []byte
+}
+
+// maxLogLine bounds the unfinished line kept between reads: a ready line is a few hundred
+// bytes, and a runaway line without a newline must not grow cotbench's memory.
+const maxLogLine = 1 << 20
+
+// each reads what is new and calls fn with every complete line (without its newline) until
+// fn returns true; it reports whether one did.
+func (lr *lineReader) each(fn func(line []byte) bool) (bool, error) {
+	if lr.chunk == nil {
+		lr.chunk = make([]byte, 32<<10)
+	}
+	for {
+		n, err := lr.r.Read(lr.chunk)
+		lr.partial = append(lr.partial, lr.chunk[:n]...)
+		rest := lr.partial
+		for {
+			i := bytes.IndexByte(rest, '\n')
+			if i < 0 {
+				break
+			}
+			line := rest[:i]
+			rest = rest[i+1:]
+			if fn(line) {
+				return true, nil
+			}
+		}
+		if len(rest) > maxLogLine {
+			rest = nil
+		}
+		lr.partial = append(lr.partial[:0], rest...) // copy() semantics: rest lies after it
+		if errors.Is(err, io.EOF) || (err == nil && n == 0) {
+			return false, nil
+		}
+		if err != nil {
+			return false, err
+		}
+	}
 }
 
 // Exited returns why cotd exited if it did (and Stop did not stop it), else nil.
@@ -301,27 +437,6 @@ func storeConfig(st Spawn, dir string) []byte {
 		return []byte("\n[store]\nenabled = true\nurl = " + q(st.StoreURL) + "\n")
 	}
 	return []byte("\n[store]\nenabled = true\npath = " + q(filepath.Join(dir, "store", "cotd.db")) + "\n")
-}
-
-// freePorts returns n distinct loopback addresses with ports the kernel just handed out.
-// They are released before cotd binds them; on a quiet loopback nothing takes them first.
-func freePorts(n int) ([]string, error) {
-	var lns []net.Listener
-	defer func() {
-		for _, ln := range lns {
-			_ = ln.Close()
-		}
-	}()
-	addrs := make([]string, 0, n)
-	for range n {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		lns = append(lns, ln)
-		addrs = append(addrs, ln.Addr().String())
-	}
-	return addrs, nil
 }
 
 // buildCotd builds ./cmd/cotd of the repository into dir, or finds cotd on PATH when no

@@ -245,7 +245,7 @@ idle_timeout = "7m"
 		t.Errorf("misspelt key: %v", err)
 	}
 
-	for _, arg := range []string{"tcp.addr=127.0.0.1:9", "tls=1", "admin.addr=x"} {
+	for _, arg := range []string{"tcp.addr=127.0.0.1:9", "tls=1", "admin.addr=x", "log.format=console"} {
 		sc, err := ParseScenario([]byte("clients = 2\nduration = \"10s\"\n"), "x", "")
 		if err != nil {
 			t.Fatal(err)

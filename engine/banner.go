@@ -24,7 +24,14 @@ func (s *Server) banner(now time.Time) {
 			Int("backlog", backlog).Str("protocol", s.protocolOf(ln)))
 	}
 	lim := &s.cfg.Limits
-	ev := s.log.Info().Str("version", s.Version).Array("listeners", lns).
+	// The ready line is written at info even when log.level is warn or error:
+	// it is how a supervisor (cotbench --spawn, a test) that gave port 0
+	// learns the ports the kernel chose. A disabled logger stays silent.
+	rl := s.log
+	if lv := rl.GetLevel(); lv > zerolog.InfoLevel && lv < zerolog.NoLevel {
+		rl = rl.Level(zerolog.InfoLevel)
+	}
+	ev := rl.Info().Str("version", s.Version).Array("listeners", lns).
 		Str("tls", s.tlsMode()).
 		Stringer("idle_timeout", lim.IdleTimeout.Duration).Int("max_frame_bytes", lim.MaxFrameBytes).
 		Int("outbound_soft_bytes", lim.OutboundSoftBytes).Int("outbound_hard_bytes", lim.OutboundHardBytes).

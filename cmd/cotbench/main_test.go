@@ -203,7 +203,7 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 	}
 }
 
-// --spawn builds ./cmd/cotd, starts it on free ports and stops it: what make bench runs.
+// --spawn builds ./cmd/cotd, starts it on ports it binds itself and stops it: what make bench runs.
 // --set reaches the spawned cotd's config (a key cotd refused would stop the run), and the
 // report names it.
 func TestSpawnSmoke(t *testing.T) {

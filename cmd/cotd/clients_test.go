@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -86,12 +85,7 @@ func TestClientsListsTheConnectedClients(t *testing.T) {
 }
 
 func TestClientsWhenTheAdminAPIIsUnreachable(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close() // nothing listens there now
+	addr := et.RefusedAddr(t) // nothing listens there
 
 	code, stdout, stderr := runClients(t, "--admin", "http://"+addr)
 	if code != 1 || stdout != "" || !strings.Contains(stderr, "admin API unreachable") || !strings.Contains(stderr, addr) {

@@ -213,6 +213,13 @@ func (p *proxy) block() {
 	p.conns = nil
 }
 
+// retarget sends the connections made from now on to target.
+func (p *proxy) retarget(target string) {
+	p.mu.Lock()
+	p.target = target
+	p.mu.Unlock()
+}
+
 func (p *proxy) unblock() {
 	p.mu.Lock()
 	p.blocked = false

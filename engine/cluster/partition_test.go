@@ -1,12 +1,15 @@
 package cluster_test
 
 import (
+	"bufio"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"cotd/configs"
 	et "cotd/engine/enginetest"
@@ -68,42 +71,68 @@ func natsServer(t *testing.T) string {
 
 func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
 
-// freePort is a port the kernel just handed out and took back.
-func freePort(t *testing.T) int {
+// natsListening is how nats-server announces its client port on stderr;
+// given port -1 it is the only place the chosen port shows.
+const natsListening = "Listening for client connections on "
+
+// runNATS starts an external nats-server on a port the kernel picks when
+// it binds (-p -1), returns the address it bound, read from its log, and
+// stops it when the test ends; stop stops it earlier.
+func runNATS(t *testing.T, bin string) (addr string, stop func()) {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", "-1")
+	cmd.SysProcAttr = childAttr()
+	out, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// runNATS starts an external nats-server on port and stops it when the
-// test ends; stop stops it earlier.
-func runNATS(t *testing.T, bin string, port int) (stop func()) {
-	t.Helper()
-	cmd := exec.Command(bin, "-a", "127.0.0.1", "-p", strconv.Itoa(port))
-	cmd.SysProcAttr = childAttr()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	bound := make(chan string, 1)
+	var head []string // what it said before the port, for a failure
+	var mu sync.Mutex
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
+	go func() {
+		defer close(done)
+		sc := bufio.NewScanner(out)
+		sent := false
+		for sc.Scan() {
+			if sent {
+				continue
+			}
+			if _, a, ok := strings.Cut(sc.Text(), natsListening); ok {
+				bound <- strings.TrimSpace(a)
+				sent = true
+				continue
+			}
+			mu.Lock()
+			head = append(head, sc.Text())
+			mu.Unlock()
+		}
+		// Drained to the end, so that the server never blocks on a full pipe.
+		_ = cmd.Wait()
+	}()
 	stop = func() {
 		_ = cmd.Process.Kill()
 		<-done
 	}
 	t.Cleanup(stop)
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	et.Eventually(t, "nats-server accepts on "+addr, func() bool {
-		c, err := net.Dial("tcp", addr)
-		if err == nil {
-			c.Close()
-		}
-		return err == nil
-	})
-	return stop
+	select {
+	case addr = <-bound:
+	case <-done:
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("nats-server exited before it listened:\n%s", strings.Join(head, "\n"))
+	case <-time.After(et.Wait):
+		mu.Lock()
+		defer mu.Unlock()
+		t.Fatalf("nats-server did not say where it listens:\n%s", strings.Join(head, "\n"))
+	}
+	if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+		t.Fatalf("nats-server listens on %q", addr)
+	}
+	return addr, stop
 }
 
 // TestExternalNATS runs two nodes on an existing NATS server (nats_url):
@@ -111,9 +140,14 @@ func runNATS(t *testing.T, bin string, port int) (stop func()) {
 // node routes locally, and when it is back the nodes meet again.
 func TestExternalNATS(t *testing.T) {
 	bin := natsServer(t)
-	port := freePort(t)
-	stop := runNATS(t, bin, port)
-	url := "nats://127.0.0.1:" + strconv.Itoa(port)
+	addr, stop := runNATS(t, bin)
+	// The nodes keep the URL they were given, and the server is started
+	// again below: on its old port it could find that port taken while it
+	// was down (any socket on the machine may get it). So the nodes reach
+	// it through a proxy, bound for the whole test, and the new server
+	// listens wherever the kernel puts it.
+	front := newProxy(t, addr)
+	url := "nats://" + front.addr()
 	n0 := startNode(t, "n0", nil, configs.Cluster{NATSURL: url})
 	n1 := startNode(t, "n1", nil, configs.Cluster{NATSURL: url})
 	waitMesh(t, []*node{n0, n1})
@@ -131,7 +165,8 @@ func TestExternalNATS(t *testing.T) {
 	a.Send(et.Marker("local"))
 	a2.Expect("local routing without NATS", et.UID("local"))
 
-	runNATS(t, bin, port)
+	addr, _ = runNATS(t, bin)
+	front.retarget(addr)
 	et.Eventually(t, "n0 and n1 reconnected", func() bool { return n0.n.Connected() && n1.n.Connected() })
 	knows(t, n1, "alpha", "n0")
 	a.Send(et.Marker("back"))
@@ -145,9 +180,8 @@ func TestExternalNATS(t *testing.T) {
 		"Admin": TestAdminListsTheCluster,
 	} {
 		t.Run(name, func(t *testing.T) {
-			port := freePort(t)
-			runNATS(t, bin, port)
-			externalURL = "nats://127.0.0.1:" + strconv.Itoa(port)
+			addr, _ := runNATS(t, bin)
+			externalURL = "nats://" + addr
 			test(t)
 		})
 	}

@@ -344,16 +344,10 @@ func TestSQLiteRefusesBadFiles(t *testing.T) {
 }
 
 func TestPostgresBadURLs(t *testing.T) {
-	// A port nobody listens on: the kernel gave it and it was closed again.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := enginetest.RefusedAddr(t) // a port nobody listens on
 	cfg := baseCfg()
 	cfg.URL = "postgres://cotd:s3cret@" + addr + "/cotd?connect_timeout=5"
-	_, err = store.Open(ctxT(t), cfg, store.Options{})
+	_, err := store.Open(ctxT(t), cfg, store.Options{})
 	if !errors.Is(err, store.ErrUnreachable) || !strings.Contains(err.Error(), "postgres://cotd:xxxxx@"+addr) || strings.Contains(err.Error(), "s3cret") {
 		t.Errorf("unreachable: err = %v", err)
 	}
