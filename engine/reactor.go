@@ -16,7 +16,8 @@ type reactor Server
 func (r *reactor) OnShutdown(gnet.Engine) {}
 
 // OnTick implements gnet.EventHandler. cotd does not ask gnet for ticks
-// (the wheels advance from Server.tick), so it is never called.
+// (each loop's wheel sets its own timer, loop.startWheel), so it is never
+// called.
 func (r *reactor) OnTick() (time.Duration, gnet.Action) { return 0, gnet.None }
 
 var _ gnet.EventHandler = (*reactor)(nil)
