@@ -169,6 +169,7 @@ func (s *Server) Broker() *broker.Broker { return s.broker }
 // connections, lets the broker route what it accepted, flushes queued
 // output for up to limits.drain_timeout, and closes everything.
 func (s *Server) Run(ctx context.Context) error {
+	releaseGnetPool()
 	if s.cfg.Admin.Addr != "" {
 		ln, err := s.listenAdmin() // TLS with client certificates when admin.client_ca is set
 		if err != nil {
