@@ -52,8 +52,8 @@ var rules = map[string]rule{
 	// The admin API sees the engine only through Directory.
 	"engine/admin": {project: []string{"engine/directory", "configs", "cot"}, external: []string{"github.com/rs/zerolog"},
 		isolated: true, deny: []string{"cot/takproto"}},
-	// The non-blocking log writer: zerolog's diode and nothing else.
-	"engine/logsink": {external: []string{"github.com/rs/zerolog/diode"}, isolated: true},
+	// The non-blocking log writer: the standard library only.
+	"engine/logsink": {external: []string{}, isolated: true},
 
 	// The cluster link sees the engine only through Directory and Remote.
 	"engine/cluster": {project: []string{"engine/directory", "engine/metrics", "configs", "cot"},

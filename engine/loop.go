@@ -55,6 +55,13 @@ type loop struct {
 	sealed []byte              // loop-owned scratch: the records that seal made
 	delay  *metrics.Tally      // loop-owned: a flush's read-to-write delays, committed per flush
 	run    gnet.RunnableFunc
+
+	// wake advances the wheel when its earliest filed slot comes due; nil
+	// until startWheel (unit tests advance the wheel themselves). With it,
+	// the loop's callbacks read the clock on entry (touch), since no tick
+	// keeps the wheel's clock fresh.
+	wake    *time.Timer
+	advance gnet.RunnableFunc
 }
 
 // executor is what a loop uses of gnet's event loop: running a task on
@@ -72,6 +79,49 @@ func newLoop(el executor, now int64) *loop {
 	lp.timer = time.AfterFunc(time.Hour, lp.fire)
 	lp.timer.Stop()
 	return lp
+}
+
+// startWheel makes the wheel drive itself from one timer, set for its
+// earliest filed slot: a loop whose connections have nothing due sleeps
+// until a deadline, one with no connection does not wake at all.
+func (lp *loop) startWheel() {
+	w := lp.wheel
+	lp.advance = func(context.Context) error {
+		// Re-filed timers ask for no wake-up of their own: one is set for
+		// the earliest slot once they are all filed.
+		arm := w.arm
+		w.arm = nil
+		w.advance(time.Now().UnixNano(), fireTimer)
+		w.arm = arm
+		w.rearm()
+		return nil
+	}
+	lp.wake = time.AfterFunc(time.Hour, func() {
+		// An error: the engine is stopping and the wheel is no longer
+		// needed.
+		_ = lp.el.Execute(context.Background(), lp.advance)
+	})
+	lp.wake.Stop()
+	w.arm = func(at int64) { lp.wake.Reset(time.Duration(at - time.Now().UnixNano())) }
+	w.now = time.Now().UnixNano()
+	w.rearm()
+}
+
+// stopWheel stops the wheel's timer; the engine has stopped. Any
+// goroutine.
+func (lp *loop) stopWheel() {
+	if lp.wake != nil {
+		lp.wake.Stop()
+	}
+}
+
+// touch brings the wheel's clock up to date at the start of a callback on
+// the loop: deadlines and budgets are figured from it, and a wheel that
+// does not tick does not move it. Loop only.
+func (lp *loop) touch() {
+	if lp.wake != nil {
+		lp.wheel.now = time.Now().UnixNano()
+	}
 }
 
 // markDirty queues ss for the next pass; any goroutine. The caller
@@ -159,6 +209,7 @@ func (lp *loop) delayTally(h *metrics.Histogram) *metrics.Tally {
 
 // flushDirty is a pass; it runs on the loop.
 func (lp *loop) flushDirty() {
+	lp.touch()
 	lp.mu.Lock()
 	list := lp.dirty
 	lp.dirty, lp.pending, lp.asked = lp.spare, false, false

@@ -169,6 +169,7 @@ func (s *Server) Broker() *broker.Broker { return s.broker }
 // connections, lets the broker route what it accepted, flushes queued
 // output for up to limits.drain_timeout, and closes everything.
 func (s *Server) Run(ctx context.Context) error {
+	releaseGnetPool()
 	if s.cfg.Admin.Addr != "" {
 		ln, err := s.listenAdmin() // TLS with client certificates when admin.client_ca is set
 		if err != nil {
@@ -215,9 +216,10 @@ func (s *Server) Run(ctx context.Context) error {
 	case <-s.ready:
 	}
 
-	tickCtx, stopTicks := context.WithCancel(context.Background())
-	go s.tick(tickCtx)
-	defer stopTicks()
+	defer s.loops.Range(func(_, v any) bool {
+		v.(*loop).stopWheel()
+		return true
+	})
 
 	select {
 	case err := <-errc:
@@ -268,6 +270,7 @@ func (r *reactor) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	ln := s.listenerOf(c)
 	id := s.nextID.Add(1)
 	lp := s.loopOf(c.EventLoop())
+	lp.touch()
 	ss := newSession(s, c, ln, lp, id, c.RemoteAddr().String())
 	if ln.kind == ListenerTLS {
 		// The deadline runs from accept, not from the first byte: a
@@ -306,6 +309,7 @@ func (r *reactor) OnTraffic(c gnet.Conn) gnet.Action {
 	if !ok {
 		return gnet.Close
 	}
+	ss.lp.touch()
 	buf, ok := ss.readInbound(c)
 	if !ok {
 		ss.flush()
@@ -451,33 +455,12 @@ func (s *Server) loopOf(el gnet.EventLoop) *loop {
 	if lp, ok := s.loops.Load(el); ok {
 		return lp.(*loop)
 	}
-	lp, _ := s.loops.LoadOrStore(el, newLoop(el, time.Now().UnixNano()))
-	return lp.(*loop)
-}
-
-// tick advances every loop's wheel on that loop: the wheels need no lock
-// because only their own loop touches them.
-func (s *Server) tick(ctx context.Context) {
-	t := time.NewTicker(time.Duration(tickNanos))
-	defer t.Stop()
-	advance := func(w *wheel) gnet.RunnableFunc {
-		return func(context.Context) error {
-			w.advance(time.Now().UnixNano(), fireTimer)
-			return nil
-		}
+	v, loaded := s.loops.LoadOrStore(el, newLoop(el, time.Now().UnixNano()))
+	lp := v.(*loop)
+	if !loaded {
+		lp.startWheel()
 	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.loops.Range(func(_, v any) bool {
-				lp := v.(*loop)
-				_ = lp.el.Execute(ctx, advance(lp.wheel))
-				return true
-			})
-		}
-	}
+	return lp
 }
 
 func fireTimer(t *timer, now int64) { t.owner.expire(now) }
