@@ -17,7 +17,7 @@ const certWarnWithin = 30 * 24 * time.Hour
 
 // banner logs what this server is and how it is set up, once at start.
 func (s *Server) banner(now time.Time) {
-	backlog := somaxconn()
+	backlog := s.backlog
 	lns := zerolog.Arr()
 	for _, ln := range s.listeners {
 		lns = lns.Dict(zerolog.Dict().Str("listener", ln.kind.String()).Stringer("addr", ln.bound).
@@ -45,7 +45,10 @@ func (s *Server) banner(now time.Time) {
 	}
 	ev.Msg("cotd ready")
 	s.logAdvertised()
-	if backlog < minBacklog {
+	if backlog < somaxconn() {
+		s.log.Warn().Int("backlog", backlog).Int64("max_connections", s.maxConns).Uint64("rlimit_nofile", descriptorLimit()).
+			Msg("listen backlog lowered: the descriptor limit leaves too few beyond max_connections for a full accept queue; raise RLIMIT_NOFILE (LimitNOFILE=) or lower limits.max_connections")
+	} else if backlog < minBacklog {
 		s.log.Warn().Int("backlog", backlog).Int("recommended", minBacklog).
 			Msg("net.core.somaxconn is low: a reconnect burst can overflow the accept queue (see configs/sysctl.conf)")
 	}

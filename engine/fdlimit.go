@@ -3,6 +3,7 @@ package engine
 import (
 	"errors"
 	"fmt"
+	"os"
 	"sync/atomic"
 	"time"
 
@@ -61,6 +62,31 @@ func maxConnections(configured int) (n int, from string, err error) {
 	return int(rl.Cur - fdReserve(rl.Cur)), fmt.Sprintf("RLIMIT_NOFILE %d less a reserve of %d", rl.Cur, fdReserve(rl.Cur)), nil
 }
 
+// acceptBacklog is the listen backlog for a server allowed conns streaming
+// connections under the descriptor limit (0: none or unknown): somax, or
+// less when the descriptors beyond conns cannot hold a full accept queue.
+// gnet's acceptor accepts everything queued in one go, before the loops
+// refuse what is over conns, and stops the whole engine at EMFILE. So the
+// queue gets what conns leaves less an allowance for everything else
+// (listeners, the HTTP servers' and the database's sockets, files): 256
+// descriptors, or half of what is left when that is less; at least 8.
+func acceptBacklog(somax int, limit uint64, conns int) int {
+	if limit == 0 || limit == unix.RLIM_INFINITY || uint64(conns) >= limit {
+		return somax
+	}
+	left := int(min(limit-uint64(conns), 1<<30))
+	return min(somax, max(8, left-min(left/2, 256)))
+}
+
+// descriptorLimit is RLIMIT_NOFILE's soft limit, or 0 if it cannot be read.
+func descriptorLimit() uint64 {
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) != nil {
+		return 0
+	}
+	return rl.Cur
+}
+
 // oncePer lets one log line through per period, from any goroutine.
 type oncePer struct{ last atomic.Int64 }
 
@@ -69,4 +95,22 @@ func (o *oncePer) Allow(now time.Time) bool {
 	last := o.last.Load()
 	n := now.UnixNano()
 	return (last == 0 || n-last >= int64(time.Minute)) && o.last.CompareAndSwap(last, n)
+}
+
+// shrinkBacklogs lowers every listener's backlog to s.backlog. gnet listens
+// with somaxconn and has no option for it; listen(2) again on the same
+// socket (through a duplicate descriptor) changes the backlog in place.
+func (s *Server) shrinkBacklogs() error {
+	for _, ln := range s.listeners {
+		fd, err := s.eng.DupListener("tcp", ln.addr)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", ln.kind, err)
+		}
+		err = unix.Listen(fd, s.backlog)
+		_ = unix.Close(fd)
+		if err != nil {
+			return fmt.Errorf("%s listener: %w", ln.kind, os.NewSyscallError("listen", err))
+		}
+	}
+	return nil
 }

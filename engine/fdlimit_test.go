@@ -163,6 +163,11 @@ func TestDescriptorLimitRefusesInsteadOfStopping(t *testing.T) {
 	if !strings.Contains(c.stderr.String(), "connection limit reached") {
 		t.Error("the refusals were not logged")
 	}
+	// 136 connections under a limit of 200 leave 64 descriptors: a
+	// somaxconn-deep queue accepted at once would take them all.
+	if !strings.Contains(c.stderr.String(), `"backlog":32`) {
+		t.Errorf("the backlog was not lowered to 32: %s", c.stderr.String())
+	}
 }
 
 // A server killed with established clients is started again on the same

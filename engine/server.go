@@ -50,8 +50,11 @@ type Server struct {
 	partials partialBudget
 	// conns counts open sessions, all listeners; maxConns bounds it
 	// (limits.max_connections), so that accept never meets EMFILE.
-	conns     atomic.Int64
-	maxConns  int64
+	conns    atomic.Int64
+	maxConns int64
+	// backlog is every listener's listen backlog: somaxconn, or less when
+	// the descriptor limit is tight (acceptBacklog).
+	backlog   int
 	refuseLog oncePer
 
 	loops sync.Map // gnet.EventLoop -> *loop
@@ -111,6 +114,7 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.maxConns = int64(max)
+	s.backlog = acceptBacklog(somaxconn(), descriptorLimit(), max)
 	log.Info().Int("max_connections", max).Str("from", from).Msg("connection limit")
 	s.authSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 	s.authLimit = newAuthLimiter()
@@ -246,6 +250,12 @@ func (r *reactor) OnBoot(eng gnet.Engine) gnet.Action {
 	if err := resolveBound(eng, s.listeners); err != nil {
 		s.log.Error().Err(err).Msg("cannot read bound listener addresses")
 		return gnet.Shutdown
+	}
+	if s.backlog < somaxconn() {
+		if err := s.shrinkBacklogs(); err != nil {
+			s.log.Error().Err(err).Msg("cannot lower the listen backlog")
+			return gnet.Shutdown
+		}
 	}
 	s.banner(time.Now())
 	close(s.ready)
