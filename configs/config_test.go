@@ -27,6 +27,7 @@ func TestDefaultsMatchDocumentedValues(t *testing.T) {
 		{"log.level", c.Log.Level, "info"},
 		{"log.format", c.Log.Format, "auto"},
 		{"server.advertise_host", c.Server.AdvertiseHost, ""},
+		{"server.procs", c.Server.Procs, 0},
 	}
 	for _, ck := range checks {
 		if ck.got != ck.want {
@@ -102,6 +103,18 @@ func TestAdvertiseHostChecked(t *testing.T) {
 		_, err := Parse([]byte("[server]\nadvertise_host = \"" + h + "\"\n"))
 		if err == nil || !strings.Contains(err.Error(), "server.advertise_host") {
 			t.Errorf("%s: %v", h, err)
+		}
+	}
+}
+
+func TestProcsChecked(t *testing.T) {
+	if c, err := Parse([]byte("[server]\nprocs = 6\n")); err != nil || c.Server.Procs != 6 {
+		t.Errorf("procs = 6: %v", err)
+	}
+	for _, n := range []string{"-1", "5000"} {
+		_, err := Parse([]byte("[server]\nprocs = " + n + "\n"))
+		if err == nil || !strings.Contains(err.Error(), "server.procs") {
+			t.Errorf("procs = %s: %v", n, err)
 		}
 	}
 }

@@ -82,7 +82,8 @@ func serve(args []string, stderr io.Writer) int {
 	}
 	log, sink := newAsyncLogger(cfg.Log, stderr)
 	defer sink.Close() // deferred first, so it runs last: every part's last lines are written
-	log.Info().Str("version", version).Str("config", orDefault(*path)).Msg("cotd starting")
+	procs, from := setProcs(cfg.Server.Procs)
+	log.Info().Str("version", version).Str("config", orDefault(*path)).Int("gomaxprocs", procs).Str("gomaxprocs_from", from).Msg("cotd starting")
 	for _, w := range cfg.Warnings() {
 		log.Warn().Msg(w)
 	}
