@@ -280,17 +280,23 @@ func readAttrs(a Attrs, raw *[numFields]Value, want []attrField) {
 		if !ok {
 			return
 		}
-		for _, w := range want {
-			if string(name) == w.name && raw[w.field] == nil {
-				// A non-nil empty slice marks "present but empty".
-				raw[w.field] = val[:len(val):len(val)]
-			}
+		recordAttr(name, val, raw, want)
+	}
+}
+
+// recordAttr records val if name is one of the wanted attributes not yet seen.
+func recordAttr(name []byte, val Value, raw *[numFields]Value, want []attrField) {
+	for _, w := range want {
+		if string(name) == w.name && raw[w.field] == nil {
+			// A non-nil empty slice marks "present but empty".
+			raw[w.field] = val[:len(val):len(val)]
 		}
 	}
 }
 
+// readEventAttrs reads <event>'s strings (the first occurrence wins) and times (the last
+// wins) in one pass over its attributes: every document has one.
 func readEventAttrs(a Attrs, h *Header, raw *[numFields]Value) {
-	readAttrs(a, raw, eventAttrs)
 	for {
 		name, val, ok := a.Next()
 		if !ok {
@@ -306,6 +312,7 @@ func readEventAttrs(a Attrs, h *Header, raw *[numFields]Value) {
 		case "stale":
 			dst, bit = &h.Stale, timeAttrStale
 		default:
+			recordAttr(name, val, raw, eventAttrs)
 			continue
 		}
 		var good bool
