@@ -106,8 +106,10 @@ func (c *candidate) qualify(k typed) bool {
 	switch k {
 	case typedStatus:
 		// commo reads battery as an int from 0 to INT_MAX.
-		v, ok := digits(c.vals[0])
-		if !ok || len(c.vals[0]) == 0 || len(c.vals[0]) > 10 || v > math.MaxInt32 {
+		// ParseUint takes no sign, and bit size 31 bounds it at INT_MAX. string() of a value
+		// that does not escape costs no allocation.
+		v, err := strconv.ParseUint(string(c.vals[0]), 10, 31)
+		if err != nil || len(c.vals[0]) > 10 {
 			return false
 		}
 		c.battery = uint32(v)
@@ -297,7 +299,7 @@ func (p *eventParts) build(m *TakMessage) error {
 	xmlLen, blank := 0, true
 	p.eachPiece(holes[:nholes], func(piece []byte) {
 		xmlLen += len(piece)
-		blank = blank && isAllSpace(piece)
+		blank = blank && len(bytes.TrimLeft(piece, " \t\r\n")) == 0
 	})
 	if blank {
 		xmlLen = 0

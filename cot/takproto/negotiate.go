@@ -79,11 +79,12 @@ func ParseRequest(doc []byte) (uid string, version int, ok bool) {
 	if !ok {
 		return "", 0, false
 	}
-	v, good := digits(val)
-	if !good || len(val) == 0 || len(val) > 9 {
+	// ParseUint takes no sign; nine digits keep the version within an int anywhere.
+	v, err := strconv.ParseUint(string(val), 10, 32)
+	if err != nil || len(val) > 9 {
 		return "", 0, false
 	}
-	return uid, v, true
+	return uid, int(v), true
 }
 
 // ParseResponse reads the server's answer (cot.TypeTakpResponse): the event's uid, the

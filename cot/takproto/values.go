@@ -40,25 +40,3 @@ const maxMillis = 253402300799999
 func appendMillis(b []byte, ms uint64) []byte {
 	return time.UnixMilli(int64(ms)).UTC().AppendFormat(b, cot.TimeLayout)
 }
-
-// digits reads a run of ASCII digits.
-func digits(b []byte) (int, bool) {
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
-}
-
-// isAllSpace reports whether b is only XML white space.
-func isAllSpace(b []byte) bool {
-	for _, c := range b {
-		if c != ' ' && c != '\t' && c != '\n' && c != '\r' {
-			return false
-		}
-	}
-	return true
-}
