@@ -384,6 +384,9 @@ func durationErrors(v reflect.Value, prefix string) []error {
 		}
 		return nil
 	}
+	if v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem() // an optional section, such as [cluster]
+	}
 	if v.Kind() != reflect.Struct {
 		return nil
 	}

@@ -93,6 +93,15 @@ func TestEveryBadDurationReported(t *testing.T) {
 	}
 }
 
+// TestBadDurationInOptionalSection: a duration in a section that is a pointer
+// ([cluster]) is checked like any other, not read as 0 (its default).
+func TestBadDurationInOptionalSection(t *testing.T) {
+	_, err := Parse([]byte("[cluster]\nnode = \"a-1\"\nlisten = \"0.0.0.0:7422\"\ndead_after = \"15\"\n"))
+	if !errors.Is(err, ErrInvalid) || strings.Count(err.Error(), "cluster.dead_after:") != 1 {
+		t.Fatalf("want one message for cluster.dead_after, got %v", err)
+	}
+}
+
 func TestAdvertiseHostChecked(t *testing.T) {
 	for _, h := range []string{"tak.example.org", "10.0.0.5"} {
 		if _, err := Parse([]byte("[server]\nadvertise_host = \"" + h + "\"\n")); err != nil {
