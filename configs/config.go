@@ -408,6 +408,16 @@ func durationErrors(v reflect.Value, prefix string) []error {
 	return errs
 }
 
+// notPositive reports a duration that must be positive and is not. One that
+// did not parse reads as zero but is not reported here: durationErrors
+// reports it, with the reason.
+func notPositive(key string, d Duration) error {
+	if d.Duration <= 0 && d.invalid == "" {
+		return fmt.Errorf("%s must be positive, got %q", key, d.Duration)
+	}
+	return nil
+}
+
 // MarshalText implements encoding.TextMarshaler.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
@@ -553,8 +563,8 @@ func (c *Config) validate() []error {
 	errs = append(errs, c.Cluster.validate()...)
 
 	positive := func(key string, d Duration) {
-		if d.Duration <= 0 && d.invalid == "" { // an invalid one is reported by durationErrors
-			bad("%s must be positive, got %q", key, d.Duration)
+		if err := notPositive(key, d); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	positive("tls.handshake_timeout", c.TLS.HandshakeTimeout)
@@ -894,8 +904,8 @@ func (e *Enroll) validate() []error {
 		"enroll.write_timeout": e.WriteTimeout, "enroll.idle_timeout": e.IdleTimeout,
 		"enroll.failure_delay": e.FailureDelay, "enroll.max_failure_delay": e.MaxFailureDelay,
 	} {
-		if d.Duration <= 0 {
-			bad("%s must be positive, got %q", key, d.Duration)
+		if err := notPositive(key, d); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	if e.MaxFailureDelay.Duration < e.FailureDelay.Duration {

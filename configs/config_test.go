@@ -102,6 +102,15 @@ func TestBadDurationInOptionalSection(t *testing.T) {
 	}
 }
 
+// TestBadEnrollDurationReportedOnce: a duration without a unit is one
+// problem, not also "must be positive".
+func TestBadEnrollDurationReportedOnce(t *testing.T) {
+	_, err := Parse([]byte("[enroll]\nvalidity = \"15\"\n"))
+	if !errors.Is(err, ErrInvalid) || strings.Count(err.Error(), "enroll.validity") != 1 {
+		t.Fatalf("want one message for enroll.validity, got %v", err)
+	}
+}
+
 func TestAdvertiseHostChecked(t *testing.T) {
 	for _, h := range []string{"tak.example.org", "10.0.0.5"} {
 		if _, err := Parse([]byte("[server]\nadvertise_host = \"" + h + "\"\n")); err != nil {
