@@ -394,3 +394,9 @@ func TestStripMarti(t *testing.T) {
 		t.Error("out-of-range marti bounds must be ignored")
 	}
 }
+
+// parseTime is ParseTime with the zero Time for anything it refuses, as the tests compare.
+func parseTime(b []byte) time.Time {
+	t, _ := ParseTime(b)
+	return t
+}

@@ -5,15 +5,6 @@ import (
 	"time"
 )
 
-// parseTime reads an RFC 3339 timestamp as CoT uses it (2016-01-13T20:43:37.842Z): fractional
-// seconds optional and of any length, 'Z' or a numeric offset. Anything else reads as the
-// zero Time. Written by hand because time.Parse needs a string, which would cost an
-// allocation per attribute.
-func parseTime(b []byte) time.Time {
-	t, _ := ParseTime(b)
-	return t
-}
-
 // ParseTime reads a CoT time (2016-01-13T20:43:37.842Z: RFC 3339 with fractional seconds
 // optional and of any length, 'Z' or a numeric offset) without converting b to a string.
 // ok is false, and t zero, for anything else.
