@@ -778,8 +778,8 @@ func (s *Store) validate() []error {
 		bad("store.prune_batch must be positive, got %d", s.PruneBatch)
 	}
 	for key, d := range map[string]Duration{"store.drain_timeout": s.DrainTimeout, "store.prune_interval": s.PruneInterval} {
-		if d.Duration <= 0 {
-			bad("%s must be positive, got %q", key, d.Duration)
+		if err := notPositive(key, d); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	for key, d := range map[string]Duration{

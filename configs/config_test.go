@@ -102,12 +102,17 @@ func TestBadDurationInOptionalSection(t *testing.T) {
 	}
 }
 
-// TestBadEnrollDurationReportedOnce: a duration without a unit is one
-// problem, not also "must be positive".
-func TestBadEnrollDurationReportedOnce(t *testing.T) {
-	_, err := Parse([]byte("[enroll]\nvalidity = \"15\"\n"))
-	if !errors.Is(err, ErrInvalid) || strings.Count(err.Error(), "enroll.validity") != 1 {
-		t.Fatalf("want one message for enroll.validity, got %v", err)
+// TestBadDurationReportedOnce: a duration without a unit is one problem, not
+// also "must be positive", in the sections that check their own durations.
+func TestBadDurationReportedOnce(t *testing.T) {
+	_, err := Parse([]byte("[enroll]\nvalidity = \"15\"\n[store]\ndrain_timeout = \"5\"\n"))
+	if !errors.Is(err, ErrInvalid) {
+		t.Fatalf("want ErrInvalid, got %v", err)
+	}
+	for _, key := range []string{"enroll.validity", "store.drain_timeout"} {
+		if strings.Count(err.Error(), key) != 1 {
+			t.Errorf("want one message for %s:\n%v", key, err)
+		}
 	}
 }
 
