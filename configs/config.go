@@ -629,7 +629,7 @@ func (c *Config) validate() []error {
 		bad("broker.inbox must be at least 16, got %d", c.Broker.Inbox)
 	}
 	if c.Web.Enabled {
-		if c.Web.History.Duration < time.Minute || c.Web.History.Duration > 24*time.Hour {
+		if h := c.Web.History; h.invalid == "" && (h.Duration < time.Minute || h.Duration > 24*time.Hour) {
 			bad("web.history must be between 1m and 24h, got %q", c.Web.History.Duration)
 		}
 		if c.Web.ViewerQueue < 16 {

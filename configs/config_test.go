@@ -105,11 +105,11 @@ func TestBadDurationInOptionalSection(t *testing.T) {
 // TestBadDurationReportedOnce: a duration without a unit is one problem, not
 // also "must be positive", in the sections that check their own durations.
 func TestBadDurationReportedOnce(t *testing.T) {
-	_, err := Parse([]byte("[enroll]\nvalidity = \"15\"\n[store]\ndrain_timeout = \"5\"\n"))
+	_, err := Parse([]byte("[enroll]\nvalidity = \"15\"\n[store]\ndrain_timeout = \"5\"\n[web]\nhistory = \"60\"\n"))
 	if !errors.Is(err, ErrInvalid) {
 		t.Fatalf("want ErrInvalid, got %v", err)
 	}
-	for _, key := range []string{"enroll.validity", "store.drain_timeout"} {
+	for _, key := range []string{"enroll.validity", "store.drain_timeout", "web.history"} {
 		if strings.Count(err.Error(), key) != 1 {
 			t.Errorf("want one message for %s:\n%v", key, err)
 		}
