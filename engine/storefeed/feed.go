@@ -367,7 +367,7 @@ func (f *Feed) archive(ev directory.Event) {
 	h := m.Header
 	if chat != nil {
 		if !chat.Directed() {
-			chat.DestUIDs, chat.DestCallsigns = dedupe(h.DestUIDs), dedupe(h.DestCallsigns)
+			chat.SetRecipients(h.DestUIDs, h.DestCallsigns)
 			chat.Detail = withDests(chat.Detail, h.DestUIDs, h.DestCallsigns)
 		}
 		f.o.Store.ArchiveChat(*chat)
@@ -480,16 +480,6 @@ func (f *Feed) WriteMetrics(w io.Writer) error {
 		}
 	}
 	return nil
-}
-
-func dedupe(l []string) []string {
-	var out []string
-	for _, s := range l {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // marti renders <marti> with the given recipients.
