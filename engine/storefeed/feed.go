@@ -327,22 +327,11 @@ func (f *Feed) keeps(u directory.UndeliveredChat) bool {
 
 func (f *Feed) keptFor(uid string, u directory.UndeliveredChat) bool {
 	v, ok := f.known.Load(uid)
-	if !ok || uid == u.SenderUID {
+	if !ok {
 		return false
 	}
 	e := v.(*endpoint)
-	if e.online {
-		return false
-	}
-	if len(u.In) == 0 {
-		return true
-	}
-	for _, g := range u.In {
-		if slices.Contains(e.groups, g) {
-			return true
-		}
-	}
-	return false
+	return store.KeepsFor(uid, !e.online, e.groups, u.SenderUID, u.In)
 }
 
 // archive hands a routed message to the store with the connection it came
