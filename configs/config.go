@@ -1040,6 +1040,18 @@ type Cluster struct {
 }
 
 // validate checks a [cluster] section; nil is a single node.
+// ValidNodeName reports whether s may be a cluster.node name: not empty,
+// letters, digits, '-' and '_' only (it names a NATS subject token and a
+// certificate file, so `cotd certs node` checks the same rule).
+func ValidNodeName(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 func (c *Cluster) validate() []error {
 	if c == nil {
 		return nil
@@ -1049,11 +1061,8 @@ func (c *Cluster) validate() []error {
 	if c.Node == "" {
 		bad("cluster.node is required: a name unique in the cluster")
 	}
-	for _, r := range c.Node {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			bad("cluster.node %q: use letters, digits, '-' and '_' only", c.Node)
-			break
-		}
+	if c.Node != "" && !ValidNodeName(c.Node) {
+		bad("cluster.node %q: use letters, digits, '-' and '_' only", c.Node)
 	}
 	switch {
 	case c.NATSURL != "" && (c.Listen != "" || len(c.Routes) > 0):

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"cotd/configs"
 	"cotd/tlsstate/pki"
 )
 
@@ -141,7 +142,7 @@ func parseCertsFlags(sub string, args []string, stderr io.Writer) (*certsFlags, 
 		return nil, errors.New("--host is required")
 	case (sub == "client" || sub == "node") && f.name == "":
 		return nil, errors.New("--name is required")
-	case sub == "node" && !nodeName(f.name):
+	case sub == "node" && !configs.ValidNodeName(f.name): // also keeps it a plain file name
 		return nil, fmt.Errorf("--name %q: use letters, digits, '-' and '_' only, as in cluster.node", f.name)
 	case f.pkg && f.serverHost == "":
 		return nil, errors.New("--package needs --server-host")
@@ -182,17 +183,6 @@ func issueNode(f *certsFlags, kt pki.KeyType, validFor time.Duration) ([]string,
 	}
 	c, k, err := pki.Save(filepath.Join(f.dir, nodesDir), f.name, node)
 	return []string{c, k}, err
-}
-
-// nodeName reports whether s is a valid cluster.node name (configs checks
-// the same rule), which also keeps it a plain file name.
-func nodeName(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 func issueClient(f *certsFlags, kt pki.KeyType, validFor time.Duration) ([]string, error) {

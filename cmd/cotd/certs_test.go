@@ -16,9 +16,7 @@ import (
 
 func runCerts(t *testing.T, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
-	var out, errOut bytes.Buffer
-	code = certsCmd(args, &out, &errOut)
-	return code, out.String(), errOut.String()
+	return runMain(t, append([]string{"certs"}, args...)...)
 }
 
 func TestCertsFlow(t *testing.T) {

@@ -197,7 +197,7 @@ func revokeCmd(cfgPath, what string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, isSerial := enroll.ParseSerial(what)
+	serial, isSerial := enroll.ParseSerial(what)
 	st, closeStore, err := openStore(cfg, isSerial)
 	if err != nil {
 		return nil, err
@@ -207,8 +207,7 @@ func revokeCmd(cfgPath, what string) ([]string, error) {
 	if recs, err := st.Certs(what); err != nil {
 		return nil, err
 	} else if len(recs) == 0 {
-		serial, ok := enroll.ParseSerial(what)
-		if !ok {
+		if !isSerial {
 			return nil, fmt.Errorf("%w: no certificate recorded for user %q, and it is not a serial number", enroll.ErrNotFound, what)
 		}
 		sel = enroll.RevokeSelector{Serial: serial}

@@ -3,7 +3,6 @@ package main
 import (
 	"bufio"
 	"context"
-	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -143,7 +142,7 @@ batch_size = %d
 				t.Fatalf("reopen after kill -9: %v", err)
 			}
 			defer db.Close(ctx)
-			raw := rawStore(t, cfg)
+			raw := storetest.RawDB(t, cfg)
 			if cfg.URL == "" {
 				var res string
 				if err := raw.QueryRowContext(ctx, "PRAGMA integrity_check").Scan(&res); err != nil || res != "ok" {
@@ -263,18 +262,4 @@ func getMetrics(t *testing.T, admin string) string {
 		t.Fatal(err)
 	}
 	return string(b)
-}
-
-func rawStore(t *testing.T, c configs.Store) *sql.DB {
-	t.Helper()
-	driver, dsn := "sqlite", "file:"+c.Path
-	if c.URL != "" {
-		driver, dsn = "pgx", c.URL
-	}
-	db, err := sql.Open(driver, dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
 }

@@ -53,11 +53,8 @@ func FromEvent(doc []byte, recv time.Time, s Sender) (*EventRecord, *ChatRecord,
 	if !IsChatType(h.Type) {
 		return &ev, nil, nil
 	}
-	c := &ChatRecord{
-		EventRecord:   ev,
-		DestUIDs:      dedupe(h.DestUIDs),
-		DestCallsigns: dedupe(h.DestCallsigns),
-	}
+	c := &ChatRecord{EventRecord: ev}
+	c.SetRecipients(h.DestUIDs, h.DestCallsigns)
 	readChat(detail, c)
 	if c.SenderUID == "" {
 		c.SenderUID = h.LinkUID

@@ -62,6 +62,14 @@ type ChatRecord struct {
 // Directed reports whether the chat names its recipients.
 func (c *ChatRecord) Directed() bool { return len(c.DestUIDs)+len(c.DestCallsigns) > 0 }
 
+// SetRecipients sets DestUIDs and DestCallsigns from a header's <dest>
+// lists: empty names and repeats dropped. Routing keeps the recipients in
+// the message header when it cuts <marti> from the forwarded document, so
+// the Directory feed sets them from there.
+func (c *ChatRecord) SetRecipients(uids, callsigns []string) {
+	c.DestUIDs, c.DestCallsigns = dedupe(uids), dedupe(callsigns)
+}
+
 // ConnStatus is a client's connection status as the Marti API reports it.
 //
 // A client endpoint moves Connected -> Disconnected -> Connected … with each

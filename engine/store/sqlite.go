@@ -29,11 +29,6 @@ func (db *DB) openSQLite(ctx context.Context) error {
 			return fmt.Errorf("store: %s: %w", path, err)
 		}
 	}
-	// WAL lets readers run beside the writer; synchronous=NORMAL is durable
-	// against a crash of the process (the WAL is in the OS's hands at
-	// commit) and loses at most the last transactions on power loss.
-	// Immediate transactions take the write lock at BEGIN, so two writers
-	// wait on busy_timeout instead of failing on a lock upgrade.
 	// A file that exists is inspected read-only first: the pragmas below
 	// rewrite its header (WAL), which must not happen to a file that turns
 	// out to be someone else's.

@@ -238,10 +238,7 @@ func (db *DB) insertChat(ctx context.Context, tx txer, c *ChatRecord) error {
 			}
 			return err
 		}
-		if parseStatus(status) != StatusDisconnected || r.uid == c.SenderUID {
-			return nil
-		}
-		if len(c.Groups) > 0 && !shareGroup(c.Groups, decodeList(groups)) {
+		if !KeepsFor(r.uid, parseStatus(status) == StatusDisconnected, decodeList(groups), c.SenderUID, c.Groups) {
 			return nil
 		}
 		for _, k := range keep {
@@ -309,9 +306,20 @@ func (db *DB) insertConn(ctx context.Context, tx txer, r *ConnRecord) error {
 		clean(r.Address), clean(r.Listener), r.Status.String(), at)
 }
 
-func shareGroup(a, b []string) bool {
-	for _, g := range a {
-		if slices.Contains(b, g) {
+// KeepsFor is the offline-chat rule for one known recipient of a directed
+// chat: keep a copy for uid when it is offline, is not the chat's sender,
+// and would have heard the chat live (routing's rule: it shares one of
+// chatGroups, or the chat names no groups). insertChat applies it to
+// client_endpoint as written; storefeed's b-t-f-s keeper to its copy.
+func KeepsFor(uid string, offline bool, groups []string, senderUID string, chatGroups []string) bool {
+	if !offline || uid == senderUID {
+		return false
+	}
+	if len(chatGroups) == 0 {
+		return true
+	}
+	for _, g := range chatGroups {
+		if slices.Contains(groups, g) {
 			return true
 		}
 	}

@@ -327,22 +327,11 @@ func (f *Feed) keeps(u directory.UndeliveredChat) bool {
 
 func (f *Feed) keptFor(uid string, u directory.UndeliveredChat) bool {
 	v, ok := f.known.Load(uid)
-	if !ok || uid == u.SenderUID {
+	if !ok {
 		return false
 	}
 	e := v.(*endpoint)
-	if e.online {
-		return false
-	}
-	if len(u.In) == 0 {
-		return true
-	}
-	for _, g := range u.In {
-		if slices.Contains(e.groups, g) {
-			return true
-		}
-	}
-	return false
+	return store.KeepsFor(uid, !e.online, e.groups, u.SenderUID, u.In)
 }
 
 // archive hands a routed message to the store with the connection it came
@@ -367,7 +356,7 @@ func (f *Feed) archive(ev directory.Event) {
 	h := m.Header
 	if chat != nil {
 		if !chat.Directed() {
-			chat.DestUIDs, chat.DestCallsigns = dedupe(h.DestUIDs), dedupe(h.DestCallsigns)
+			chat.SetRecipients(h.DestUIDs, h.DestCallsigns)
 			chat.Detail = withDests(chat.Detail, h.DestUIDs, h.DestCallsigns)
 		}
 		f.o.Store.ArchiveChat(*chat)
@@ -480,16 +469,6 @@ func (f *Feed) WriteMetrics(w io.Writer) error {
 		}
 	}
 	return nil
-}
-
-func dedupe(l []string) []string {
-	var out []string
-	for _, s := range l {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	return out
 }
 
 // marti renders <marti> with the given recipients.

@@ -14,6 +14,7 @@ import (
 	"cotd/cot"
 	et "cotd/engine/enginetest"
 	"cotd/engine/store"
+	"cotd/engine/store/storetest"
 )
 
 // What real clients send lands in cot_router and cot_router_chat with the
@@ -64,7 +65,7 @@ func TestArchivesTrafficAndConnections(t *testing.T) {
 
 			_ = bob.Conn.Close()
 			et.Eventually(t, "bob's disconnect stored", func() bool { return w.status(t, "BOB-UID") == store.StatusDisconnected })
-			rows, err := rawDB(t, cfg).QueryContext(ctx, q(cfg, `SELECT event_type, callsign, username, groups, address, listener, reason
+			rows, err := storetest.RawDB(t, cfg).QueryContext(ctx, q(cfg, `SELECT event_type, callsign, username, groups, address, listener, reason
 				FROM client_endpoint_event WHERE uid = ? ORDER BY id`), "BOB-UID")
 			if err != nil {
 				t.Fatal(err)
@@ -215,7 +216,7 @@ func TestBlockedStoreNeverSlowsRouting(t *testing.T) {
 			})
 
 			ctx := ctxT(t)
-			lock, err := rawDB(t, cfg).Conn(ctx)
+			lock, err := storetest.RawDB(t, cfg).Conn(ctx)
 			if err != nil {
 				t.Fatal(err)
 			}

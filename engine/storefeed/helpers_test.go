@@ -2,9 +2,9 @@ package storefeed_test
 
 import (
 	"context"
-	"database/sql"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
 
 	"cotd/configs"
@@ -26,24 +26,6 @@ var backends = []backend{
 	{"postgres", func(t *testing.T, c *configs.Store) { c.URL = storetest.Schema(t, "cotd_feed_") }},
 }
 
-// rawDB opens the harness's database directly, for what the Store
-// interface does not query (client_endpoint_event) and for locking it.
-func rawDB(t *testing.T, c configs.Store) *sql.DB {
-	t.Helper()
-	var db *sql.DB
-	var err error
-	if c.URL != "" {
-		db, err = sql.Open("pgx", c.URL)
-	} else {
-		db, err = sql.Open("sqlite", "file:"+c.Path+"?_pragma=busy_timeout(10000)")
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = db.Close() })
-	return db
-}
-
 // q rewrites ? placeholders for PostgreSQL.
 func q(c configs.Store, query string) string {
 	if c.URL == "" {
@@ -55,19 +37,12 @@ func q(c configs.Store, query string) string {
 		if query[i] == '?' {
 			n++
 			out = append(out, '$')
-			out = append(out, []byte(itoa(n))...)
+			out = strconv.AppendInt(out, int64(n), 10)
 			continue
 		}
 		out = append(out, query[i])
 	}
 	return string(out)
-}
-
-func itoa(n int) string {
-	if n < 10 {
-		return string(rune('0' + n))
-	}
-	return itoa(n/10) + string(rune('0'+n%10))
 }
 
 // usersTOML gives the test users their groups: alice and bob share Blue,

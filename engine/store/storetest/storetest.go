@@ -7,6 +7,7 @@ package storetest
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/hex"
 	"net/url"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"cotd/configs"
 	"cotd/engine/store"
 )
 
@@ -57,6 +59,24 @@ func Schema(t testing.TB, prefix string) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
+}
+
+// RawDB opens the database of c directly (PostgreSQL when URL is set,
+// else the SQLite file at Path), for what the Store interface does not
+// query and for locking it; closed when the test ends. The drivers are the
+// ones the store registers.
+func RawDB(t testing.TB, c configs.Store) *sql.DB {
+	t.Helper()
+	driver, dsn := "sqlite", "file:"+c.Path+"?_pragma=busy_timeout(10000)"
+	if c.URL != "" {
+		driver, dsn = "pgx", c.URL
+	}
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
 }
 
 func exec(t testing.TB, base, stmt string) {
