@@ -28,38 +28,49 @@ type CostReport struct {
 }
 
 // costOver computes the cost from the time series over the window (from, to]: the CPU
-// between the last sample at or before from (or the first, if none is) and the last one
-// at or before to, and the deliveries of the samples after the first through the last. nil when the server was not sampled or the
+// between the samples windowEnds picks among those with a reading, and the deliveries of
+// the samples after the first through the last. nil when the server was not sampled or the
 // window holds no delivery.
 func costOver(series []Sample, from, to float64) *CostReport {
-	a, b := -1, -1
-	for i, s := range series {
-		if s.ServerCPU < 0 {
-			continue // no reading at this second: the window starts or ends at another
-		}
-		if a < 0 || s.T <= from {
-			a = i // the last reading at or before from, else the first one
-		}
-		if s.T <= to {
-			b = i
-		}
-	}
-	if a < 0 || b <= a {
+	a, b, ok := windowEnds(series, func(s Sample) (float64, bool) { return s.T, s.ServerCPU >= 0 }, from, to)
+	if !ok {
 		return nil
 	}
-	c := &CostReport{From: round3(series[a].T), To: round3(series[b].T), CPUSeconds: round3(series[b].ServerCPU - series[a].ServerCPU)}
+	cpu := series[b].ServerCPU - series[a].ServerCPU
+	c := &CostReport{From: round3(series[a].T), To: round3(series[b].T), CPUSeconds: round3(cpu)}
 	for _, s := range series[a+1 : b+1] {
 		c.Deliveries += s.Delivered
 	}
 	if c.Deliveries == 0 {
 		return nil
 	}
-	cpu := series[b].ServerCPU - series[a].ServerCPU
 	c.MicrosPerDelivery = round3(cpu * 1e6 / float64(c.Deliveries))
 	if dt := series[b].T - series[a].T; dt > 0 {
 		c.CPUPct = round3(100 * cpu / dt)
 	}
 	return c
+}
+
+// windowEnds picks the two readings a figure over the window (from, to] is taken between:
+// a, the last at or before from (the first one when none is), and b, the last at or before
+// to. xs are in time order; at gives an element's time, and false when it holds no reading
+// (it is then skipped). ok is false when there is no such pair. The cost and the server
+// delay both choose their ends here, so that they cover the same window.
+func windowEnds[E any](xs []E, at func(E) (float64, bool), from, to float64) (a, b int, ok bool) {
+	a, b = -1, -1
+	for i, x := range xs {
+		t, has := at(x)
+		if !has {
+			continue // no reading here: the window starts or ends at another
+		}
+		if a < 0 || t <= from {
+			a = i
+		}
+		if t <= to {
+			b = i
+		}
+	}
+	return a, b, a >= 0 && b > a
 }
 
 // microsPerDelivery is the CPU cost per delivery between two consecutive samples, for

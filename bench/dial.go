@@ -206,13 +206,16 @@ func pick(addrs []string, n int) string {
 	return addrs[n%len(addrs)]
 }
 
-// addr is where client n connects with transport tr.
-func (d *dialer) addr(tr transport, n int) string {
+// addrs are the target's addresses for transport tr.
+func (d *dialer) addrs(tr transport) []string {
 	if tr == transportTCP {
-		return pick(d.tcpAddrs, n)
+		return d.tcpAddrs
 	}
-	return pick(d.tlsAddrs, n)
+	return d.tlsAddrs
 }
+
+// addr is where client n connects with transport tr.
+func (d *dialer) addr(tr transport, n int) string { return pick(d.addrs(tr), n) }
 
 // dial connects client n with transport tr, TCP connect and TLS handshake each bounded by
 // the connect timeout. cert, when not nil, is presented instead of the shared certificate.

@@ -115,7 +115,7 @@ func (r *runner) runHostile(ctx context.Context, i int, k hostileKind) {
 			_, _ = io.Copy(io.Discard, c)
 			close(readDone)
 		}()
-		r.attack(c, i, k)
+		r.attack(ctx, c, i, k)
 		_ = c.Close()
 		<-readDone
 		stop()
@@ -129,9 +129,9 @@ func (r *runner) runHostile(ctx context.Context, i int, k hostileKind) {
 	}
 }
 
-// attack writes k's traffic on c until a write fails (the server closed it) or the send
-// phase ends.
-func (r *runner) attack(c net.Conn, i int, k hostileKind) {
+// attack writes k's traffic on c until a write fails (the server closed it), the send
+// phase ends or ctx does.
+func (r *runner) attack(ctx context.Context, c net.Conn, i int, k hostileKind) {
 	var seq uint64
 	var b []byte
 	var pace time.Duration
@@ -178,16 +178,10 @@ func (r *runner) attack(c net.Conn, i int, k hostileKind) {
 				return
 			}
 		}
-		if pace > 0 && !sleepUntil(now.Add(pace), r) {
+		if pace > 0 && !sleepCtx(ctx, time.Until(now.Add(pace))) {
 			return
 		}
 	}
-}
-
-// sleepUntil waits until t unless the run stops first.
-func sleepUntil(t time.Time, r *runner) bool {
-	time.Sleep(time.Until(t))
-	return !r.stopping.Load()
 }
 
 // appendHostileEvent writes one event: an SA when callsign is set (a contact with an

@@ -33,19 +33,14 @@ type monitor struct {
 
 func newMonitor(r *runner, opt Options, pid int, sp *Spawned) *monitor {
 	m := &monitor{r: r, samp: newSampler(r.st, r.start), progress: opt.Progress, self: newProcSampler(os.Getpid())}
-	m.cpu0 = -1
 	if opt.MetricsURL != "" {
 		from, to := r.sc.steadyWindow()
 		m.delay = newDelayScraper(opt.MetricsURL, from, to)
 	}
 	if pid > 0 {
 		m.server = newProcSampler(pid)
-		if c, err := m.server.cpuSeconds(); err == nil {
-			m.cpu0 = c
-		}
 	}
-	now := time.Now()
-	m.tickProcs(now)
+	m.cpu0 = m.tickProcs(time.Now())
 	return m
 }
 
@@ -70,12 +65,7 @@ func (m *monitor) tick(now time.Time) {
 	s := m.samp.sample(now)
 	// Read at the same moment as the counters, so that the CPU between two samples goes
 	// with the deliveries between them.
-	s.ServerCPU = -1
-	if m.server != nil {
-		if c, err := m.server.cpuSeconds(); err == nil {
-			s.ServerCPU = c
-		}
-	}
+	s.ServerCPU = m.tickProcs(now)
 	var prev Sample
 	if len(m.series) > 0 {
 		prev = m.series[len(m.series)-1]
@@ -86,7 +76,6 @@ func (m *monitor) tick(now time.Time) {
 		m.delay.tick(len(m.series) == 0, s.T)
 	}
 	m.series = append(m.series, s)
-	m.tickProcs(now)
 	if m.progress != nil {
 		st := m.r.st
 		cost := ""
@@ -99,21 +88,33 @@ func (m *monitor) tick(now time.Time) {
 	}
 }
 
-func (m *monitor) tickProcs(now time.Time) {
+// tickProcs reads the server's CPU time at now and returns it in seconds (-1: no server
+// or no reading), and takes a /proc sample of the server and the harness when one is due.
+// The server's /proc/PID/stat is read once for both figures.
+func (m *monitor) tickProcs(now time.Time) (serverCPU float64) {
+	serverCPU = -1
+	var ticks int64
+	var err error
+	if m.server != nil {
+		if ticks, err = m.server.ticks(); err == nil {
+			serverCPU = float64(ticks) / clockTicks
+		}
+	}
 	// The last tick can come right after the previous one; a CPU share over a few
 	// milliseconds is noise.
 	if !m.lastProcs.IsZero() && now.Sub(m.lastProcs) < 500*time.Millisecond {
-		return
+		return serverCPU
 	}
 	m.lastProcs = now
-	if m.server != nil {
-		if ps, err := m.server.sample(now, m.r.start); err == nil {
+	if serverCPU >= 0 {
+		if ps, err := m.server.sampleTicks(now, m.r.start, ticks); err == nil {
 			m.serverProcs = append(m.serverProcs, ps)
 		}
 	}
 	if ps, err := m.self.sample(now, m.r.start); err == nil {
 		m.selfProcs = append(m.selfProcs, ps)
 	}
+	return serverCPU
 }
 
 // IsTerminal reports whether f is a terminal (the progress line is for people, not logs).

@@ -71,22 +71,24 @@ func setPath(m map[string]any, key string, val any) {
 // report names the settings a run had.
 func flatten(m map[string]any) []string {
 	var out []string
-	var walk func(prefix string, m map[string]any)
-	walk = func(prefix string, m map[string]any) {
-		for _, k := range slices.Sorted(maps.Keys(m)) {
-			path := k
-			if prefix != "" {
-				path = prefix + "." + k
-			}
-			if sub, ok := m[k].(map[string]any); ok {
-				walk(path, sub)
-				continue
-			}
-			out = append(out, path+" = "+tomlValue(m[k]))
-		}
-	}
-	walk("", m)
+	walkLeaves(m, "", func(key string, v any) { out = append(out, key+" = "+tomlValue(v)) })
 	return out
+}
+
+// walkLeaves calls fn with the dotted key (under prefix) and the value of every leaf of the
+// nested table m, in key order.
+func walkLeaves(m map[string]any, prefix string, fn func(key string, v any)) {
+	for _, k := range slices.Sorted(maps.Keys(m)) {
+		path := k
+		if prefix != "" {
+			path = prefix + "." + k
+		}
+		if sub, ok := m[k].(map[string]any); ok {
+			walkLeaves(sub, path, fn)
+			continue
+		}
+		fn(path, m[k])
+	}
 }
 
 func tomlValue(v any) string {
@@ -103,14 +105,13 @@ func tomlValue(v any) string {
 // checkOverlay reports the keys of a [spawn.cotd] overlay that cotbench owns.
 func checkOverlay(m map[string]any) []error {
 	var errs []error
-	for _, kv := range flatten(m) {
-		key, _, _ := strings.Cut(kv, " = ")
+	walkLeaves(m, "", func(key string, _ any) {
 		for _, owned := range ownedKeys {
 			if key == owned.key || strings.HasPrefix(owned.key, key+".") {
 				errs = append(errs, fmt.Errorf("spawn.cotd.%s: cotbench sets %s itself (%s)", key, owned.key, owned.why))
 			}
 		}
-	}
+	})
 	// A table replaced by a value (spawn.cotd.tls = 1) also takes what cotbench owns.
 	for _, owned := range ownedKeys {
 		top, _, _ := strings.Cut(owned.key, ".")

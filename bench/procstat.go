@@ -38,16 +38,17 @@ func newProcSampler(pid int) *procSampler { return &procSampler{pid: pid} }
 
 // sample reads /proc/PID/{stat,status,fd}. The first sample's CPU is 0.
 func (p *procSampler) sample(now, start time.Time) (ProcSample, error) {
+	ticks, err := p.ticks()
+	if err != nil {
+		return ProcSample{T: now.Sub(start).Seconds()}, err
+	}
+	return p.sampleTicks(now, start, ticks)
+}
+
+// sampleTicks is sample with /proc/PID/stat already read at now: ticks is its utime+stime.
+func (p *procSampler) sampleTicks(now, start time.Time, ticks int64) (ProcSample, error) {
 	dir := "/proc/" + strconv.Itoa(p.pid)
 	s := ProcSample{T: now.Sub(start).Seconds()}
-	stat, err := os.ReadFile(dir + "/stat")
-	if err != nil {
-		return s, err
-	}
-	ticks, err := cpuTicks(stat)
-	if err != nil {
-		return s, err
-	}
 	if !p.prevAt.IsZero() {
 		if dt := now.Sub(p.prevAt).Seconds(); dt > 0 {
 			s.CPU = 100 * float64(ticks-p.prevTicks) / clockTicks / dt
@@ -68,15 +69,15 @@ func (p *procSampler) sample(now, start time.Time) (ProcSample, error) {
 	return s, nil
 }
 
-// cpuSeconds is the process's CPU time so far (utime+stime of every thread, children
-// not included), in seconds: the figure the cost per delivery is taken from.
-func (p *procSampler) cpuSeconds() (float64, error) {
+// ticks is the process's CPU time so far (utime+stime of every thread, children not
+// included), in clock ticks: the figure both the CPU share and the cost per delivery are
+// taken from.
+func (p *procSampler) ticks() (int64, error) {
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(p.pid) + "/stat")
 	if err != nil {
 		return 0, err
 	}
-	ticks, err := cpuTicks(stat)
-	return float64(ticks) / clockTicks, err
+	return cpuTicks(stat)
 }
 
 // cpuTicks returns utime+stime from the contents of /proc/PID/stat. The command name (field

@@ -210,17 +210,13 @@ type Criterion struct {
 
 // countNode counts client n in mix.PerNode when its transport's target names several nodes.
 func (r *runner) countNode(mix *ClientMix, tr transport, n int) {
-	addrs := r.dialer.tcpAddrs
-	if tr != transportTCP {
-		addrs = r.dialer.tlsAddrs
-	}
-	if len(addrs) < 2 {
+	if len(r.dialer.addrs(tr)) < 2 {
 		return
 	}
 	if mix.PerNode == nil {
 		mix.PerNode = make(map[string]int)
 	}
-	mix.PerNode[pick(addrs, n)]++
+	mix.PerNode[r.dialer.addr(tr, n)]++
 }
 
 // report builds the report of a finished run (before evaluate).
@@ -253,14 +249,12 @@ func (r *runner) report(m *monitor, tgt RunTarget, elapsed time.Duration) *Repor
 			continue
 		case e.tr == transportTCP:
 			mix.TCP++
-			r.countNode(mix, transportTCP, e.n)
 		case e.tr == transportTLS:
 			mix.TLS++
-			r.countNode(mix, e.tr, e.n)
 		case e.tr == transportUTLS:
 			mix.UTLS++
-			r.countNode(mix, e.tr, e.n)
 		}
+		r.countNode(mix, e.tr, e.n)
 		mix.Honest++
 		if e.storm {
 			mix.Storm++

@@ -232,9 +232,9 @@ const (
 // delayScraper scrapes the server's delay histogram at the monitor's ticks around the
 // ends of the steady window, in the background so that a slow /metrics never delays the
 // once-a-second samples. After the run the scrapes at the ticks costOver would pick are
-// used: the last at or before the window's start (else the first tick), and the last at
-// or before its end. A scrape is a few milliseconds of the server's CPU; two to five per
-// run are taken, not one a second, so the cost line is not charged for them.
+// used (windowEnds): the last at or before the window's start (else the first tick), and
+// the last at or before its end. A scrape is a few milliseconds of the server's CPU; two
+// to five per run are taken, not one a second, so the cost line is not charged for them.
 type delayScraper struct {
 	url      string
 	from, to float64
@@ -289,16 +289,8 @@ func (d *delayScraper) report() (*ServerDelayReport, string) {
 	shots := slices.Clone(d.shots)
 	d.mu.Unlock()
 	slices.SortFunc(shots, func(a, b delayShot) int { return cmp.Compare(a.t, b.t) })
-	a, b := -1, -1
-	for i, s := range shots {
-		if a < 0 || s.t <= d.from {
-			a = i // the last at or before from, else the first
-		}
-		if s.t <= d.to {
-			b = i
-		}
-	}
-	if a < 0 || b <= a {
+	a, b, ok := windowEnds(shots, func(s delayShot) (float64, bool) { return s.t, true }, d.from, d.to)
+	if !ok {
 		return nil, delayNoWindow
 	}
 	for _, s := range []delayShot{shots[a], shots[b]} {
