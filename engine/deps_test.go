@@ -34,7 +34,7 @@ var rules = map[string]rule{
 	"tlsstate":     {external: []string{"github.com/refraction-networking/utls"}},
 	"tlsstate/pki": {external: []string{"software.sslmate.com/src/go-pkcs12"}},
 	"configs":      {external: []string{"github.com/BurntSushi/toml"}},
-	"engine/auth":  {external: []string{"github.com/BurntSushi/toml", "golang.org/x/crypto/bcrypt", "golang.org/x/sys/unix"}},
+	"engine/auth":  {project: []string{"internal/flock"}, external: []string{"github.com/BurntSushi/toml", "golang.org/x/crypto/bcrypt"}},
 	"engine/store": {project: []string{"engine", "cot", "configs"}, external: []string{"github.com/jackc/pgx/v5", "github.com/rs/zerolog", "modernc.org/sqlite"}},
 	"engine":       {project: []string{"engine", "cot", "tlsstate", "configs"}},
 	// The store feed sees the engine only through Directory.
@@ -43,8 +43,8 @@ var rules = map[string]rule{
 	// The one interface between the engine and its peers (ARCHITECTURE.md §10).
 	"engine/directory": {project: []string{"cot"}, external: []string{}, isolated: true},
 	// Enrollment: a peer of the engine, reaching it only through directory.
-	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics", "engine/store", "internal/netlimit"},
-		external: []string{"github.com/rs/zerolog", "golang.org/x/sys/unix", "github.com/skip2/go-qrcode"}, isolated: true},
+	"engine/enroll": {project: []string{"tlsstate", "configs", "engine/auth", "engine/directory", "engine/metrics", "engine/store", "internal/netlimit", "internal/flock"},
+		external: []string{"github.com/rs/zerolog", "github.com/skip2/go-qrcode"}, isolated: true},
 	// A peer of the engine (ARCHITECTURE.md §10): the Directory, the users
 	// file, the store and the metrics writer, nothing of the reactor.
 	"engine/marti": {project: []string{"engine/directory", "engine/auth", "engine/metrics", "engine/store", "cot", "tlsstate", "configs", "internal/netlimit"},
@@ -75,6 +75,9 @@ var rules = map[string]rule{
 	// The connection limiter shared by the HTTPS peers (enroll, marti): a
 	// leaf on the standard library.
 	"internal/netlimit": {external: []string{}},
+	// The file lock shared by the users file (auth) and the enrollment
+	// state file: a leaf on the standard library and x/sys/unix.
+	"internal/flock": {external: []string{"golang.org/x/sys/unix"}},
 	// The test harness may use the project's test helpers.
 	"engine/enginetest": {project: []string{"engine", "cot", "tlsstate", "configs", "internal"}},
 }

@@ -22,5 +22,5 @@
 // concurrent read-modify-write cycles with an advisory lock.
 //
 // The package depends only on the standard library, BurntSushi/toml,
-// x/crypto/bcrypt and x/sys/unix.
+// x/crypto/bcrypt and the project's file lock (internal/flock).
 package auth

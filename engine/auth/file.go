@@ -13,7 +13,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"golang.org/x/sys/unix"
+
+	"cotd/internal/flock"
 )
 
 // ErrLocked: another Update held the users file's lock for longer than the
@@ -167,32 +168,15 @@ func Update(path string, fn func(users []User) ([]User, error)) error {
 	return Save(path, users)
 }
 
-// lock takes an exclusive flock on name, polling so that it can give up
-// after timeout. flock locks belong to the open file, so two goroutines of
-// one process exclude each other too, and the kernel drops the lock when
-// the process dies: a crash never leaves a stale lock.
+// lock takes the users file's lock (internal/flock) and says, with this
+// package's errors, why it could not.
 func lock(name string, timeout time.Duration) (unlock func(), err error) {
-	f, err := os.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	unlock, err = flock.Lock(name, timeout)
+	switch {
+	case errors.Is(err, flock.ErrTimeout):
+		return nil, fmt.Errorf("%w: %s held for more than %v", ErrLocked, name, timeout)
+	case err != nil:
 		return nil, fmt.Errorf("%w: lock: %w", ErrUsersFile, err)
 	}
-	deadline := time.Now().Add(timeout)
-	wait := time.Millisecond
-	for {
-		err = unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		switch {
-		case err == nil:
-			return func() { _ = f.Close() }, nil // closing releases the lock
-		case errors.Is(err, unix.EINTR):
-			continue
-		case !errors.Is(err, unix.EWOULDBLOCK):
-			_ = f.Close()
-			return nil, fmt.Errorf("%w: lock %s: %w", ErrUsersFile, name, err)
-		case time.Now().After(deadline):
-			_ = f.Close()
-			return nil, fmt.Errorf("%w: %s held for more than %v", ErrLocked, name, timeout)
-		}
-		time.Sleep(wait)
-		wait = min(2*wait, 50*time.Millisecond)
-	}
+	return unlock, nil
 }

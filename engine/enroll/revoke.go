@@ -2,7 +2,6 @@ package enroll
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -129,40 +128,26 @@ func NewWatcher(path, caPath string, store Store, reload func() error, dir Disco
 		return nil, err
 	}
 	w.key = key
-	for _, s := range serials {
+	for s := range serials {
 		w.known[s] = true
 	}
 	return w, nil
 }
 
-func (w *Watcher) read() ([]string, fileKey, error) {
+// read returns the CRL's revoked serials, checked against the CA file
+// (which may hold several CAs) as the stream listener checks them.
+func (w *Watcher) read() (map[string]bool, fileKey, error) {
 	key, err := statKey(w.path)
 	if err != nil {
 		return nil, fileKey{}, err
 	}
-	cas := parsePEMCerts(mustRead(w.caPath))
-	var crl *x509.RevocationList
-	for _, ca := range cas {
-		if crl, err = pki.ReadCRL(w.path, ca); err == nil {
-			break
-		}
+	caPEM, err := os.ReadFile(w.caPath)
+	if err != nil {
+		// Not wrapped: fs.ErrNotExist from here would read as "no CRL yet".
+		return nil, key, fmt.Errorf("%w: CA file: %v", pki.ErrCRL, err)
 	}
-	if crl == nil {
-		if err == nil {
-			err = fmt.Errorf("%w: no CA certificate in %s", pki.ErrCRL, w.caPath)
-		}
-		return nil, key, err
-	}
-	out := make([]string, len(crl.RevokedCertificateEntries))
-	for i, e := range crl.RevokedCertificateEntries {
-		out[i] = e.SerialNumber.String()
-	}
-	return out, key, nil
-}
-
-func mustRead(path string) []byte {
-	b, _ := os.ReadFile(path)
-	return b
+	serials, err := pki.RevokedSerials(w.path, caPEM)
+	return serials, key, err
 }
 
 // Run checks every interval until ctx ends.
@@ -195,12 +180,13 @@ func (w *Watcher) Check() {
 	}
 	w.key = key
 	var fresh []string
-	for _, s := range serials {
+	for s := range serials {
 		if !w.known[s] {
 			w.known[s] = true
 			fresh = append(fresh, s)
 		}
 	}
+	sort.Strings(fresh)
 	w.stats.CRLApplied.Inc()
 	if w.reload != nil {
 		if err := w.reload(); err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -144,12 +143,8 @@ func (s *Server) loadTLS() error {
 	if !ca.Cert.IsCA {
 		return fmt.Errorf("%w: %s is not a CA certificate", ErrConfig, s.paths.ca)
 	}
-	pool, err := os.ReadFile(s.paths.ca)
-	if err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
-	}
 	chain := []*x509.Certificate{ca.Cert}
-	for _, c := range parsePEMCerts(pool) {
+	for _, c := range pki.ParseCerts(ca.CertPEM) { // every certificate of the CA file
 		if !c.Equal(ca.Cert) {
 			chain = append(chain, c)
 		}
@@ -331,21 +326,6 @@ func (e errorLog) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// parsePEMCerts returns every certificate in PEM data.
-func parsePEMCerts(data []byte) []*x509.Certificate {
-	var out []*x509.Certificate
-	for {
-		der, rest := pemDecode(data)
-		if der == nil {
-			return out
-		}
-		if c, err := x509.ParseCertificate(der); err == nil {
-			out = append(out, c)
-		}
-		data = rest
-	}
-}
-
 // profileFiles reads the profile directory's regular files (recursively),
 // with paths relative to it.
 func profileFiles(dir string, limit int64) ([]pki.PackageFile, error) {
@@ -370,15 +350,4 @@ func profileFiles(dir string, limit int64) ([]pki.PackageFile, error) {
 		return nil
 	})
 	return files, err
-}
-
-func pemDecode(data []byte) (der, rest []byte) {
-	b, rest := pem.Decode(data)
-	for b != nil && b.Type != "CERTIFICATE" {
-		b, rest = pem.Decode(rest)
-	}
-	if b == nil {
-		return nil, nil
-	}
-	return b.Bytes, rest
 }

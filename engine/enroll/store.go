@@ -13,8 +13,7 @@ import (
 	"slices"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"cotd/internal/flock"
 	"cotd/tlsstate/pki"
 )
 
@@ -151,25 +150,14 @@ func (f *FileStore) update(fn func(st *state) error) error {
 			return fmt.Errorf("%w: %w", ErrState, err)
 		}
 	}
-	lf, err := os.OpenFile(f.path+".lock", os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
+	unlock, err := flock.Lock(f.path+".lock", lockTimeout)
+	switch {
+	case errors.Is(err, flock.ErrTimeout):
+		return fmt.Errorf("%w: %s.lock held for more than %v", ErrLocked, f.path, lockTimeout)
+	case err != nil:
 		return fmt.Errorf("%w: lock: %w", ErrState, err)
 	}
-	defer lf.Close() // closing releases the flock
-	deadline := time.Now().Add(lockTimeout)
-	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
-		err = unix.Flock(int(lf.Fd()), unix.LOCK_EX|unix.LOCK_NB)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, unix.EWOULDBLOCK) && !errors.Is(err, unix.EINTR) {
-			return fmt.Errorf("%w: lock: %w", ErrState, err)
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("%w: %s.lock held for more than %v", ErrLocked, f.path, lockTimeout)
-		}
-		time.Sleep(wait)
-	}
+	defer unlock()
 	st, err := f.load()
 	if err != nil {
 		return err

@@ -87,7 +87,7 @@ func (t *throttle) fail(src netip.Addr, user string) {
 	defer t.mu.Unlock()
 	r := t.sources[key]
 	if r == nil {
-		t.evictSources(now)
+		evict(t.sources, func(r *record) bool { return t.stale(r, now) })
 		r = &record{}
 		t.sources[key] = r
 	}
@@ -97,7 +97,7 @@ func (t *throttle) fail(src netip.Addr, user string) {
 	}
 	u := t.users[user]
 	if u == nil {
-		t.evictUsers(now)
+		evict(t.users, func(u *userRecord) bool { return t.stale(&u.record, now) })
 		u = &userRecord{from: map[netip.Prefix]bool{}}
 		t.users[user] = u
 	}
@@ -134,36 +134,21 @@ func (t *throttle) stale(r *record, now time.Time) bool {
 	return now.Sub(r.last) > forgetAfter && now.After(r.until)
 }
 
-func (t *throttle) evictSources(now time.Time) {
-	if len(t.sources) < maxTracked {
+// evict makes room in m once it holds maxTracked records: the stale ones
+// go first and, if it is still full, any.
+func evict[K comparable, V any](m map[K]V, stale func(V) bool) {
+	if len(m) < maxTracked {
 		return
 	}
-	for k, r := range t.sources {
-		if t.stale(r, now) {
-			delete(t.sources, k)
+	for k, v := range m {
+		if stale(v) {
+			delete(m, k)
 		}
 	}
-	for k := range t.sources { // still full: drop any one
-		if len(t.sources) < maxTracked {
+	for k := range m { // still full: drop any one
+		if len(m) < maxTracked {
 			break
 		}
-		delete(t.sources, k)
-	}
-}
-
-func (t *throttle) evictUsers(now time.Time) {
-	if len(t.users) < maxTracked {
-		return
-	}
-	for k, u := range t.users {
-		if t.stale(&u.record, now) {
-			delete(t.users, k)
-		}
-	}
-	for k := range t.users {
-		if len(t.users) < maxTracked {
-			break
-		}
-		delete(t.users, k)
+		delete(m, k)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/big"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -195,17 +196,8 @@ func RevokedSerials(path string, caPEM []byte) (map[string]bool, error) {
 	if err != nil {
 		return nil, err
 	}
-	signed := false
-	for rest := caPEM; len(rest) > 0 && !signed; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		if ca, err := x509.ParseCertificate(b.Bytes); err == nil && crl.CheckSignatureFrom(ca) == nil {
-			signed = true
-		}
-	}
-	if !signed {
+	cas, _ := parseCerts(caPEM)
+	if !slices.ContainsFunc(cas, func(ca *x509.Certificate) bool { return crl.CheckSignatureFrom(ca) == nil }) {
 		return nil, fmt.Errorf("%w: %s is not signed by a certificate in the CA file", ErrCRL, path)
 	}
 	out := make(map[string]bool, len(crl.RevokedCertificateEntries))

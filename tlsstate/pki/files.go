@@ -263,6 +263,13 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) (err error) {
 	return os.Rename(f.Name(), path)
 }
 
+// ParseCerts returns the certificate of every CERTIFICATE block in PEM
+// data that parses, in order; the rest is skipped.
+func ParseCerts(data []byte) []*x509.Certificate {
+	certs, _ := parseCerts(data)
+	return certs
+}
+
 // parseCerts returns every parseable CERTIFICATE block and their PEM.
 func parseCerts(data []byte) ([]*x509.Certificate, []byte) {
 	var certs []*x509.Certificate
