@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"slices"
 	"strconv"
 	"time"
 
@@ -238,5 +237,3 @@ func (n *Node) origin(o directory.Origin) directory.Origin {
 	o.Node = n.name
 	return o
 }
-
-func sortStrings(s []string) { slices.Sort(s) }

@@ -264,10 +264,8 @@ func (n *Node) hear() {
 			delete(n.byToken, sub.Subject)
 		}
 	}
-	if len(added) > 0 {
-		slices.Sort(added)
-		n.publishJSON(subjAskSA, ask{Node: n.name, Groups: added})
-	}
+	slices.Sort(added)
+	n.askAll(added)
 }
 
 func (n *Node) heardGroups() []string {

@@ -4,11 +4,12 @@
 // users and groups, data packages, and GeoChat from the browser.
 //
 // It is a peer of the streaming engine (ARCHITECTURE.md §10) and sees it only
-// through a directory.Directory: one subscription feeds a hub goroutine that
-// encodes each update once and offers the bytes to every viewer's bounded
-// queue. A browser that falls behind loses updates (counted in
-// cotd_web_dropped_total) and is sent a fresh snapshot when it catches up;
-// nothing a browser does can slow an event loop or a broker shard.
+// through a directory.Directory: two subscriptions (the picture, and routed
+// messages for the chat) feed a hub goroutine that encodes each update once
+// and offers the bytes to every viewer's bounded queue. A browser that falls
+// behind loses updates (counted in cotd_web_dropped_total) and is sent a
+// fresh snapshot when it catches up; nothing a browser does can slow an
+// event loop or a broker shard.
 //
 // The Handler is mounted by the admin listener at "/", behind its auth; it
 // serves the page at "/" and everything else under "/web/". Assets are

@@ -130,9 +130,6 @@ type Handler struct {
 	hub     *hub
 	sampler *sampler
 	mux     *http.ServeMux
-	static  http.Handler
-	every   time.Duration // between chart samples
-	history time.Duration // the charts' span
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -146,33 +143,29 @@ type Handler struct {
 // ends or Close. Zero fields of opts.Config take the defaults of
 // configs.Default().Web.
 func New(ctx context.Context, dir directory.Directory, opts Options) *Handler {
+	def := configs.Default().Web // cotd.toml's values, so that they are written in one place
 	if opts.Config.ViewerQueue < 1 {
-		opts.Config.ViewerQueue = 256
+		opts.Config.ViewerQueue = def.ViewerQueue
 	}
 	if opts.Config.ChatCallsign == "" {
-		opts.Config.ChatCallsign = "cotd"
+		opts.Config.ChatCallsign = def.ChatCallsign
 	}
-	every := opts.SampleEvery
-	if every <= 0 {
-		every = SampleEvery
+	if opts.Config.History.Duration <= 0 {
+		opts.Config.History = def.History
 	}
-	history := opts.Config.History.Duration
-	if history <= 0 {
-		history = time.Hour
+	if opts.SampleEvery <= 0 {
+		opts.SampleEvery = SampleEvery
 	}
 	counters := opts.Counters
 	if counters == nil {
 		counters = func() Counters { return Counters{Connections: int64(len(dir.Clients()))} }
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	sub, _ := fs.Sub(assets, "assets")
 	h := &Handler{
 		dir: dir, opts: opts,
 		hub:     newHub(dir, opts.Log),
-		sampler: newSampler(int(history/every), counters),
-		static:  http.StripPrefix("/web/assets/", http.FileServerFS(sub)),
-		every:   every, history: history,
-		ctx: ctx, cancel: cancel,
+		sampler: newSampler(int(opts.Config.History.Duration/opts.SampleEvery), counters),
+		ctx:     ctx, cancel: cancel,
 	}
 	h.routes()
 	samples := make(chan sample, 4)
@@ -180,7 +173,7 @@ func New(ctx context.Context, dir directory.Directory, opts Options) *Handler {
 	routed := dir.Subscribe("web_chat", directory.KindsOf(directory.Routed), routedCapacity)
 	h.wg.Add(2)
 	go func() { defer h.wg.Done(); h.hub.run(ctx, picture, routed, samples) }()
-	go func() { defer h.wg.Done(); h.sample(ctx, every, samples) }()
+	go func() { defer h.wg.Done(); h.sample(ctx, opts.SampleEvery, samples) }()
 	return h
 }
 
@@ -209,9 +202,10 @@ func (h *Handler) sample(ctx context.Context, every time.Duration, out chan<- sa
 }
 
 func (h *Handler) routes() {
+	sub, _ := fs.Sub(assets, "assets")
 	m := http.NewServeMux()
 	m.HandleFunc("GET /{$}", h.serveIndex)
-	m.Handle("GET /web/assets/", h.static)
+	m.Handle("GET /web/assets/", http.StripPrefix("/web/assets/", http.FileServerFS(sub)))
 	m.HandleFunc("GET /web/ws", h.serveWS)
 	m.HandleFunc("GET /web/api/config", h.serveConfig)
 	m.HandleFunc("GET /web/api/clients", h.serveClients)
@@ -262,8 +256,8 @@ type pageConfig struct {
 func (h *Handler) serveConfig(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, pageConfig{
 		Tiles: h.opts.Config.Tiles, TilesAttribution: h.opts.Config.TilesAttribution,
-		ChatCallsign: h.opts.Config.ChatCallsign, SampleEveryMs: h.every.Milliseconds(),
-		HistoryMs: h.history.Milliseconds(),
+		ChatCallsign: h.opts.Config.ChatCallsign, SampleEveryMs: h.opts.SampleEvery.Milliseconds(),
+		HistoryMs: h.opts.Config.History.Milliseconds(),
 		Users:     h.opts.Users != nil, Files: h.opts.Files != nil,
 	})
 }

@@ -271,20 +271,19 @@
     renderClients();
   });
 
-  async function getJSON(path) {
-    const r = await fetch(path);
+  // getJSON fetches path (with init, for a POST) and returns its JSON body,
+  // or throws the server's error message.
+  async function getJSON(path, init) {
+    const r = await fetch(path, init);
     const j = await r.json().catch(() => ({}));
     if (!r.ok) throw new Error(j.error || (path + ': ' + r.status));
     return j;
   }
 
-  async function post(path, body) {
-    const r = await fetch(path, {
+  function post(path, body) {
+    return getJSON(path, {
       method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body),
     });
-    const j = await r.json().catch(() => ({}));
-    if (!r.ok) throw new Error(j.error || (path + ': ' + r.status));
-    return j;
   }
 
   // ---- chat ----
