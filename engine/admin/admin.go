@@ -162,7 +162,7 @@ func New(o Options) http.Handler {
 	// disconnect.
 	var protected http.Handler = a.g.sameSite(mux, jsonErrors(mux))
 	if o.Console != nil {
-		protected = withConsole(mux, protected, o.Console)
+		protected = withConsole(mux, protected, a.g.hostGuard(o.Console))
 	}
 	if o.Authorize != nil {
 		protected = a.g.basicAuth(o.Authorize, protected)

@@ -125,11 +125,34 @@ func (g *guard) sameSite(mux *http.ServeMux, next http.Handler) http.Handler {
 			}
 		}
 		if !g.hostOK(r.Host) {
-			g.refuse(w, RefusedHost, http.StatusForbidden, "Host "+r.Host+" is not an address of this server (admin.allowed_hosts)")
+			g.refuse(w, RefusedHost, http.StatusForbidden, hostRefusal(r.Host))
 			return
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// hostGuard refuses the console's state-changing requests for a Host name
+// an attacker's DNS could point here: the console checks their content
+// type and Origin itself (web.stateChanging), but a page that rebinds its
+// own name to this address passes both, and with no auth on loopback (the
+// default) could then post chats and disconnects.
+func (g *guard) hostGuard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+		default:
+			if !g.hostOK(r.Host) {
+				g.refuse(w, RefusedHost, http.StatusForbidden, hostRefusal(r.Host))
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func hostRefusal(host string) string {
+	return "Host " + host + " is not an address of this server (admin.allowed_hosts)"
 }
 
 func (g *guard) hostOK(hostport string) bool {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"cotd/engine"
 	"cotd/engine/admin"
 	et "cotd/engine/enginetest"
 )
@@ -115,5 +116,28 @@ func TestAdminBasicAuthCachedAndRateLimited(t *testing.T) {
 	// A burst of 32, and one more per second the loop took.
 	if n, most := checks.Load()-1, 32+int64(time.Since(start)/time.Second)+1; n > most {
 		t.Errorf("%d checks for 100 wrong passwords from one source, want at most %d", n, most)
+	}
+}
+
+// The console checks its posts' content type and Origin itself; a page that
+// rebinds its own name to this address passes both, so the admin guard
+// refuses a console post for a foreign Host before the console sees it.
+func TestConsolePostsRefuseARebindingHost(t *testing.T) {
+	var reached atomic.Int64
+	h := et.StartWith(t, et.Options{
+		Console: func(*engine.Server) http.Handler {
+			return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached.Add(1) })
+		},
+	})
+	json := map[string]string{"Content-Type": "application/json"}
+	if code := post(t, h, "/web/api/disconnect", "evil.example:8088", json); code != http.StatusForbidden {
+		t.Errorf("a rebinding Host: %d, want 403", code)
+	}
+	h.WaitSample(t, `cotd_admin_refused_total{reason="host"}`, 1)
+	if n := reached.Load(); n != 0 {
+		t.Fatalf("the console saw %d refused posts", n)
+	}
+	if code := post(t, h, "/web/api/disconnect", "", json); code != http.StatusOK || reached.Load() != 1 {
+		t.Errorf("a post for this server's address: %d, console reached %d times", code, reached.Load())
 	}
 }
