@@ -68,11 +68,16 @@ func (ss *session) scan(doc []byte, h *cot.Header) error {
 	if h.Kind != cot.DocEvent || cot.IsControl(h.Type) {
 		return nil
 	}
-	now := ss.readAt
-	if now == 0 {
-		now = time.Now().UnixNano()
+	return h.CheckTimes(time.Unix(0, ss.readTime()))
+}
+
+// readTime is when the input in hand was read (unix nanos): readAt, or the
+// clock for a document fed before any read stamped one.
+func (ss *session) readTime() int64 {
+	if ss.readAt != 0 {
+		return ss.readAt
 	}
-	return h.CheckTimes(time.Unix(0, now))
+	return time.Now().UnixNano()
 }
 
 // refuse handles an error about one inbound document. A bad event is dropped, counted and
@@ -85,10 +90,7 @@ func (ss *session) refuse(err error) error {
 		return &errFrame{reason: ReasonBadFrame, err: err}
 	}
 	ss.srv.stats.BadEvents[r].Inc()
-	now := ss.readAt
-	if now == 0 {
-		now = time.Now().UnixNano()
-	}
+	now := ss.readTime()
 	l := &ss.badEvents
 	if l.last != 0 && now-l.last < int64(badEventLogEvery) {
 		l.missed++

@@ -407,7 +407,7 @@ func (d *engineDirectory) SetActiveGroups(identity string, active []string) int 
 		if name == nil || *name != identity {
 			return true
 		}
-		if m, refuse := s.membershipFor(ss.ln, identity); refuse == "" {
+		if m, _, refuse := s.membershipFor(ss.ln, identity); refuse == "" {
 			s.broker.SetMembership(ss.client, m)
 			n++
 		}
@@ -418,19 +418,19 @@ func (d *engineDirectory) SetActiveGroups(identity string, active []string) int 
 
 // membershipFor is a user's groups (userMembership) narrowed to the groups
 // the user made active, if it chose any.
-func (s *Server) membershipFor(ln *listener, name string) (*broker.Membership, string) {
-	m, refuse := s.userMembership(ln, name)
+func (s *Server) membershipFor(ln *listener, name string) (m *broker.Membership, gateway bool, refuse string) {
+	m, gateway, refuse = s.userMembership(ln, name)
 	if refuse != "" {
-		return m, refuse
+		return m, gateway, refuse
 	}
 	s.dir.mu.Lock()
 	active, ok := s.dir.active[name]
 	s.dir.mu.Unlock()
 	if !ok {
-		return m, ""
+		return m, gateway, ""
 	}
 	keep := func(gs []string) []string {
 		return slices.DeleteFunc(slices.Clone(gs), func(g string) bool { return !slices.Contains(active, g) })
 	}
-	return s.broker.Membership(keep(m.In), keep(m.Out)), ""
+	return s.broker.Membership(keep(m.In), keep(m.Out)), gateway, ""
 }

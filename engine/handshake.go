@@ -54,7 +54,7 @@ func (ss *session) onEstablished() bool {
 	}
 	ev.Msg("tls established")
 	ss.tls.ReleaseHello()
-	m, refuse := s.membershipFor(ss.ln, cn)
+	m, gw, refuse := s.membershipFor(ss.ln, cn)
 	if refuse != "" {
 		s.stats.Logins[LoginRefused].Inc()
 		ss.logger().Warn().Str("why", refuse).Msg("client certificate user refused; closing")
@@ -62,7 +62,7 @@ func (ss *session) onEstablished() bool {
 		return false
 	}
 	ss.userName.Store(&cn)
-	s.setOwner(ss, cn)
+	ss.client.SetOwner(cn, gw)
 	s.broker.SetMembership(ss.client, m)
 	if s.protocolOf(ss.ln) == configs.ProtocolProtobuf {
 		ss.speakV1()

@@ -2,6 +2,8 @@ package engine_test
 
 import (
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -234,4 +236,52 @@ func TestSACacheCapped(t *testing.T) {
 	cl[0].Expect("the third SA, routed though not cached", et.UID("CAP-2"))
 	h.WaitSample(t, "cotd_sa_cache_full_total", 1)
 	h.WaitSample(t, "cotd_sa_cached", 2)
+}
+
+// A user marked gateway in the users file relays other devices' SAs: its
+// connection announces more uids than sa.max_per_connection, while an
+// ordinary user's connection is held to it.
+func TestGatewayUserAnnouncesMoreUIDs(t *testing.T) {
+	users := filepath.Join(t.TempDir(), "users.toml")
+	const toml = "[[user]]\nname = \"radio\"\ngateway = true\n\n[[user]]\nname = \"phone\"\n"
+	if err := os.WriteFile(users, []byte(toml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := et.NewPKI(t, pki.KeyECDSAP256)
+	h := et.StartTLS(t, p, func(c *configs.Config) {
+		c.Auth.UsersFile = users
+		c.Broker.Shards = 1
+		c.SA.MaxPerConnection = 2
+	})
+	radio := et.DialTLS(t, h.TLSAddr(), p.Client(t, "radio"))
+	phone := et.DialTLS(t, h.TLSAddr(), p.Client(t, "phone"))
+	bob := et.Dial(t, h.TCPAddr())
+	h.Joined(t, 3)
+	announce := func(c *et.Client, prefix string) {
+		var b strings.Builder
+		for i := range 5 {
+			uid := fmt.Sprintf("%s-%d", prefix, i)
+			b.WriteString(et.SA(uid, uid, "a-f-G-U-C"))
+		}
+		c.Send(b.String())
+	}
+	announce(radio, "MESH")
+	announce(phone, "ROT")
+	barrier(t, radio, "radio-barrier", bob)
+	barrier(t, phone, "phone-barrier", bob)
+	count := func(prefix string) int {
+		n := 0
+		for _, ev := range bob.Events() {
+			if strings.HasPrefix(ev.H.UID, prefix) {
+				n++
+			}
+		}
+		return n
+	}
+	if got := count("MESH-"); got != 5 {
+		t.Errorf("bob received %d of the gateway's 5 uids", got)
+	}
+	if got := count("ROT-"); got != 2 {
+		t.Errorf("bob received %d of the ordinary user's uids, want 2 (sa.max_per_connection)", got)
+	}
 }

@@ -297,7 +297,11 @@ func (r *reactor) OnOpen(c gnet.Conn) ([]byte, gnet.Action) {
 	if ss.tls != nil {
 		s.stats.Handshaking[ln.kind].Add(1)
 	}
-	ss.logger().Debug().Msg("connection opened")
+	if s.log.GetLevel() <= zerolog.DebugLevel && zerolog.GlobalLevel() <= zerolog.DebugLevel {
+		// logger() builds a context per call: an accept at info level
+		// (every production server) must not pay for a line it drops.
+		ss.logger().Debug().Msg("connection opened")
+	}
 	if ss.tls == nil {
 		ss.established.Store(true)
 		if s.protocolOf(ln) == configs.ProtocolProtobuf {

@@ -463,16 +463,7 @@ func (ss *session) flushAt(now int64) {
 			o.spare = bufs[:0]
 		}
 	}
-	ob = ss.c.OutboundBuffered()
-	// One step under the lock: the bytes written leave queued as they
-	// join unwritten (those the socket did not take), never counted in
-	// neither.
-	o.mu.Lock()
-	o.unwritten = int64(ob)
-	o.queued -= n
-	owed := o.queued + o.unwritten
-	o.mu.Unlock()
-	ss.notifyDrained(owed)
+	ob = ss.settle(n)
 	switch {
 	case ob == 0:
 		ss.stallAt = 0
@@ -481,6 +472,24 @@ func (ss *session) flushAt(now int64) {
 		ss.stallMark = o.sent - uint64(ob)
 		ss.lp.wheel.schedule(&ss.tm, ss.nextDeadline())
 	}
+}
+
+// settle reads what the connection holds unwritten and records it, taking
+// off queued the done bytes a flush just handed over: one step under the
+// lock, so that those bytes leave queued as they join unwritten (those the
+// socket did not take), never counted in neither. A replay waiting for the
+// queue to drain is told if the client now owes less than the soft limit.
+// It returns the unwritten bytes. Loop only.
+func (ss *session) settle(done int64) int {
+	ob := ss.c.OutboundBuffered()
+	o := &ss.out
+	o.mu.Lock()
+	o.unwritten = int64(ob)
+	o.queued -= done
+	owed := o.queued + o.unwritten
+	o.mu.Unlock()
+	ss.notifyDrained(owed)
+	return ob
 }
 
 // maxSealScratch bounds the seal buffers a loop keeps between flushes; a
@@ -595,12 +604,7 @@ func (ss *session) expire(now int64) {
 		return
 	}
 	if ss.stallAt != 0 {
-		ob := ss.c.OutboundBuffered()
-		ss.out.mu.Lock()
-		ss.out.unwritten = int64(ob)
-		owed := ss.out.queued + ss.out.unwritten
-		ss.out.mu.Unlock()
-		ss.notifyDrained(owed)
+		ob := ss.settle(0)
 		written := ss.out.sent - uint64(ob)
 		switch {
 		case ob == 0:

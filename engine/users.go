@@ -75,35 +75,24 @@ func (s *Server) listenerMembership(ln *listener) *broker.Membership {
 }
 
 // userMembership resolves a user name (certificate CN or <auth> name) to
-// groups. refuse is non-empty when the user may not connect.
-func (s *Server) userMembership(ln *listener, name string) (m *broker.Membership, refuse string) {
+// groups. gateway reports a user marked gateway in the users file, who may
+// relay other devices' SAs (broker.Client.SetOwner). refuse is non-empty
+// when the user may not connect.
+func (s *Server) userMembership(ln *listener, name string) (m *broker.Membership, gateway bool, refuse string) {
 	d := s.users.Load()
 	if d == nil {
-		return s.listenerMembership(ln), ""
+		return s.listenerMembership(ln), false, ""
 	}
 	u, ok := d.Lookup(name)
 	switch {
 	case ok && u.Disabled:
-		return nil, "user disabled"
+		return nil, false, "user disabled"
 	case ok:
-		return s.broker.Membership(u.In(), u.Out()), ""
+		return s.broker.Membership(u.In(), u.Out()), u.Gateway, ""
 	case s.cfg.Auth.RequireKnownUser:
-		return nil, "unknown user"
+		return nil, false, "unknown user"
 	}
-	return s.listenerMembership(ln), ""
-}
-
-// setOwner makes name the owner of the uids the client announces, and
-// gives a user marked gateway in the users file the right to relay other
-// devices' SAs.
-func (s *Server) setOwner(ss *session, name string) {
-	gw := false
-	if d := s.users.Load(); d != nil {
-		if u, ok := d.Lookup(name); ok {
-			gw = u.Gateway
-		}
-	}
-	ss.client.SetOwner(name, gw)
+	return s.listenerMembership(ln), false, ""
 }
 
 // Replaced implements broker.Replacer: a newer connection took the
@@ -132,7 +121,7 @@ func (s *Server) ReloadUsers() error {
 		if name == nil {
 			return true // not identified yet: resolved when it is
 		}
-		m, refuse := s.membershipFor(ss.ln, *name)
+		m, _, refuse := s.membershipFor(ss.ln, *name)
 		if refuse != "" {
 			if ss.closeWith(ReasonAuthFailed) {
 				ss.logger().Warn().Str("user", *name).Str("why", refuse).Msg("user no longer allowed; disconnecting")
@@ -209,7 +198,7 @@ func (ss *session) finishAuth(res *authResult) bool {
 		ss.held = nil
 		return false
 	}
-	m, refuse := s.membershipFor(ss.ln, res.user.Name)
+	m, gw, refuse := s.membershipFor(ss.ln, res.user.Name)
 	if refuse != "" {
 		s.stats.Logins[LoginRefused].Inc()
 		ss.reason.CompareAndSwap(uint32(reasonUnset), uint32(ReasonAuthFailed))
@@ -221,7 +210,7 @@ func (ss *session) finishAuth(res *authResult) bool {
 	ss.auth = authDone
 	name := res.user.Name
 	ss.userName.Store(&name)
-	s.setOwner(ss, name)
+	ss.client.SetOwner(name, gw)
 	s.broker.SetMembership(ss.client, m)
 	ss.logger().Info().Str("user", name).Strs("groups_in", m.In).Strs("groups_out", m.Out).Msg("auth accepted")
 	held := ss.held

@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"iter"
 	"slices"
 	"sync"
 )
@@ -15,10 +16,28 @@ type bits []uint64
 func (b bits) has(i int) bool { return i/64 < len(b) && b[i/64]&(1<<(i%64)) != 0 }
 
 func (b *bits) set(i int) {
-	for len(*b) <= i/64 {
-		*b = append(*b, 0)
-	}
+	*b = grown(*b, i/64)
 	(*b)[i/64] |= 1 << (i % 64)
+}
+
+// members yields the group indices in the set, in increasing order.
+func (b bits) members() iter.Seq[int] {
+	return func(yield func(int) bool) {
+		for i := range len(b) * 64 {
+			if b.has(i) && !yield(i) {
+				return
+			}
+		}
+	}
+}
+
+// grown returns s, lengthened with zero values if needed so that s[i] is
+// in range.
+func grown[T any](s []T, i int) []T {
+	if n := i + 1 - len(s); n > 0 {
+		s = append(s, make([]T, n)...)
+	}
+	return s
 }
 
 // intersects reports whether the sets share a group: the whole

@@ -191,42 +191,35 @@ func (r *registry) current() *snapshot {
 	if r.dirty.Load() {
 		r.mu.Lock()
 		if r.dirty.Load() {
-			s := &snapshot{all: make([]*Client, 0, len(r.clients))}
-			for _, c := range r.clients {
-				switch c.role {
-				case RoleGhost:
-					continue // broadcasts reach its node through a relay
-				case RoleRelay:
-					m := c.membership()
-					for g := range len(m.out) * 64 {
-						if !m.out.has(g) {
-							continue
-						}
-						for len(s.relays) <= g {
-							s.relays = append(s.relays, nil)
-						}
-						s.relays[g] = c
-					}
-					continue
-				}
-				s.all = append(s.all, c)
-				m := c.membership()
-				for g := range len(m.out) * 64 {
-					if !m.out.has(g) {
-						continue
-					}
-					for len(s.byOut) <= g {
-						s.byOut = append(s.byOut, nil)
-					}
-					s.byOut[g] = append(s.byOut[g], c)
-				}
-			}
-			r.snap.Store(s)
+			r.snap.Store(r.rebuildLocked())
 			r.dirty.Store(false)
 		}
 		r.mu.Unlock()
 	}
 	return r.snap.Load()
+}
+
+// rebuildLocked makes the snapshot of the clients; r.mu is held.
+func (r *registry) rebuildLocked() *snapshot {
+	s := &snapshot{all: make([]*Client, 0, len(r.clients))}
+	for _, c := range r.clients {
+		switch c.role {
+		case RoleGhost:
+			continue // broadcasts reach its node through a relay
+		case RoleRelay:
+			for g := range c.membership().out.members() {
+				s.relays = grown(s.relays, g)
+				s.relays[g] = c
+			}
+			continue
+		}
+		s.all = append(s.all, c)
+		for g := range c.membership().out.members() {
+			s.byOut = grown(s.byOut, g)
+			s.byOut[g] = append(s.byOut[g], c)
+		}
+	}
+	return s
 }
 
 // all returns the current clients; the slice must not be modified.
