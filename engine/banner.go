@@ -45,8 +45,8 @@ func (s *Server) banner(now time.Time) {
 	}
 	ev.Msg("cotd ready")
 	s.logAdvertised()
-	if backlog < somaxconn() {
-		s.log.Warn().Int("backlog", backlog).Int64("max_connections", s.maxConns).Uint64("rlimit_nofile", descriptorLimit()).
+	if backlog < s.somax {
+		s.log.Warn().Int("backlog", backlog).Int64("max_connections", s.maxConns).Uint64("rlimit_nofile", s.fdLimit).
 			Msg("listen backlog lowered: the descriptor limit leaves too few beyond max_connections for a full accept queue; raise RLIMIT_NOFILE (LimitNOFILE=) or lower limits.max_connections")
 	} else if backlog < minBacklog {
 		s.log.Warn().Int("backlog", backlog).Int("recommended", minBacklog).

@@ -54,7 +54,11 @@ type Server struct {
 	maxConns int64
 	// backlog is every listener's listen backlog: somaxconn, or less when
 	// the descriptor limit is tight (acceptBacklog).
-	backlog   int
+	backlog int
+	// somax and fdLimit are net.core.somaxconn and RLIMIT_NOFILE as read
+	// at New, for the backlog and the start-up log.
+	somax     int
+	fdLimit   uint64
 	refuseLog oncePer
 
 	loops sync.Map // gnet.EventLoop -> *loop
@@ -114,7 +118,8 @@ func New(cfg *configs.Config, log zerolog.Logger) (*Server, error) {
 		return nil, err
 	}
 	s.maxConns = int64(max)
-	s.backlog = acceptBacklog(somaxconn(), descriptorLimit(), max)
+	s.somax, s.fdLimit = somaxconn(), descriptorLimit()
+	s.backlog = acceptBacklog(s.somax, s.fdLimit, max)
 	log.Info().Int("max_connections", max).Str("from", from).Msg("connection limit")
 	s.authSlots = make(chan struct{}, runtime.GOMAXPROCS(0))
 	s.authLimit = newAuthLimiter()
@@ -251,7 +256,7 @@ func (r *reactor) OnBoot(eng gnet.Engine) gnet.Action {
 		s.log.Error().Err(err).Msg("cannot read bound listener addresses")
 		return gnet.Shutdown
 	}
-	if s.backlog < somaxconn() {
+	if s.backlog < s.somax {
 		if err := s.shrinkBacklogs(); err != nil {
 			s.log.Error().Err(err).Msg("cannot lower the listen backlog")
 			return gnet.Shutdown
